@@ -1,0 +1,84 @@
+package sqlcore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+func scanInstance(r Row) (*store.Instance, error) {
+	i := &store.Instance{}
+	err := r.Scan(&i.ID, &i.DefinitionID, &i.DefinitionVersion, &i.Status,
+		jsonDest{&i.Input}, jsonDest{&i.Variables}, jsonDest{&i.Output}, jsonDest{&i.Error},
+		&i.BusinessKey, &i.ParentID, &i.ParentExecutionID, &i.IdempotencyKey,
+		nullTimeDest{&i.Deadline}, &i.Version, timeDest{&i.CreatedAt}, timeDest{&i.UpdatedAt})
+	return i, err
+}
+
+// InstanceInsert implements store.Executor.
+func (q *Queries) InstanceInsert(ctx context.Context, p *store.InstanceInsertParams) (*store.Instance, error) {
+	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceInsert"),
+		p.ID, p.DefinitionID, p.DefinitionVersion, string(p.Status), q.j(p.Input), q.j(p.Variables),
+		p.BusinessKey, p.ParentID, p.ParentExecutionID, nullIfEmpty(p.IdempotencyKey),
+		q.nt(p.Deadline), q.t(p.CreatedAt)))
+	if q.noRows(err) {
+		return nil, q.err("insert instance", store.ErrDuplicate)
+	}
+	if err != nil {
+		return nil, q.err("insert instance", err)
+	}
+	return i, nil
+}
+
+// InstanceGet implements store.Executor.
+func (q *Queries) InstanceGet(ctx context.Context, id string) (*store.Instance, error) {
+	return one(ctx, q, "get instance", "InstanceGet", scanInstance, id)
+}
+
+// InstanceGetByIdempotencyKey implements store.Executor.
+func (q *Queries) InstanceGetByIdempotencyKey(ctx context.Context, key string) (*store.Instance, error) {
+	return one(ctx, q, "get instance by idempotency key", "InstanceGetByIdempotencyKey", scanInstance, key)
+}
+
+// InstanceUpdate implements store.Executor.
+func (q *Queries) InstanceUpdate(ctx context.Context, p *store.InstanceUpdateParams) (*store.Instance, error) {
+	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceUpdate"),
+		p.ID, p.Version, string(p.Status), q.j(p.Variables), q.j(p.Output), q.j(p.Error),
+		q.nt(p.Deadline), q.t(p.UpdatedAt)))
+	if err == nil {
+		return i, nil
+	}
+	return nil, q.staleOrMissing(ctx, "update instance", err, "InstanceExists", p.ID)
+}
+
+// staleOrMissing explains an optimistic update that matched no row: the row
+// is gone (ErrNotFound) or its version moved on (ErrStale).
+func (q *Queries) staleOrMissing(ctx context.Context, op string, err error, existsQuery, id string) error {
+	err = q.d.TranslateError(err)
+	if !errors.Is(err, store.ErrNotFound) {
+		return q.err(op, err)
+	}
+	var one int
+	if err := q.db.QueryRow(ctx, q.sql(existsQuery), id).Scan(&one); err != nil {
+		return q.err(op, err)
+	}
+	return q.err(op, store.ErrStale)
+}
+
+// InstanceList implements store.Executor.
+func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams) ([]*store.Instance, error) {
+	return list(ctx, q, "list instances", "InstanceList", scanInstance,
+		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit))
+}
+
+// limit bounds a page size: 100 by default, 1000 at most.
+func limit(n int) int {
+	switch {
+	case n <= 0:
+		return 100
+	case n > 1000:
+		return 1000
+	}
+	return n
+}

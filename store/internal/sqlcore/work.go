@@ -1,0 +1,102 @@
+package sqlcore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+func scanWork(r Row) (*store.WorkItem, error) {
+	w := &store.WorkItem{}
+	err := r.Scan(&w.ID, &w.InstanceID, &w.ExecutionID, &w.Kind, &w.Handler, timeDest{&w.RunAt},
+		&w.Attempts, &w.LeaseOwner, nullTimeDest{&w.LeaseExpiresAt}, timeDest{&w.CreatedAt})
+	return w, err
+}
+
+// WorkEnqueue implements store.Executor.
+func (q *Queries) WorkEnqueue(ctx context.Context, p *store.WorkEnqueueParams) (*store.WorkItem, error) {
+	return one(ctx, q, "enqueue work", "WorkEnqueue", scanWork,
+		p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt))
+}
+
+// WorkClaim implements store.Executor. Items are returned in the order they
+// became runnable.
+func (q *Queries) WorkClaim(ctx context.Context, p *store.WorkClaimParams) ([]*store.WorkItem, error) {
+	if p.Owner == "" || p.LeaseFor <= 0 {
+		return nil, fmt.Errorf("claim work: owner and a positive lease are required")
+	}
+	var handlers any
+	if len(p.Handlers) > 0 {
+		b, err := json.Marshal(p.Handlers)
+		if err != nil {
+			return nil, fmt.Errorf("claim work: %w", err)
+		}
+		handlers = string(b)
+	}
+	items, err := list(ctx, q, "claim work", "WorkClaim", scanWork,
+		p.Owner, q.t(p.Now), q.t(p.Now.Add(p.LeaseFor)), limit(p.Limit), p.Kind, handlers)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(items, func(i, j int) bool { return items[i].CreatedAt.Before(items[j].CreatedAt) })
+	return items, nil
+}
+
+// WorkExtend implements store.Executor.
+func (q *Queries) WorkExtend(ctx context.Context, p *store.WorkExtendParams) (*store.WorkItem, error) {
+	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkExtend"), p.ID, p.Owner, q.t(p.Until)))
+	if err != nil {
+		return nil, q.workLost(ctx, "extend work lease", err, p.ID)
+	}
+	return w, nil
+}
+
+// WorkComplete implements store.Executor.
+func (q *Queries) WorkComplete(ctx context.Context, id, owner string) error {
+	n, err := q.db.Exec(ctx, q.sql("WorkComplete"), id, owner)
+	if err != nil {
+		return q.err("complete work", err)
+	}
+	if n == 0 {
+		return q.workLost(ctx, "complete work", nil, id)
+	}
+	return nil
+}
+
+// WorkRetry implements store.Executor.
+func (q *Queries) WorkRetry(ctx context.Context, p *store.WorkRetryParams) (*store.WorkItem, error) {
+	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkRetry"), p.ID, p.Owner, q.t(p.RunAt)))
+	if err != nil {
+		return nil, q.workLost(ctx, "retry work", err, p.ID)
+	}
+	return w, nil
+}
+
+// workLost explains an owner-checked update that matched no row: the item
+// is gone (ErrNotFound) or another owner holds it (ErrConflict).
+func (q *Queries) workLost(ctx context.Context, op string, err error, id string) error {
+	if err != nil {
+		if err = q.d.TranslateError(err); !errors.Is(err, store.ErrNotFound) {
+			return q.err(op, err)
+		}
+	}
+	var one int
+	if err := q.db.QueryRow(ctx, q.sql("WorkExists"), id).Scan(&one); err != nil {
+		return q.err(op, err)
+	}
+	return q.err(op, store.ErrConflict)
+}
+
+// WorkNextRunAt implements store.Executor.
+func (q *Queries) WorkNextRunAt(ctx context.Context) (*time.Time, error) {
+	var next *time.Time
+	if err := q.db.QueryRow(ctx, q.sql("WorkNextRunAt")).Scan(nullTimeDest{&next}); err != nil {
+		return nil, q.err("next work run time", err)
+	}
+	return next, nil
+}

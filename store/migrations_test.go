@@ -1,0 +1,52 @@
+package store_test
+
+import (
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark/store/storetest"
+)
+
+// Both drivers carry the same migration versions, and the latest is the one
+// the conformance suite expects.
+func TestMigrationVersionsMatch(t *testing.T) {
+	t.Parallel()
+	versions := func(dir string) []string {
+		entries, err := os.ReadDir(filepath.Join(dir, "migrations"))
+		require.NoError(t, err)
+		var out []string
+		for _, e := range entries {
+			v, _, ok := strings.Cut(e.Name(), "_")
+			require.True(t, ok, "%s: migration names are NNNNN_name.sql", e.Name())
+			out = append(out, v)
+		}
+		sort.Strings(out)
+		return out
+	}
+	sqlite, postgres := versions("sqlite"), versions("postgres")
+	require.Equal(t, sqlite, postgres)
+	require.Len(t, sqlite, storetest.LatestSchemaVersion)
+}
+
+// Both drivers define the same named queries.
+func TestQueryNamesMatch(t *testing.T) {
+	t.Parallel()
+	names := func(path string) []string {
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var out []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, "-- name: "); ok {
+				out = append(out, strings.TrimSpace(name))
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	require.Equal(t, names("sqlite/queries.sql"), names("postgres/queries.sql"))
+}

@@ -1,0 +1,280 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// DefinitionInsertParams are the fields of a new definition version.
+type DefinitionInsertParams struct {
+	ID          string
+	Version     int
+	Name        string
+	Source      []byte
+	ContentHash string
+	DeployedAt  time.Time
+}
+
+// InstanceInsertParams are the fields of a new instance.
+type InstanceInsertParams struct {
+	ID                string
+	DefinitionID      string
+	DefinitionVersion int
+	Status            InstanceStatus
+	Input             json.RawMessage
+	Variables         json.RawMessage
+	BusinessKey       string
+	ParentID          string
+	ParentExecutionID string
+	IdempotencyKey    string
+	Deadline          *time.Time
+	CreatedAt         time.Time
+}
+
+// InstanceUpdateParams are the mutable fields of an instance. Version is the
+// version the caller read.
+type InstanceUpdateParams struct {
+	ID        string
+	Version   int64
+	Status    InstanceStatus
+	Variables json.RawMessage
+	Output    json.RawMessage
+	Error     json.RawMessage
+	Deadline  *time.Time
+	UpdatedAt time.Time
+}
+
+// InstanceListParams filter and page InstanceList. Empty fields match all.
+// Before is a cursor: the id of the last instance of the previous page.
+type InstanceListParams struct {
+	Status       InstanceStatus
+	DefinitionID string
+	BusinessKey  string
+	ParentID     string
+	Before       string
+	Limit        int
+}
+
+// ExecutionInsertParams are the fields of a new activity execution.
+type ExecutionInsertParams struct {
+	ID         string
+	InstanceID string
+	ActivityID string
+	Type       string
+	Status     string
+	Attempt    int
+	Input      json.RawMessage
+	StartedAt  *time.Time
+	CreatedAt  time.Time
+}
+
+// ExecutionUpdateParams are the mutable fields of an activity execution.
+// Version is the version the caller read.
+type ExecutionUpdateParams struct {
+	ID         string
+	Version    int64
+	Status     string
+	Attempt    int
+	Input      json.RawMessage
+	Output     json.RawMessage
+	Error      json.RawMessage
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+}
+
+// BookmarkInsertParams are the fields of a new bookmark.
+type BookmarkInsertParams struct {
+	ID          string
+	InstanceID  string
+	ExecutionID string
+	ActivityID  string
+	Type        BookmarkType
+	Key         string
+	Payload     json.RawMessage
+	Assignee    string
+	DueAt       *time.Time
+	CreatedAt   time.Time
+}
+
+// BookmarkConsumeParams identify the bookmark to consume and who consumes it.
+type BookmarkConsumeParams struct {
+	ID         string
+	ConsumedBy string
+	ConsumeKey string
+	Result     json.RawMessage
+	At         time.Time
+}
+
+// BookmarkAssignParams set the assignee of an open bookmark.
+type BookmarkAssignParams struct {
+	ID       string
+	Version  int64
+	Assignee string
+}
+
+// BookmarkListParams filter BookmarkListOpen. Empty fields match all.
+type BookmarkListParams struct {
+	InstanceID string
+	Type       BookmarkType
+	Key        string
+	Assignee   string
+	Limit      int
+}
+
+// BookmarkListDueParams select bookmarks due at or before Now.
+type BookmarkListDueParams struct {
+	Now   time.Time
+	Limit int
+}
+
+// LogAppendParams are the fields of one execution-log entry.
+type LogAppendParams struct {
+	InstanceID string
+	ActivityID string
+	Event      string
+	At         time.Time
+	Actor      string
+	Details    json.RawMessage
+	TraceID    string
+}
+
+// LogListParams select one instance's log entries after AfterSeq.
+type LogListParams struct {
+	InstanceID string
+	AfterSeq   int64
+	Limit      int
+}
+
+// OutboxInsertParams are the fields of a new outbox event. OrderingKey
+// defaults to InstanceID, or to ID when there is no instance.
+type OutboxInsertParams struct {
+	ID          string
+	InstanceID  string
+	OrderingKey string
+	Type        string
+	Payload     json.RawMessage
+	Headers     json.RawMessage
+	OccurredAt  time.Time
+}
+
+// OutboxClaimParams lease up to Limit due events to Owner until Now+LeaseFor.
+type OutboxClaimParams struct {
+	Owner    string
+	Now      time.Time
+	LeaseFor time.Duration
+	Limit    int
+}
+
+// OutboxMarkDeliveredParams identify a delivered event.
+type OutboxMarkDeliveredParams struct {
+	ID    string
+	Owner string
+	At    time.Time
+}
+
+// OutboxMarkFailedParams record a failed delivery attempt.
+type OutboxMarkFailedParams struct {
+	ID            string
+	Owner         string
+	Error         string
+	NextAttemptAt time.Time
+	MaxAttempts   int
+}
+
+// OutboxListParams filter and page OutboxList. AfterSeq is the cursor.
+type OutboxListParams struct {
+	Status   OutboxStatus
+	AfterSeq int64
+	Limit    int
+}
+
+// ExternalCallInsertParams are the fields of a new external call (phase 1).
+type ExternalCallInsertParams struct {
+	ID             string
+	InstanceID     string
+	ExecutionID    string
+	IdempotencyKey string
+	Request        json.RawMessage
+	CreatedAt      time.Time
+}
+
+// ExternalCallUpdateParams are the mutable fields of an external call.
+type ExternalCallUpdateParams struct {
+	ID        string
+	Version   int64
+	Status    ExternalCallStatus
+	Response  json.RawMessage
+	Attempts  int
+	LastError string
+	UpdatedAt time.Time
+}
+
+// ExternalCallListParams select unfinished calls last updated before Before.
+type ExternalCallListParams struct {
+	Before time.Time
+	Limit  int
+}
+
+// InboxInsertParams identify an accepted message and its result.
+type InboxInsertParams struct {
+	Source     string
+	MessageID  string
+	ReceivedAt time.Time
+	Result     json.RawMessage
+}
+
+// WorkEnqueueParams are the fields of a new work item.
+type WorkEnqueueParams struct {
+	ID          string
+	InstanceID  string
+	ExecutionID string
+	Kind        string
+	Handler     string
+	RunAt       time.Time
+	CreatedAt   time.Time
+}
+
+// WorkClaimParams lease up to Limit due items to Owner until Now+LeaseFor.
+// Kind and Handlers, when set, restrict which items are claimed.
+type WorkClaimParams struct {
+	Owner    string
+	Now      time.Time
+	LeaseFor time.Duration
+	Limit    int
+	Kind     string
+	Handlers []string
+}
+
+// WorkExtendParams prolong Owner's lease on ID until Until.
+type WorkExtendParams struct {
+	ID    string
+	Owner string
+	Until time.Time
+}
+
+// WorkRetryParams release Owner's lease on ID and make it runnable at RunAt.
+type WorkRetryParams struct {
+	ID    string
+	Owner string
+	RunAt time.Time
+}
+
+// MessageInsertParams are the fields of a message kept for a later receive.
+type MessageInsertParams struct {
+	ID          string
+	Name        string
+	Correlation string
+	Payload     json.RawMessage
+	Source      string
+	MessageID   string
+	ReceivedAt  time.Time
+	ExpiresAt   time.Time
+}
+
+// MessageTakeParams select the message to consume and who consumes it.
+type MessageTakeParams struct {
+	Name        string
+	Correlation string
+	ConsumedBy  string
+	Now         time.Time
+}

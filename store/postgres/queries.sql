@@ -1,0 +1,358 @@
+-- Every query the PostgreSQL driver runs, by name. Column lists match the
+-- scan functions in store/internal/sqlcore; store/sqlite/queries.sql has the
+-- same names for SQLite.
+
+-- name: DefinitionInsert
+INSERT INTO definitions (id, version, name, source, content_hash, deployed_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+RETURNING id, version, name, source, content_hash, deployed_at;
+
+-- name: DefinitionGet
+SELECT id, version, name, source, content_hash, deployed_at
+FROM definitions
+WHERE id = $1 AND ($2 = 0 OR version = $2)
+ORDER BY version DESC
+LIMIT 1;
+
+-- name: DefinitionGetByHash
+SELECT id, version, name, source, content_hash, deployed_at
+FROM definitions
+WHERE id = $1 AND content_hash = $2
+ORDER BY version
+LIMIT 1;
+
+-- name: DefinitionList
+SELECT DISTINCT ON (id) id, version, name, source, content_hash, deployed_at
+FROM definitions
+ORDER BY id, version DESC;
+
+-- name: DefinitionListVersions
+SELECT id, version, name, source, content_hash, deployed_at
+FROM definitions
+WHERE id = $1
+ORDER BY version;
+
+-- name: InstanceInsert
+INSERT INTO instances (id, definition_id, definition_version, status, input, variables,
+    business_key, parent_id, parent_execution_id, idempotency_key, deadline, version, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at;
+
+-- name: InstanceGet
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE id = $1;
+
+-- name: InstanceGetByIdempotencyKey
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE idempotency_key = $1;
+
+-- name: InstanceUpdate
+UPDATE instances
+SET status = $3, variables = $4, output = $5, error = $6, deadline = $7, updated_at = $8,
+    version = version + 1
+WHERE id = $1 AND version = $2
+RETURNING id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at;
+
+-- name: InstanceExists
+SELECT 1 FROM instances WHERE id = $1;
+
+-- name: InstanceList
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE ($1 = '' OR status = $1)
+  AND ($2 = '' OR definition_id = $2)
+  AND ($3 = '' OR business_key = $3)
+  AND ($4 = '' OR parent_id = $4)
+  AND ($5 = '' OR id < $5)
+ORDER BY id DESC
+LIMIT $6;
+
+-- name: ExecutionInsert
+INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,
+    started_at, version, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9)
+RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
+    started_at, finished_at, version, created_at;
+
+-- name: ExecutionGet
+SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
+    started_at, finished_at, version, created_at
+FROM activity_executions
+WHERE id = $1;
+
+-- name: ExecutionUpdate
+UPDATE activity_executions
+SET status = $3, attempt = $4, input = $5, output = $6, error = $7, started_at = $8,
+    finished_at = $9, version = version + 1
+WHERE id = $1 AND version = $2
+RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
+    started_at, finished_at, version, created_at;
+
+-- name: ExecutionExists
+SELECT 1 FROM activity_executions WHERE id = $1;
+
+-- name: ExecutionListByInstance
+SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
+    started_at, finished_at, version, created_at
+FROM activity_executions
+WHERE instance_id = $1
+ORDER BY created_at, id;
+
+-- name: BookmarkInsert
+INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
+    assignee, due_at, version, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
+RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at;
+
+-- name: BookmarkGet
+SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at
+FROM bookmarks
+WHERE id = $1;
+
+-- name: BookmarkConsume
+UPDATE bookmarks
+SET consumed_at = $2, consumed_by = $3, consume_key = $4, result = $5, version = version + 1
+WHERE id = $1 AND consumed_at IS NULL
+RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at;
+
+-- name: BookmarkAssign
+UPDATE bookmarks
+SET assignee = $3, version = version + 1
+WHERE id = $1 AND version = $2 AND consumed_at IS NULL
+RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at;
+
+-- name: BookmarkListOpen
+SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at
+FROM bookmarks
+WHERE consumed_at IS NULL
+  AND ($1 = '' OR instance_id = $1)
+  AND ($2 = '' OR type = $2)
+  AND ($3 = '' OR wait_key = $3)
+  AND ($4 = '' OR assignee = $4)
+ORDER BY created_at, id
+LIMIT $5;
+
+-- name: BookmarkListDue
+SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at
+FROM bookmarks
+WHERE consumed_at IS NULL AND due_at IS NOT NULL AND due_at <= $1
+ORDER BY due_at, id
+LIMIT $2;
+
+-- name: BookmarkNextDue
+SELECT min(due_at) FROM bookmarks WHERE consumed_at IS NULL AND due_at IS NOT NULL;
+
+-- name: LogAppend
+INSERT INTO execution_log (instance_id, activity_id, event, at, actor, details, trace_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7);
+
+-- name: LogList
+SELECT seq, instance_id, activity_id, event, at, actor, details, trace_id
+FROM execution_log
+WHERE instance_id = $1 AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: OutboxInsert
+INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: OutboxGet
+SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+FROM outbox
+WHERE id = $1;
+
+-- name: OutboxClaim
+-- Heads are the earliest pending event of each ordering key; locking them
+-- (SKIP LOCKED) serialises claimers per key. Each claimed head brings the
+-- due events that follow it under the same key.
+WITH heads AS (
+    SELECT o.seq, o.ordering_key
+    FROM outbox o
+    WHERE o.status = 'pending' AND o.next_attempt_at <= $2
+      AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= $2)
+      AND NOT EXISTS (
+          SELECT 1 FROM outbox p
+          WHERE p.ordering_key = o.ordering_key AND p.status = 'pending' AND p.seq < o.seq)
+    ORDER BY o.seq
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+), batch AS (
+    SELECT x.seq
+    FROM outbox x JOIN heads h ON x.ordering_key = h.ordering_key
+    WHERE x.status = 'pending' AND x.seq >= h.seq AND x.next_attempt_at <= $2
+    ORDER BY x.seq
+    LIMIT $4
+)
+UPDATE outbox
+SET lease_owner = $1, lease_expires_at = $3
+WHERE seq IN (SELECT seq FROM batch)
+RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: OutboxMarkDelivered
+UPDATE outbox
+SET status = 'delivered', delivered_at = $3, lease_owner = '', lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'pending';
+
+-- name: OutboxMarkFailed
+UPDATE outbox
+SET attempts = attempts + 1,
+    last_error = $3,
+    next_attempt_at = $4,
+    status = CASE WHEN attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END,
+    lease_owner = '', lease_expires_at = NULL
+WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
+RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: OutboxReleaseFollowers
+UPDATE outbox
+SET lease_owner = '', lease_expires_at = NULL
+WHERE ordering_key = $1 AND seq > $2 AND lease_owner = $3 AND status = 'pending';
+
+-- name: OutboxRelease
+UPDATE outbox
+SET lease_owner = '', lease_expires_at = NULL
+WHERE lease_owner = $1 AND status = 'pending'
+  AND id IN (SELECT jsonb_array_elements_text($2::jsonb));
+
+-- name: OutboxList
+SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+FROM outbox
+WHERE ($1 = '' OR status = $1) AND seq > $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: OutboxReplay
+UPDATE outbox
+SET status = 'pending', attempts = 0, next_attempt_at = $2, last_error = '',
+    lease_owner = '', lease_expires_at = NULL
+WHERE id = $1 AND status = 'dead'
+RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
+    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: ExternalCallInsert
+INSERT INTO external_calls (id, instance_id, execution_id, idempotency_key, request, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $6)
+RETURNING id, instance_id, execution_id, idempotency_key, status, request, response, attempts,
+    last_error, version, created_at, updated_at;
+
+-- name: ExternalCallGet
+SELECT id, instance_id, execution_id, idempotency_key, status, request, response, attempts,
+    last_error, version, created_at, updated_at
+FROM external_calls
+WHERE id = $1;
+
+-- name: ExternalCallUpdate
+UPDATE external_calls
+SET status = $3, response = $4, attempts = $5, last_error = $6, updated_at = $7, version = version + 1
+WHERE id = $1 AND version = $2
+RETURNING id, instance_id, execution_id, idempotency_key, status, request, response, attempts,
+    last_error, version, created_at, updated_at;
+
+-- name: ExternalCallExists
+SELECT 1 FROM external_calls WHERE id = $1;
+
+-- name: ExternalCallListUnfinished
+SELECT id, instance_id, execution_id, idempotency_key, status, request, response, attempts,
+    last_error, version, created_at, updated_at
+FROM external_calls
+WHERE status IN ('pending', 'unknown') AND updated_at < $1
+ORDER BY updated_at, id
+LIMIT $2;
+
+-- name: InboxInsert
+INSERT INTO inbox (source, message_id, received_at, result)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (source, message_id) DO NOTHING
+RETURNING source, message_id, received_at, result;
+
+-- name: InboxGet
+SELECT source, message_id, received_at, result FROM inbox WHERE source = $1 AND message_id = $2;
+
+-- name: WorkEnqueue
+INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
+
+-- name: WorkClaim
+UPDATE work_items w
+SET lease_owner = $1, lease_expires_at = $3, run_at = $3, attempts = w.attempts + 1
+FROM (
+    SELECT id FROM work_items
+    WHERE run_at <= $2
+      AND ($5 = '' OR kind = $5)
+      AND ($6::jsonb IS NULL OR handler IN (SELECT jsonb_array_elements_text($6::jsonb)))
+    ORDER BY run_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+) c
+WHERE w.id = c.id
+RETURNING w.id, w.instance_id, w.execution_id, w.kind, w.handler, w.run_at, w.attempts,
+    w.lease_owner, w.lease_expires_at, w.created_at;
+
+-- name: WorkExtend
+UPDATE work_items
+SET lease_expires_at = $3, run_at = $3
+WHERE id = $1 AND lease_owner = $2
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
+
+-- name: WorkComplete
+DELETE FROM work_items WHERE id = $1 AND lease_owner = $2;
+
+-- name: WorkRetry
+UPDATE work_items
+SET lease_owner = '', lease_expires_at = NULL, run_at = $3
+WHERE id = $1 AND lease_owner = $2
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
+
+-- name: WorkExists
+SELECT 1 FROM work_items WHERE id = $1;
+
+-- name: WorkNextRunAt
+SELECT min(run_at) FROM work_items;
+
+-- name: MessageInsert
+INSERT INTO messages (id, name, correlation, payload, source, message_id, received_at, expires_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING id, name, correlation, payload, source, message_id, received_at, expires_at,
+    consumed_at, consumed_by;
+
+-- name: MessageTake
+UPDATE messages
+SET consumed_at = $4, consumed_by = $3
+WHERE id = (
+    SELECT id FROM messages
+    WHERE name = $1 AND correlation = $2 AND consumed_at IS NULL AND expires_at > $4
+    ORDER BY received_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED)
+RETURNING id, name, correlation, payload, source, message_id, received_at, expires_at,
+    consumed_at, consumed_by;

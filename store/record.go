@@ -1,0 +1,223 @@
+package store
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// InstanceStatus is the lifecycle state of an Instance.
+type InstanceStatus string
+
+// Instance statuses (DESIGN §1).
+const (
+	InstanceRunning      InstanceStatus = "running"
+	InstanceWaiting      InstanceStatus = "waiting"
+	InstanceSuspended    InstanceStatus = "suspended"
+	InstanceCompleted    InstanceStatus = "completed"
+	InstanceFailed       InstanceStatus = "failed"
+	InstanceCancelled    InstanceStatus = "cancelled"
+	InstanceCompensating InstanceStatus = "compensating"
+	InstanceTimedOut     InstanceStatus = "timed_out"
+)
+
+// Finished reports whether the status is final: nothing will run again.
+func (s InstanceStatus) Finished() bool {
+	switch s {
+	case InstanceCompleted, InstanceFailed, InstanceCancelled, InstanceTimedOut:
+		return true
+	}
+	return false
+}
+
+// BookmarkType says what an instance waits for.
+type BookmarkType string
+
+// Bookmark types (DESIGN §1).
+const (
+	BookmarkUserAction      BookmarkType = "UserAction"
+	BookmarkTimer           BookmarkType = "Timer"
+	BookmarkExternalMessage BookmarkType = "ExternalMessage"
+)
+
+// OutboxStatus is the delivery state of an OutboxEvent.
+type OutboxStatus string
+
+// Outbox statuses (DESIGN §1).
+const (
+	OutboxPending   OutboxStatus = "pending"
+	OutboxDelivered OutboxStatus = "delivered"
+	OutboxDead      OutboxStatus = "dead"
+)
+
+// ExternalCallStatus is the state of a two-phase external call.
+type ExternalCallStatus string
+
+// External call statuses (DESIGN §1).
+const (
+	ExternalCallPending   ExternalCallStatus = "pending"
+	ExternalCallSucceeded ExternalCallStatus = "succeeded"
+	ExternalCallFailed    ExternalCallStatus = "failed"
+	ExternalCallUnknown   ExternalCallStatus = "unknown"
+)
+
+// Definition is one immutable, deployed version of a workflow definition.
+type Definition struct {
+	ID          string
+	Version     int
+	Name        string
+	Source      []byte
+	ContentHash string
+	DeployedAt  time.Time
+}
+
+// Instance is one run of a definition version. Version is its
+// optimistic-concurrency token: every update checks and bumps it.
+type Instance struct {
+	ID                string
+	DefinitionID      string
+	DefinitionVersion int
+	Status            InstanceStatus
+	Input             json.RawMessage
+	Variables         json.RawMessage
+	Output            json.RawMessage
+	Error             json.RawMessage
+	BusinessKey       string
+	ParentID          string
+	ParentExecutionID string
+	IdempotencyKey    string
+	Deadline          *time.Time
+	Version           int64
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+// ActivityExecution is the attempt history of one activity within an
+// instance. Version is its optimistic-concurrency token.
+type ActivityExecution struct {
+	ID         string
+	InstanceID string
+	ActivityID string
+	Type       string
+	Status     string
+	Attempt    int
+	Input      json.RawMessage
+	Output     json.RawMessage
+	Error      json.RawMessage
+	StartedAt  *time.Time
+	FinishedAt *time.Time
+	Version    int64
+	CreatedAt  time.Time
+}
+
+// Bookmark is a point where an instance waits for the outside world. A
+// bookmark is consumed exactly once; ConsumeKey is the idempotency key the
+// winning consumer carried, so a retry with the same key can be recognised.
+type Bookmark struct {
+	ID          string
+	InstanceID  string
+	ExecutionID string
+	ActivityID  string
+	Type        BookmarkType
+	Key         string
+	Payload     json.RawMessage
+	Assignee    string
+	DueAt       *time.Time
+	ConsumedAt  *time.Time
+	ConsumedBy  string
+	ConsumeKey  string
+	Result      json.RawMessage
+	Version     int64
+	CreatedAt   time.Time
+}
+
+// Consumed reports whether the bookmark has been consumed.
+func (b *Bookmark) Consumed() bool { return b.ConsumedAt != nil }
+
+// LogEntry is one row of the append-only execution log.
+type LogEntry struct {
+	Seq        int64
+	InstanceID string
+	ActivityID string
+	Event      string
+	At         time.Time
+	Actor      string
+	Details    json.RawMessage
+	TraceID    string
+}
+
+// OutboxEvent is an event written in the same transaction as the state
+// change that caused it. ID is stable across delivery attempts; Seq orders
+// the events, and events sharing an OrderingKey (the instance id) are
+// handed out strictly in Seq order.
+type OutboxEvent struct {
+	Seq            int64
+	ID             string
+	OrderingKey    string
+	InstanceID     string
+	Type           string
+	Payload        json.RawMessage
+	Headers        json.RawMessage
+	OccurredAt     time.Time
+	Attempts       int
+	NextAttemptAt  time.Time
+	Status         OutboxStatus
+	LastError      string
+	DeliveredAt    *time.Time
+	LeaseOwner     string
+	LeaseExpiresAt *time.Time
+}
+
+// ExternalCall is the two-phase record of a call to another system.
+type ExternalCall struct {
+	ID             string
+	InstanceID     string
+	ExecutionID    string
+	IdempotencyKey string
+	Status         ExternalCallStatus
+	Request        json.RawMessage
+	Response       json.RawMessage
+	Attempts       int
+	LastError      string
+	Version        int64
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// InboxEntry records a message already accepted, keyed by (Source,
+// MessageID), with the result its first handling produced.
+type InboxEntry struct {
+	Source     string
+	MessageID  string
+	ReceivedAt time.Time
+	Result     json.RawMessage
+}
+
+// WorkItem is a unit of runnable work (advance an activity execution, or a
+// job for an external worker) leased to one owner at a time.
+type WorkItem struct {
+	ID             string
+	InstanceID     string
+	ExecutionID    string
+	Kind           string
+	Handler        string
+	RunAt          time.Time
+	Attempts       int
+	LeaseOwner     string
+	LeaseExpiresAt *time.Time
+	CreatedAt      time.Time
+}
+
+// Message is a message delivered before any bookmark waited for it, kept
+// until ExpiresAt so that a later receive can consume it.
+type Message struct {
+	ID          string
+	Name        string
+	Correlation string
+	Payload     json.RawMessage
+	Source      string
+	MessageID   string
+	ReceivedAt  time.Time
+	ExpiresAt   time.Time
+	ConsumedAt  *time.Time
+	ConsumedBy  string
+}

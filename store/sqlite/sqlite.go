@@ -1,0 +1,266 @@
+// Package sqlite is Waymark's embedded store: a single SQLite file in WAL
+// mode, pure Go (no cgo), migrated automatically when opened.
+//
+// One connection does all the writing, so transactions never fight for the
+// database lock; BEGIN IMMEDIATE takes it up front. Durability follows the
+// synchronous setting: "full" (the default) syncs the WAL on every commit and
+// survives power loss; "normal" survives a process crash but may lose the
+// last commits on power loss.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/pressly/goose/v3"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/waymarkdev/waymark/store"
+	"github.com/waymarkdev/waymark/store/internal/sqlcore"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+//go:embed queries.sql
+var queriesSQL []byte
+
+// Config configures a Store. The zero value is ready to use.
+type Config struct {
+	// Synchronous is SQLite's synchronous setting, "full" or "normal".
+	// Defaults to "full".
+	Synchronous string
+	// BusyTimeout is how long to wait for another process holding the
+	// database lock. Defaults to 5s.
+	BusyTimeout time.Duration
+}
+
+// WithDefaults returns a copy of c with unset fields defaulted.
+func (c *Config) WithDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Synchronous == "" {
+		out.Synchronous = "full"
+	}
+	if out.BusyTimeout == 0 {
+		out.BusyTimeout = 5 * time.Second
+	}
+	return &out
+}
+
+func (c *Config) validate() error {
+	switch strings.ToLower(c.Synchronous) {
+	case "full", "normal":
+	default:
+		return fmt.Errorf("sqlite config: Synchronous %q: want full or normal", c.Synchronous)
+	}
+	if c.BusyTimeout < 0 {
+		return fmt.Errorf("sqlite config: BusyTimeout %s: must not be negative", c.BusyTimeout)
+	}
+	return nil
+}
+
+// Store is a store.Store on one SQLite file.
+type Store struct {
+	*sqlcore.Queries
+	db      *sql.DB
+	dialect *sqlcore.Dialect
+	path    string
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the SQLite database at path and migrates
+// it to the latest schema.
+func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if path == "" {
+		return nil, errors.New("open sqlite: path is empty")
+	}
+	queries, err := sqlcore.ParseQueries(queriesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite: queries.sql: %w", err)
+	}
+	d := &sqlcore.Dialect{
+		Queries:        queries,
+		TimeArg:        func(t time.Time) any { return t.UnixMicro() },
+		JSONArg:        func(b []byte) any { return string(b) },
+		TranslateError: translateError,
+		NoRows:         sql.ErrNoRows,
+	}
+	if err := sqlcore.CheckDialect(d); err != nil {
+		return nil, fmt.Errorf("open sqlite: %w", err)
+	}
+	q := url.Values{}
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.Synchronous)+")")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// A single connection serialises writers inside the process; SQLite
+	// allows only one writer at a time anyway.
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	s := &Store{Queries: sqlcore.New(sqlDB{db}, d), db: db, dialect: d, path: path}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, translateError(err))
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Migrate applies every migration not yet applied and returns how many it
+// applied. Open has already called it; calling it again is a no-op.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	p, err := s.provider()
+	if err != nil {
+		return 0, err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrate: %w", err)
+	}
+	return len(results), nil
+}
+
+// SchemaVersion returns the version of the latest applied migration.
+func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
+	p, err := s.provider()
+	if err != nil {
+		return 0, err
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("schema version: %w", err)
+	}
+	return v, nil
+}
+
+func (s *Store) provider() (*goose.Provider, error) {
+	fsys, err := fs.Sub(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, s.db, fsys, goose.WithDisableGlobalRegistry(true))
+	if err != nil {
+		return nil, fmt.Errorf("migrations: %w", err)
+	}
+	return p, nil
+}
+
+// Begin implements store.Store. The transaction holds the database's write
+// lock until it ends; do not call the Store's own methods while it is open.
+func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", translateError(err))
+	}
+	return &Tx{Queries: sqlcore.New(sqlDB{tx}, s.dialect), tx: tx}, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// Tx is a store.Tx on SQLite.
+type Tx struct {
+	*sqlcore.Queries
+	tx *sql.Tx
+}
+
+// Commit implements store.Tx.
+func (t *Tx) Commit(context.Context) error {
+	if err := t.tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", translateError(err))
+	}
+	return nil
+}
+
+// Rollback implements store.Tx.
+func (t *Tx) Rollback(context.Context) error {
+	if err := t.tx.Rollback(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("rollback: %w", translateError(err))
+	}
+	return nil
+}
+
+// translateError maps SQLite's errors onto the store sentinels, keeping the
+// original in the chain.
+func translateError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	}
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch code := se.Code(); {
+	case code == sqlite3.SQLITE_CONSTRAINT_UNIQUE || code == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+		return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
+	case code == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+	case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
+		return fmt.Errorf("%w: %w", store.ErrRetryable, err)
+	}
+	return err
+}
+
+// sqlDB adapts database/sql to sqlcore.DB.
+type sqlDB struct {
+	c interface {
+		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	}
+}
+
+func (d sqlDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := d.c.ExecContext(ctx, query, args...)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+func (d sqlDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Rows, error) {
+	rows, err := d.c.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return sqlRows{rows}, nil
+}
+
+func (d sqlDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
+	return d.c.QueryRowContext(ctx, query, args...)
+}
+
+type sqlRows struct{ *sql.Rows }
+
+func (r sqlRows) Close() { r.Rows.Close() }

@@ -1,0 +1,161 @@
+// Package store is Waymark's one storage seam: the records every guarantee
+// rests on, the Store and Tx interfaces the engine talks to, and the sentinel
+// errors every driver translates its own errors into.
+//
+// The interfaces are internal to Waymark in spirit: they change whenever the
+// engine needs them to. Do not implement them outside this module; use
+// store/sqlite or store/postgres. Both drivers are held to the same behaviour
+// by the conformance suite in store/storetest.
+//
+// Conventions: methods are named Noun+Verb and take (ctx, *XxxParams) when
+// they need more than an id. Times are stored in UTC with microsecond
+// precision. JSON columns hold json.RawMessage; nil means SQL NULL.
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// Executor is every query a unit of work can run. Both Store (each call its
+// own transaction) and Tx (calls share one transaction) implement it.
+type Executor interface {
+	// DefinitionInsert stores a new definition version. It fails with
+	// ErrDuplicate when (ID, Version) exists. Use DefinitionDeploy to assign
+	// the next version.
+	DefinitionInsert(ctx context.Context, p *DefinitionInsertParams) (*Definition, error)
+	// DefinitionGet returns one version, or the latest when version is 0.
+	DefinitionGet(ctx context.Context, id string, version int) (*Definition, error)
+	// DefinitionGetByHash returns the version of id whose content hash is
+	// hash, the lowest if several.
+	DefinitionGetByHash(ctx context.Context, id, hash string) (*Definition, error)
+	// DefinitionList returns the latest version of every definition, by id.
+	DefinitionList(ctx context.Context) ([]*Definition, error)
+	// DefinitionListVersions returns every version of id, oldest first.
+	DefinitionListVersions(ctx context.Context, id string) ([]*Definition, error)
+
+	// InstanceInsert stores a new instance at version 1. A non-empty
+	// IdempotencyKey already used fails with ErrDuplicate.
+	InstanceInsert(ctx context.Context, p *InstanceInsertParams) (*Instance, error)
+	InstanceGet(ctx context.Context, id string) (*Instance, error)
+	InstanceGetByIdempotencyKey(ctx context.Context, key string) (*Instance, error)
+	// InstanceUpdate writes the mutable fields if the stored version equals
+	// p.Version, and bumps it; otherwise ErrStale (ErrNotFound if missing).
+	InstanceUpdate(ctx context.Context, p *InstanceUpdateParams) (*Instance, error)
+	// InstanceList pages through instances, newest first.
+	InstanceList(ctx context.Context, p *InstanceListParams) ([]*Instance, error)
+
+	ExecutionInsert(ctx context.Context, p *ExecutionInsertParams) (*ActivityExecution, error)
+	ExecutionGet(ctx context.Context, id string) (*ActivityExecution, error)
+	// ExecutionUpdate writes the mutable fields if the stored version equals
+	// p.Version, and bumps it; otherwise ErrStale (ErrNotFound if missing).
+	ExecutionUpdate(ctx context.Context, p *ExecutionUpdateParams) (*ActivityExecution, error)
+	// ExecutionListByInstance returns an instance's executions in creation order.
+	ExecutionListByInstance(ctx context.Context, instanceID string) ([]*ActivityExecution, error)
+
+	BookmarkInsert(ctx context.Context, p *BookmarkInsertParams) (*Bookmark, error)
+	BookmarkGet(ctx context.Context, id string) (*Bookmark, error)
+	// BookmarkConsume marks an open bookmark consumed. Exactly one of any
+	// number of concurrent callers succeeds; the others get ErrConflict
+	// (ErrNotFound if the bookmark does not exist).
+	BookmarkConsume(ctx context.Context, p *BookmarkConsumeParams) (*Bookmark, error)
+	// BookmarkAssign sets the assignee of an open bookmark if its version
+	// equals p.Version (ErrStale otherwise; ErrConflict if consumed).
+	BookmarkAssign(ctx context.Context, p *BookmarkAssignParams) (*Bookmark, error)
+	// BookmarkListOpen returns unconsumed bookmarks matching p, oldest first.
+	BookmarkListOpen(ctx context.Context, p *BookmarkListParams) ([]*Bookmark, error)
+	// BookmarkListDue returns unconsumed bookmarks whose DueAt is at or
+	// before p.Now, earliest first. Never one that is not yet due.
+	BookmarkListDue(ctx context.Context, p *BookmarkListDueParams) ([]*Bookmark, error)
+	// BookmarkNextDue returns the earliest DueAt of any unconsumed bookmark,
+	// or nil when none has one.
+	BookmarkNextDue(ctx context.Context) (*time.Time, error)
+
+	// LogAppend appends entries to the execution log in order.
+	LogAppend(ctx context.Context, entries []*LogAppendParams) error
+	// LogList returns an instance's log entries after p.AfterSeq in order.
+	LogList(ctx context.Context, p *LogListParams) ([]*LogEntry, error)
+
+	OutboxInsert(ctx context.Context, p *OutboxInsertParams) (*OutboxEvent, error)
+	OutboxGet(ctx context.Context, id string) (*OutboxEvent, error)
+	// OutboxClaim leases pending, due events to p.Owner. Events that share
+	// an ordering key are only handed out after every earlier pending event
+	// of that key, and never to two owners at once.
+	OutboxClaim(ctx context.Context, p *OutboxClaimParams) ([]*OutboxEvent, error)
+	// OutboxMarkDelivered marks a leased event delivered.
+	OutboxMarkDelivered(ctx context.Context, p *OutboxMarkDeliveredParams) error
+	// OutboxMarkFailed records a failed attempt: attempts+1 and either a
+	// new next-attempt time or, at p.MaxAttempts, status dead.
+	OutboxMarkFailed(ctx context.Context, p *OutboxMarkFailedParams) (*OutboxEvent, error)
+	// OutboxRelease gives back leased events that were not attempted.
+	OutboxRelease(ctx context.Context, owner string, ids []string) error
+	OutboxList(ctx context.Context, p *OutboxListParams) ([]*OutboxEvent, error)
+	// OutboxReplay moves a dead event back to pending with zero attempts.
+	OutboxReplay(ctx context.Context, id string, now time.Time) (*OutboxEvent, error)
+
+	ExternalCallInsert(ctx context.Context, p *ExternalCallInsertParams) (*ExternalCall, error)
+	ExternalCallGet(ctx context.Context, id string) (*ExternalCall, error)
+	// ExternalCallUpdate writes the mutable fields if the stored version
+	// equals p.Version, and bumps it; otherwise ErrStale.
+	ExternalCallUpdate(ctx context.Context, p *ExternalCallUpdateParams) (*ExternalCall, error)
+	// ExternalCallListUnfinished returns pending and unknown calls last
+	// updated before p.Before, oldest first.
+	ExternalCallListUnfinished(ctx context.Context, p *ExternalCallListParams) ([]*ExternalCall, error)
+
+	// InboxInsert records (Source, MessageID) as accepted. If it was
+	// accepted before, it returns the first entry (with its result) and
+	// ErrDuplicate, and changes nothing.
+	InboxInsert(ctx context.Context, p *InboxInsertParams) (*InboxEntry, error)
+
+	WorkEnqueue(ctx context.Context, p *WorkEnqueueParams) (*WorkItem, error)
+	// WorkClaim leases up to p.Limit due, unleased (or lease-expired) items
+	// to p.Owner. No item is held by two owners at once.
+	WorkClaim(ctx context.Context, p *WorkClaimParams) ([]*WorkItem, error)
+	// WorkExtend prolongs owner's lease; ErrConflict if owner lost it.
+	WorkExtend(ctx context.Context, p *WorkExtendParams) (*WorkItem, error)
+	// WorkComplete deletes an item owner holds; ErrConflict if owner lost it.
+	WorkComplete(ctx context.Context, id, owner string) error
+	// WorkRetry releases owner's lease and reschedules the item at p.RunAt
+	// with attempts+1; ErrConflict if owner lost it.
+	WorkRetry(ctx context.Context, p *WorkRetryParams) (*WorkItem, error)
+	// WorkNextRunAt returns the earliest time any item becomes claimable,
+	// or nil when there is none.
+	WorkNextRunAt(ctx context.Context) (*time.Time, error)
+
+	MessageInsert(ctx context.Context, p *MessageInsertParams) (*Message, error)
+	// MessageTake consumes the oldest unexpired, unconsumed message with the
+	// name and correlation, or returns ErrNotFound.
+	MessageTake(ctx context.Context, p *MessageTakeParams) (*Message, error)
+}
+
+// Store is a database holding Waymark's state.
+type Store interface {
+	Executor
+	// Begin starts a unit of work. Everything done through the Tx commits
+	// together or, on Rollback or a crash, leaves no trace.
+	Begin(ctx context.Context) (Tx, error)
+	// Close releases the database.
+	Close() error
+}
+
+// Tx is one unit of work.
+type Tx interface {
+	Executor
+	Commit(ctx context.Context) error
+	// Rollback abandons the unit of work. It is safe after Commit.
+	Rollback(ctx context.Context) error
+}
+
+// WithTx runs fn in one transaction, committing if it returns nil and rolling
+// back otherwise.
+func WithTx(ctx context.Context, s Store, fn func(tx Tx) error) error {
+	tx, err := s.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // harmless after Commit
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}

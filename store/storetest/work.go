@@ -1,0 +1,142 @@
+package storetest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+func (f *fixture) enqueue(t *testing.T, kind, handler string, runAt time.Time) *store.WorkItem {
+	t.Helper()
+	w, err := f.s.WorkEnqueue(f.ctx, &store.WorkEnqueueParams{
+		ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: "exec", Kind: kind, Handler: handler,
+		RunAt: runAt, CreatedAt: runAt,
+	})
+	require.NoError(t, err)
+	return w
+}
+
+func runWork(t *testing.T, h Harness) {
+	t.Run("ConcurrentClaimersEachItemOnce", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		const items, claimers = 60, 8
+		for i := range items {
+			f.enqueue(t, "step", "", t0.Add(time.Duration(i)*time.Microsecond))
+		}
+		var mu sync.Mutex
+		holder := map[string]string{}
+		var wg sync.WaitGroup
+		errs := make(chan error, claimers)
+		for c := range claimers {
+			owner := fmt.Sprintf("node-%d", c)
+			wg.Go(func() {
+				for {
+					got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{
+						Owner: owner, Now: t0.Add(time.Second), LeaseFor: time.Minute, Limit: 3,
+					})
+					if store.IsRetryable(err) {
+						continue
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, w := range got {
+						if prev, dup := holder[w.ID]; dup {
+							errs <- fmt.Errorf("item %s claimed by %s and %s", w.ID, prev, owner)
+						}
+						holder[w.ID] = owner
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
+		require.Len(t, holder, items, "every item is claimed exactly once while leased")
+	})
+
+	t.Run("LeaseExpiryAndOwnership", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		item := f.enqueue(t, "step", "", t0)
+		claim := func(owner string, now time.Time) []*store.WorkItem {
+			got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: owner, Now: now, LeaseFor: 10 * time.Second, Limit: 10})
+			require.NoError(t, err)
+			return got
+		}
+		require.Empty(t, claim("a", t0.Add(-time.Second)), "not runnable before run_at")
+		got := claim("a", t0)
+		require.Len(t, got, 1)
+		require.Equal(t, "a", got[0].LeaseOwner)
+		require.Equal(t, 1, got[0].Attempts)
+		require.Equal(t, t0.Add(10*time.Second), *got[0].LeaseExpiresAt)
+
+		require.Empty(t, claim("b", t0.Add(9*time.Second)), "held until the lease expires")
+		next, err := f.s.WorkNextRunAt(f.ctx)
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(10*time.Second), *next)
+
+		// a's lease expires: b takes the item over, and a can no longer finish it.
+		got = claim("b", t0.Add(10*time.Second))
+		require.Len(t, got, 1)
+		require.Equal(t, 2, got[0].Attempts)
+		require.ErrorIs(t, f.s.WorkComplete(f.ctx, item.ID, "a"), store.ErrConflict)
+		_, err = f.s.WorkExtend(f.ctx, &store.WorkExtendParams{ID: item.ID, Owner: "a", Until: t0.Add(time.Hour)})
+		require.ErrorIs(t, err, store.ErrConflict)
+
+		ext, err := f.s.WorkExtend(f.ctx, &store.WorkExtendParams{ID: item.ID, Owner: "b", Until: t0.Add(time.Hour)})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Hour), *ext.LeaseExpiresAt)
+		require.Empty(t, claim("c", t0.Add(30*time.Minute)))
+
+		retried, err := f.s.WorkRetry(f.ctx, &store.WorkRetryParams{ID: item.ID, Owner: "b", RunAt: t0.Add(2 * time.Hour)})
+		require.NoError(t, err)
+		require.Empty(t, retried.LeaseOwner)
+		require.Empty(t, claim("c", t0.Add(time.Hour+time.Second)))
+		got = claim("c", t0.Add(2*time.Hour))
+		require.Len(t, got, 1)
+
+		require.NoError(t, f.s.WorkComplete(f.ctx, item.ID, "c"))
+		require.ErrorIs(t, f.s.WorkComplete(f.ctx, item.ID, "c"), store.ErrNotFound)
+		next, err = f.s.WorkNextRunAt(f.ctx)
+		require.NoError(t, err)
+		require.Nil(t, next)
+	})
+
+	t.Run("ClaimFilters", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		f.enqueue(t, "step", "", t0)
+		job := f.enqueue(t, "job", "send-mail", t0)
+		f.enqueue(t, "job", "charge-card", t0)
+		got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{
+			Owner: "worker", Now: t0, LeaseFor: time.Minute, Limit: 10, Kind: "job", Handlers: []string{"send-mail", "other"},
+		})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, job.ID, got[0].ID)
+		got, err = f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: "engine", Now: t0, LeaseFor: time.Minute, Kind: "step"})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, "step", got[0].Kind)
+
+		_, err = f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Now: t0, LeaseFor: time.Minute})
+		require.ErrorContains(t, err, "owner")
+		_, err = f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: "x", Now: t0})
+		require.ErrorContains(t, err, "lease")
+	})
+}
