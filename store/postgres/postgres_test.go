@@ -2,14 +2,9 @@ package postgres_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"os"
-	"strings"
 	"sync"
 	"testing"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -19,41 +14,6 @@ import (
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// testURL returns WAYMARK_TEST_POSTGRES_URL or skips the test. CI sets the
-// variable and fails when the database is unreachable.
-func testURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv("WAYMARK_TEST_POSTGRES_URL")
-	if u == "" {
-		t.Skip("WAYMARK_TEST_POSTGRES_URL is not set")
-	}
-	return u
-}
-
-// newSchema creates an empty schema of the test's own, dropped when the test
-// ends, and returns a URL whose connections use it.
-func newSchema(t *testing.T) string {
-	t.Helper()
-	base := testURL(t)
-	ctx := context.Background()
-	admin, err := pgxpool.New(ctx, base)
-	require.NoError(t, err, "connect to WAYMARK_TEST_POSTGRES_URL")
-	t.Cleanup(admin.Close)
-	schema := "wmt_" + strings.ReplaceAll(store.NewID(), "-", "")
-	_, err = admin.Exec(ctx, "CREATE SCHEMA "+schema)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		_, err := admin.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+schema+" CASCADE")
-		require.NoError(t, err)
-	})
-	u, err := url.Parse(base)
-	require.NoError(t, err)
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 func openURL(t *testing.T, u string, cfg *postgres.Config) *postgres.Store {
 	t.Helper()
@@ -65,11 +25,11 @@ func openURL(t *testing.T, u string, cfg *postgres.Config) *postgres.Store {
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	testURL(t)
+	storetest.PostgresURL(t)
 	urls := sync.Map{}
 	storetest.Run(t, storetest.Harness{
 		Open: func(t *testing.T) store.Store {
-			u := newSchema(t)
+			u := storetest.PostgresSchemaURL(t)
 			s := openURL(t, u, &postgres.Config{AutoMigrate: true, MaxConns: 10})
 			urls.Store(s, u)
 			return s
@@ -84,7 +44,7 @@ func TestConformance(t *testing.T) {
 
 func TestConcurrentMigrations(t *testing.T) {
 	t.Parallel()
-	u := newSchema(t)
+	u := storetest.PostgresSchemaURL(t)
 	const processes = 4
 	stores := make([]*postgres.Store, processes)
 	for i := range stores {
@@ -110,7 +70,7 @@ func TestConcurrentMigrations(t *testing.T) {
 
 func TestLogPartitions(t *testing.T) {
 	t.Parallel()
-	u := newSchema(t)
+	u := storetest.PostgresSchemaURL(t)
 	s := openURL(t, u, &postgres.Config{AutoMigrate: true})
 	ctx := context.Background()
 	var parts int
@@ -136,5 +96,13 @@ func TestOpenErrors(t *testing.T) {
 	require.ErrorContains(t, err, "parse url")
 	_, err = postgres.Open(ctx, "postgres://x", &postgres.Config{MaxConns: -1})
 	require.ErrorContains(t, err, "MaxConns")
-	_ = fmt.Sprint()
+}
+
+func BenchmarkStep(b *testing.B) {
+	storetest.BenchmarkStep(b, func(b *testing.B) store.Store {
+		s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(b), &postgres.Config{AutoMigrate: true, MaxConns: 16})
+		require.NoError(b, err)
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
 }

@@ -80,3 +80,12 @@ func TestReopenKeepsData(t *testing.T) {
 	require.NoError(t, err)
 	require.Zero(t, n)
 }
+
+func BenchmarkStep(b *testing.B) {
+	storetest.BenchmarkStep(b, func(b *testing.B) store.Store {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), nil)
+		require.NoError(b, err)
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}
