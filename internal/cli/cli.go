@@ -61,4 +61,6 @@ func newRootCommand(e *env) *cobra.Command {
 var commands = []func(*env) *cobra.Command{
 	newVersionCommand,
 	newMigrateCommand,
+	newValidateCommand,
+	newGraphCommand,
 }

@@ -1,0 +1,389 @@
+package definition
+
+import (
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/waymarkdev/waymark/expr"
+)
+
+var headerNamePattern = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+// activityDecoder decodes the fields of one activity whose type is known
+// to accept them, then checks the fields that depend on each other.
+type activityDecoder struct {
+	p    *parser
+	s    *scope
+	a    *Activity
+	line int
+
+	nextMap      *yaml.Node // userTask next given as outcome -> id
+	nextMapLines map[string]int
+	outcomesNode *yaml.Node
+	messageSeen  bool // fail: message or error given
+	// set holds the line of every field given.
+	set map[string]int
+}
+
+func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
+	p, s, a := d.p, d.s, d.a
+	if d.set == nil {
+		d.set = map[string]int{}
+	}
+	d.set[key] = keyNode.Line
+	switch key {
+	case "name":
+		a.Name = p.text(s, key, v)
+	case "next":
+		if r := p.resolve(v); r != nil && r.Kind == yaml.MappingNode && a.Type == TypeUserTask {
+			d.decodeOutcomeNext(r)
+			return
+		}
+		a.Next = d.target(key, v, EdgeNext)
+	case "output":
+		a.Output = p.pattern(s, key, v, identifierPattern,
+			"variable name (letters, digits and '_', not starting with a digit)")
+	case "compensate":
+		a.Compensate = d.target(key, v, EdgeCompensate)
+	case "retry":
+		a.Retry = p.decodeRetry(s.sub(key), v)
+	case "timeout":
+		a.Timeout = p.duration(s, key, v)
+	case "onError":
+		d.decodeOnError(v)
+	case "onTimeout":
+		a.OnTimeout = d.target(key, v, EdgeTimeout)
+	case "handler":
+		a.Handler = p.name(s, key, v)
+	case "input":
+		a.Input = p.value(s, key, v, expr.KindAny)
+	case "request":
+		a.Request = d.decodeRequest(key, v)
+	case "verify":
+		a.Verify = d.decodeRequest(key, v)
+	case "circuitBreaker":
+		a.CircuitBreaker = p.name(s, key, v)
+	case "title":
+		a.Title = p.value(s, key, v, expr.KindString)
+	case "assignee":
+		a.Assignee = p.value(s, key, v, expr.KindString)
+	case "candidateRoles":
+		a.CandidateRoles = p.names(s, key, v)
+	case "outcomes":
+		d.outcomesNode = v
+		a.Outcomes = p.names(s, key, v)
+	case "due":
+		a.Due = p.duration(s, key, v)
+	case "message", "error":
+		if a.Type != TypeFail {
+			a.Message = p.name(s, key, v)
+			return
+		}
+		if d.messageSeen {
+			s.add(key, keyNode.Line, "give either message or error, not both")
+			return
+		}
+		d.messageSeen = true
+		a.ErrorMessage = p.value(s, key, v, expr.KindString)
+	case "code":
+		a.ErrorCode = p.name(s, key, v)
+	case "correlation":
+		a.Correlation = p.value(s, key, v, expr.KindAny)
+		if lit, ok := a.Correlation.Literal(); ok && a.Correlation != nil {
+			switch lit.(type) {
+			case map[string]any, []any, nil:
+				s.add(key, v.Line, "must be a string, a number or an expression")
+			}
+		}
+	case "duration":
+		a.Duration = p.duration(s, key, v)
+	case "until":
+		a.Until = p.value(s, key, v, expr.KindTimestamp)
+	case "cases":
+		d.decodeCases(v)
+	case "default":
+		a.Default = d.target(key, v, EdgeDefault)
+	case "branches":
+		p.sequence(s, key, v, func(i int, item *yaml.Node) {
+			if to := d.target(key+index(i), item, EdgeBranch); to != "" {
+				if slices.Contains(a.Branches, to) {
+					s.add(key+index(i), item.Line, "branch %q is listed twice", to)
+					return
+				}
+				a.Branches = append(a.Branches, to)
+			}
+		})
+	case "vars":
+		a.Vars = map[string]*Value{}
+		p.mapping(s, key, v, func(name string, nameNode, val *yaml.Node) {
+			field := join(key, name)
+			if !identifierPattern.MatchString(name) {
+				s.add(field, nameNode.Line, "%q is not a valid variable name (letters, digits and '_', not starting with a digit)", name)
+				return
+			}
+			if value := p.value(s, field, val, expr.KindAny); value != nil {
+				a.Vars[name] = value
+			} else {
+				a.Vars[name] = literalValue(nil)
+			}
+		})
+	case "event":
+		a.Event = p.name(s, key, v)
+	case "payload":
+		a.Payload = p.value(s, key, v, expr.KindAny)
+	case "definition":
+		a.Definition = p.pattern(s, key, v, definitionIDPattern, "definition id")
+	case "version":
+		a.Version = p.integer(s, key, v, 1, 1<<31-1)
+	}
+}
+
+// target decodes an activity id a transition leads to and records it for
+// checking once all ids are known.
+func (d *activityDecoder) target(field string, n *yaml.Node, kind EdgeKind) string {
+	to := d.p.name(d.s, field, n)
+	if to != "" {
+		d.p.refs = append(d.p.refs, ref{scope: d.s, field: field, line: n.Line, kind: kind, to: to})
+	}
+	return to
+}
+
+func (d *activityDecoder) decodeOutcomeNext(n *yaml.Node) {
+	d.nextMap = n
+	d.nextMapLines = map[string]int{}
+	d.a.OutcomeNext = map[string]string{}
+	d.p.mapping(d.s, "next", n, func(outcome string, keyNode, v *yaml.Node) {
+		if to := d.target(join("next", outcome), v, EdgeOutcome); to != "" {
+			d.a.OutcomeNext[outcome] = to
+			d.nextMapLines[outcome] = keyNode.Line
+		}
+	})
+}
+
+func (d *activityDecoder) decodeOnError(n *yaml.Node) {
+	r := d.p.resolve(n)
+	if r == nil {
+		return
+	}
+	d.a.OnError = map[string]string{}
+	if r.Kind != yaml.MappingNode {
+		if to := d.target("onError", r, EdgeError); to != "" {
+			d.a.OnError["*"] = to
+		}
+		return
+	}
+	d.p.mapping(d.s, "onError", r, func(name string, _, v *yaml.Node) {
+		if to := d.target(join("onError", name), v, EdgeError); to != "" {
+			d.a.OnError[name] = to
+		}
+	})
+}
+
+func (d *activityDecoder) decodeCases(n *yaml.Node) {
+	p, s := d.p, d.s
+	p.sequence(s, "cases", n, func(i int, item *yaml.Node) {
+		field := "cases" + index(i)
+		var c Case
+		var hasWhen, hasNext bool
+		ok := p.mapping(s, field, item, func(key string, keyNode, v *yaml.Node) {
+			switch key {
+			case "when":
+				hasWhen = true
+				c.When = p.value(s, join(field, key), v, expr.KindBool)
+			case "next":
+				hasNext = true
+				c.Next = d.target(join(field, key), v, EdgeCase)
+			default:
+				s.unknownField(field, key, keyNode, []string{"when", "next"}, "", nil)
+			}
+		})
+		if !ok {
+			return
+		}
+		if !hasWhen {
+			s.add(field, item.Line, "missing required field \"when\"")
+		}
+		if !hasNext {
+			s.add(field, item.Line, "missing required field \"next\"")
+		}
+		d.a.Cases = append(d.a.Cases, c)
+	})
+	if r := p.resolve(n); r != nil && r.Kind == yaml.SequenceNode && len(r.Content) == 0 {
+		s.add("cases", r.Line, "must list at least one case")
+	}
+}
+
+var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+func (d *activityDecoder) decodeRequest(field string, n *yaml.Node) *HTTPRequest {
+	p, s := d.p, d.s.sub(field)
+	r := &HTTPRequest{Method: "GET"}
+	hasURL := false
+	var bodyLine int
+	ok := p.mapping(s, "", n, func(key string, keyNode, v *yaml.Node) {
+		switch key {
+		case "method":
+			m := strings.ToUpper(p.name(s, key, v))
+			if m != "" && !slices.Contains(httpMethods, m) {
+				s.add(key, v.Line, "unknown HTTP method %q (use one of %s)", m, strings.Join(httpMethods, ", "))
+			} else if m != "" {
+				r.Method = m
+			}
+		case "url":
+			hasURL = true
+			r.URL = p.value(s, key, v, expr.KindString)
+			if lit, isLit := r.URL.Literal(); isLit && r.URL != nil {
+				str, _ := lit.(string)
+				if u, err := url.Parse(str); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					s.add(key, v.Line, "%q is not an absolute http or https URL", str)
+				}
+			}
+		case "headers":
+			r.Headers = map[string]*Value{}
+			p.mapping(s, key, v, func(name string, nameNode, hv *yaml.Node) {
+				hf := join(key, name)
+				if !headerNamePattern.MatchString(name) {
+					s.add(hf, nameNode.Line, "%q is not a valid header name", name)
+					return
+				}
+				if value := p.value(s, hf, hv, expr.KindString); value != nil {
+					r.Headers[name] = value
+				}
+			})
+		case "body":
+			bodyLine = keyNode.Line
+			r.Body = p.value(s, key, v, expr.KindAny)
+		default:
+			s.unknownField("", key, keyNode, []string{"method", "url", "headers", "body"}, "", nil)
+		}
+	})
+	if !ok {
+		return nil
+	}
+	if !hasURL {
+		s.add("", n.Line, "missing required field \"url\"")
+	}
+	if r.Body != nil && (r.Method == "GET" || r.Method == "HEAD") {
+		s.add("body", bodyLine, "a %s request cannot have a body", r.Method)
+	}
+	return r
+}
+
+// finish checks what depends on several fields, once all are decoded.
+func (d *activityDecoder) finish() {
+	a, s := d.a, d.s
+	require := func(fields ...string) {
+		for _, f := range fields {
+			if _, ok := d.set[f]; !ok {
+				s.add("", d.line, "missing required field %q", f)
+			}
+		}
+	}
+	switch a.Type {
+	case TypeTask:
+		require("handler")
+	case TypeHTTP:
+		require("request")
+	case TypeUserTask:
+		d.finishUserTask()
+		d.requireWith("onTimeout", "due")
+	case TypeReceive:
+		require("message")
+		d.requireWith("onTimeout", "timeout")
+	case TypeTimer:
+		if d.has("duration") == d.has("until") {
+			s.add("", d.line, "a timer needs exactly one of duration or until")
+		}
+	case TypeSwitch:
+		require("cases")
+	case TypeParallel:
+		require("branches")
+		if d.has("branches") && len(a.Branches) == 0 {
+			s.add("branches", d.set["branches"], "must list at least one activity")
+		}
+	case TypeSet:
+		require("vars")
+		if d.has("vars") && len(a.Vars) == 0 {
+			s.add("vars", d.set["vars"], "must assign at least one variable")
+		}
+	case TypeEmit:
+		require("event")
+	case TypeSubworkflow:
+		require("definition")
+		d.requireWith("onTimeout", "timeout")
+	}
+}
+
+// requireWith reports field given without the field it depends on.
+func (d *activityDecoder) requireWith(field, needs string) {
+	if d.has(field) && !d.has(needs) {
+		d.s.add(field, d.set[field], "%s needs %s to be set", field, needs)
+	}
+}
+
+// has reports whether the field was given.
+func (d *activityDecoder) has(field string) bool {
+	_, ok := d.set[field]
+	return ok
+}
+
+// finishUserTask reconciles outcomes with next and normalises the
+// transitions into OutcomeNext.
+func (d *activityDecoder) finishUserTask() {
+	a, s := d.a, d.s
+	if d.nextMap != nil && !d.has("outcomes") {
+		// Outcomes are the keys of next, in a stable order.
+		for outcome := range a.OutcomeNext {
+			a.Outcomes = append(a.Outcomes, outcome)
+		}
+		slices.Sort(a.Outcomes)
+		return
+	}
+	if len(a.Outcomes) == 0 {
+		if d.has("outcomes") {
+			s.add("outcomes", d.set["outcomes"], "must list at least one outcome")
+		}
+		return
+	}
+	if d.nextMap == nil {
+		if a.Next == "" {
+			for i, o := range a.Outcomes {
+				s.add("outcomes"+index(i), d.p.itemLine(d.outcomesNode, i, d.line), "outcome %q has no transition: add next", o)
+			}
+			return
+		}
+		// A single next serves every outcome.
+		a.OutcomeNext = make(map[string]string, len(a.Outcomes))
+		for _, o := range a.Outcomes {
+			a.OutcomeNext[o] = a.Next
+		}
+		a.Next = ""
+		return
+	}
+	for outcome := range a.OutcomeNext {
+		if !slices.Contains(a.Outcomes, outcome) {
+			s.add(join("next", outcome), d.nextMapLines[outcome], "outcome %q is not declared in outcomes%s",
+				outcome, suggest(outcome, a.Outcomes))
+		}
+	}
+	for i, o := range a.Outcomes {
+		if _, ok := a.OutcomeNext[o]; !ok {
+			s.add("outcomes"+index(i), d.p.itemLine(d.outcomesNode, i, d.line), "outcome %q has no transition in next", o)
+		}
+	}
+}
+
+// itemLine returns the line of item i of the list n, or fallback.
+func (p *parser) itemLine(n *yaml.Node, i int, fallback int) int {
+	for hops := 0; n != nil && n.Kind == yaml.AliasNode && hops < maxDepth; hops++ {
+		n = n.Alias
+	}
+	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+		return fallback
+	}
+	return n.Content[i].Line
+}

@@ -1,0 +1,315 @@
+package definition
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v6"
+)
+
+// Definition is a parsed, validated and compiled workflow definition. It is
+// immutable: callers must not modify it or the activities it holds.
+type Definition struct {
+	// ID is the stable key of the definition; deploys of the same ID get
+	// versions 1, 2, ...
+	ID string
+	// Name is a human readable title.
+	Name string
+	// Description is free text.
+	Description string
+	// InputSchema is the JSON Schema of the start input as canonical JSON,
+	// or nil when the definition declares none.
+	InputSchema json.RawMessage
+	// Timeout is the instance deadline, zero when unset.
+	Timeout time.Duration
+	// Defaults apply to every activity that does not override them.
+	Defaults Defaults
+	// Start is the id of the first activity: the start field, or the first
+	// activity when start is omitted.
+	Start string
+	// Activities in source order.
+	Activities []*Activity
+
+	index       map[string]*Activity
+	inputSchema *jsonschema.Schema
+	hash        string
+}
+
+// Defaults holds the definition-wide settings activities inherit.
+type Defaults struct {
+	// Retry is the retry policy of activities that can be retried; fields
+	// left zero fall back to DefaultRetryPolicy.
+	Retry RetryPolicy
+	// SuspendAfterFailures is the number of consecutive failed attempts
+	// after which the instance is suspended for manual intervention; zero
+	// leaves the choice to the engine.
+	SuspendAfterFailures int
+}
+
+// RetryPolicy controls how a failing activity is retried with exponential
+// backoff. A zero field means "not set" and is inherited.
+type RetryPolicy struct {
+	// MaxAttempts counts the first attempt: 1 means no retry.
+	MaxAttempts int
+	// InitialInterval is the wait before the second attempt.
+	InitialInterval time.Duration
+	// BackoffCoefficient multiplies the wait after each attempt.
+	BackoffCoefficient float64
+	// MaxInterval caps the wait between attempts.
+	MaxInterval time.Duration
+}
+
+// DefaultRetryPolicy is the policy used for every field neither the
+// activity nor the definition defaults set.
+func DefaultRetryPolicy() RetryPolicy {
+	return RetryPolicy{
+		MaxAttempts:        3,
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaxInterval:        time.Minute,
+	}
+}
+
+// merge returns p with its unset fields taken from fallback.
+func (p RetryPolicy) merge(fallback RetryPolicy) RetryPolicy {
+	if p.MaxAttempts == 0 {
+		p.MaxAttempts = fallback.MaxAttempts
+	}
+	if p.InitialInterval == 0 {
+		p.InitialInterval = fallback.InitialInterval
+	}
+	if p.BackoffCoefficient == 0 {
+		p.BackoffCoefficient = fallback.BackoffCoefficient
+	}
+	if p.MaxInterval == 0 {
+		p.MaxInterval = fallback.MaxInterval
+	}
+	return p
+}
+
+// ActivityType names the kind of an activity.
+type ActivityType string
+
+// The activity types of the definition language, version 1.
+const (
+	TypeTask        ActivityType = "task"
+	TypeHTTP        ActivityType = "http"
+	TypeUserTask    ActivityType = "userTask"
+	TypeReceive     ActivityType = "receive"
+	TypeTimer       ActivityType = "timer"
+	TypeSwitch      ActivityType = "switch"
+	TypeParallel    ActivityType = "parallel"
+	TypeJoin        ActivityType = "join"
+	TypeSet         ActivityType = "set"
+	TypeEmit        ActivityType = "emit"
+	TypeSubworkflow ActivityType = "subworkflow"
+	TypeFail        ActivityType = "fail"
+	TypeEnd         ActivityType = "end"
+)
+
+// ActivityTypes lists every activity type in documentation order.
+func ActivityTypes() []ActivityType {
+	return []ActivityType{
+		TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSwitch, TypeParallel,
+		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeFail, TypeEnd,
+	}
+}
+
+// IsWait reports whether an activity of this type waits for the outside
+// world (a person, a message or the clock) and so creates a bookmark.
+func (t ActivityType) IsWait() bool {
+	return t == TypeUserTask || t == TypeReceive || t == TypeTimer
+}
+
+// Fields lists the fields an activity of this type accepts, or nil for an
+// unknown type.
+func (t ActivityType) Fields() []string {
+	base := []string{"id", "type", "name"}
+	var own []string
+	switch t {
+	case TypeTask:
+		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError"}
+	case TypeHTTP:
+		own = []string{"request", "verify", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError"}
+	case TypeUserTask:
+		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate"}
+	case TypeReceive:
+		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate"}
+	case TypeTimer:
+		own = []string{"duration", "until", "next", "output"}
+	case TypeSwitch:
+		own = []string{"cases", "default", "output"}
+	case TypeParallel:
+		own = []string{"branches", "output"}
+	case TypeJoin:
+		own = []string{"next", "output"}
+	case TypeSet:
+		own = []string{"vars", "next", "output"}
+	case TypeEmit:
+		own = []string{"event", "payload", "next", "output", "compensate"}
+	case TypeSubworkflow:
+		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate"}
+	case TypeFail:
+		own = []string{"message", "error", "code"}
+	case TypeEnd:
+	default:
+		return nil
+	}
+	return append(base, own...)
+}
+
+// Activity is one node of the workflow graph. Only the fields of its Type
+// are set; see the language guide for their meaning.
+type Activity struct {
+	// ID is unique within the definition.
+	ID string
+	// Type selects what the activity does.
+	Type ActivityType
+	// Name is a human readable title.
+	Name string
+	// Line is the line of the activity in the source.
+	Line int
+
+	// Next is the activity that follows; empty means the path ends here.
+	// A userTask keeps its transitions in OutcomeNext instead when it
+	// declares outcomes.
+	Next string
+	// Output names the variable (vars.<Output>) the result is stored under.
+	Output string
+	// Compensate is the id of the activity that undoes this one.
+	Compensate string
+	// Retry overrides the definition's default retry policy field by field.
+	Retry RetryPolicy
+	// Timeout bounds one attempt of a task or http activity, and the wait of
+	// a receive or subworkflow activity.
+	Timeout time.Duration
+	// OnError maps business error names to the activity to continue with;
+	// the key "*" matches every business error not listed.
+	OnError map[string]string
+	// OnTimeout is the activity to continue with when a userTask is overdue
+	// or a receive or subworkflow activity times out.
+	OnTimeout string
+
+	// Handler names the handler a task runs.
+	Handler string
+	// Input is the data passed to a task handler or to a subworkflow.
+	Input *Value
+
+	// Request is the call an http activity makes.
+	Request *HTTPRequest
+	// Verify is the optional request an http activity makes to learn the
+	// outcome of an earlier attempt whose result is unknown.
+	Verify *HTTPRequest
+	// CircuitBreaker names the circuit breaker shared by every instance.
+	CircuitBreaker string
+
+	// Title of a user task.
+	Title *Value
+	// Assignee of a user task (a user id).
+	Assignee *Value
+	// CandidateRoles may complete a user task.
+	CandidateRoles []string
+	// Outcomes a user task may be completed with.
+	Outcomes []string
+	// OutcomeNext maps each outcome of a user task to the next activity.
+	OutcomeNext map[string]string
+	// Due is how long a user task may stay open before OnTimeout applies.
+	Due time.Duration
+
+	// Message is the name of the message a receive activity waits for.
+	Message string
+	// Correlation selects which message of that name belongs to this
+	// instance.
+	Correlation *Value
+
+	// Duration of a timer.
+	Duration time.Duration
+	// Until is the instant a timer fires at, as an RFC 3339 string.
+	Until *Value
+
+	// Cases of a switch, tried in order.
+	Cases []Case
+	// Default is the activity a switch continues with when no case matches.
+	Default string
+
+	// Branches a parallel activity starts.
+	Branches []string
+
+	// Vars a set activity assigns, by variable name.
+	Vars map[string]*Value
+
+	// Event is the type of the event an emit activity writes to the outbox.
+	Event string
+	// Payload of the event.
+	Payload *Value
+
+	// Definition is the id of the definition a subworkflow starts.
+	Definition string
+	// Version of that definition; zero means the latest.
+	Version int
+
+	// ErrorMessage of a fail activity.
+	ErrorMessage *Value
+	// ErrorCode of a fail activity, machine readable.
+	ErrorCode string
+}
+
+// HTTPRequest describes an outgoing HTTP call.
+type HTTPRequest struct {
+	// Method in upper case; defaults to GET.
+	Method string
+	// URL must evaluate to an absolute http or https URL.
+	URL *Value
+	// Headers by name; each value evaluates to a string.
+	Headers map[string]*Value
+	// Body is sent as JSON; nil for no body.
+	Body *Value
+}
+
+// Case is one branch of a switch.
+type Case struct {
+	// When evaluates to a bool.
+	When *Value
+	// Next is the activity taken when When is true.
+	Next string
+}
+
+// Activity returns the activity with the given id, or nil.
+func (d *Definition) Activity(id string) *Activity {
+	return d.index[id]
+}
+
+// StartActivity returns the activity an instance starts with.
+func (d *Definition) StartActivity() *Activity {
+	return d.index[d.Start]
+}
+
+// Hash returns the hex SHA-256 of the canonical form of the definition.
+func (d *Definition) Hash() string {
+	return d.hash
+}
+
+// RetryPolicy returns the effective retry policy of a: its own fields,
+// then the definition defaults, then DefaultRetryPolicy.
+func (d *Definition) RetryPolicy(a *Activity) RetryPolicy {
+	return a.Retry.merge(d.Defaults.Retry).merge(DefaultRetryPolicy())
+}
+
+// NextFor returns the activity that follows a user task completed with
+// outcome, or the activity's Next for other types and for user tasks
+// without declared outcomes. An empty result means the path ends.
+func (a *Activity) NextFor(outcome string) string {
+	if len(a.OutcomeNext) > 0 {
+		return a.OutcomeNext[outcome]
+	}
+	return a.Next
+}
+
+// ErrorTarget returns the activity that handles the business error name, or
+// "" when the activity does not handle it.
+func (a *Activity) ErrorTarget(name string) string {
+	if to, ok := a.OnError[name]; ok {
+		return to
+	}
+	return a.OnError["*"]
+}

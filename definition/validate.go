@@ -1,0 +1,264 @@
+package definition
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// graph is the workflow as integer-indexed adjacency lists, built once
+// transitions are known to be valid.
+type graph struct {
+	def   *Definition
+	pos   map[string]int // id -> index in def.Activities (first occurrence)
+	flow  [][]int        // transitions followed during normal execution
+	comp  [][]int        // compensation edges
+	loose [][]int        // transitions of activities of unknown type
+}
+
+// validateGraph checks what needs every activity: transition targets,
+// reachability, joins and endless cycles.
+func (p *parser) validateGraph(def *Definition) {
+	ids := make([]string, 0, len(def.index))
+	for _, a := range def.Activities {
+		if a.ID != "" && def.index[a.ID] == a {
+			ids = append(ids, a.ID)
+		}
+	}
+	startOK := def.Start != ""
+	for _, r := range p.refs {
+		target, ok := def.index[r.to]
+		if !ok {
+			r.scope.add(r.field, r.line, "unknown activity %q%s", r.to, suggest(r.to, ids))
+			if r.kind == edgeStart {
+				startOK = false
+			}
+			continue
+		}
+		if r.kind == EdgeCompensate && !canCompensate(target.Type) {
+			r.scope.add(r.field, r.line, "compensation activity %q is %s activity; use a task, http, set, emit or subworkflow",
+				r.to, article(target.Type))
+		}
+	}
+	g := newGraph(def, p.metas)
+	if startOK {
+		p.checkReachable(g)
+	}
+	p.checkJoins(g)
+	p.checkCycles(g)
+}
+
+func canCompensate(t ActivityType) bool {
+	switch t {
+	case TypeTask, TypeHTTP, TypeSet, TypeEmit, TypeSubworkflow:
+		return true
+	}
+	return false
+}
+
+func newGraph(def *Definition, metas []*activityMeta) *graph {
+	g := &graph{
+		def:   def,
+		pos:   make(map[string]int, len(def.Activities)),
+		flow:  make([][]int, len(def.Activities)),
+		comp:  make([][]int, len(def.Activities)),
+		loose: make([][]int, len(def.Activities)),
+	}
+	for i, a := range def.Activities {
+		if _, dup := g.pos[a.ID]; a.ID != "" && !dup {
+			g.pos[a.ID] = i
+		}
+	}
+	for i, a := range def.Activities {
+		for _, e := range a.Edges() {
+			j, ok := g.pos[e.To]
+			if !ok {
+				continue
+			}
+			if e.Kind == EdgeCompensate {
+				g.comp[i] = append(g.comp[i], j)
+			} else {
+				g.flow[i] = append(g.flow[i], j)
+			}
+		}
+		for _, to := range metas[i].loose {
+			if j, ok := g.pos[to]; ok {
+				g.loose[i] = append(g.loose[i], j)
+			}
+		}
+	}
+	return g
+}
+
+// reach returns the activities reachable from the sources over the given
+// edge sets.
+func (g *graph) reach(sources []int, edgeSets ...[][]int) []bool {
+	seen := make([]bool, len(g.def.Activities))
+	queue := slices.Clone(sources)
+	for _, s := range sources {
+		seen[s] = true
+	}
+	for len(queue) > 0 {
+		i := queue[0]
+		queue = queue[1:]
+		for _, edges := range edgeSets {
+			for _, j := range edges[i] {
+				if !seen[j] {
+					seen[j] = true
+					queue = append(queue, j)
+				}
+			}
+		}
+	}
+	return seen
+}
+
+// checkReachable reports activities no path from the start leads to.
+// Compensation targets count as reachable from the activity they undo.
+func (p *parser) checkReachable(g *graph) {
+	start, ok := g.pos[g.def.Start]
+	if !ok {
+		return
+	}
+	seen := g.reach([]int{start}, g.flow, g.comp, g.loose)
+	for i, a := range g.def.Activities {
+		if seen[i] || a.ID == "" || g.pos[a.ID] != i {
+			continue
+		}
+		p.metas[i].scope.add("", a.Line, "unreachable: no transition from the start activity %q leads here", g.def.Start)
+	}
+}
+
+// checkJoins reports joins that no parallel leads to.
+func (p *parser) checkJoins(g *graph) {
+	var forks []int
+	for i, a := range g.def.Activities {
+		if a.Type == TypeParallel {
+			forks = append(forks, g.flow[i]...)
+		}
+	}
+	// A join closes the parallel that feeds it: what follows a join is
+	// not fed by that parallel any more.
+	flow := make([][]int, len(g.flow))
+	for i, a := range g.def.Activities {
+		if a.Type != TypeJoin {
+			flow[i] = g.flow[i]
+		}
+	}
+	fed := g.reach(forks, flow, g.loose)
+	for i, a := range g.def.Activities {
+		if a.Type == TypeJoin && !fed[i] {
+			p.metas[i].scope.add("", a.Line, "join is not fed by a parallel: no branch of a parallel activity leads here")
+		}
+	}
+}
+
+// checkCycles reports strongly connected sets of activities that, once
+// entered, can never be left: no transition leads out of them, and nothing
+// in them waits for the outside world or decides (a user task, receive,
+// timer or switch).
+func (p *parser) checkCycles(g *graph) {
+	for _, comp := range g.components() {
+		members := make(map[int]bool, len(comp))
+		for _, i := range comp {
+			members[i] = true
+		}
+		if len(comp) == 1 && !slices.Contains(g.flow[comp[0]], comp[0]) {
+			continue // not a cycle
+		}
+		legit := false
+		for _, i := range comp {
+			a := g.def.Activities[i]
+			if a.Type.IsWait() || a.Type == TypeSwitch || a.Type == "" || len(g.loose[i]) > 0 {
+				legit = true
+				break
+			}
+			for _, j := range g.flow[i] {
+				if !members[j] {
+					legit = true
+					break
+				}
+			}
+		}
+		if legit {
+			continue
+		}
+		slices.Sort(comp)
+		names := make([]string, len(comp))
+		for k, i := range comp {
+			names[k] = fmt.Sprintf("%q", g.def.Activities[i].ID)
+		}
+		first := g.def.Activities[comp[0]]
+		what := strings.Join(names, ", ") + " lead only to each other"
+		if len(names) == 1 {
+			what = "the activity leads only to itself"
+		}
+		p.metas[comp[0]].scope.add("", first.Line,
+			"endless loop: %s; add a transition out of the loop, or a userTask, receive, timer or switch inside it", what)
+	}
+}
+
+// components returns the strongly connected components of the flow graph
+// (Tarjan's algorithm, iterative so deep graphs cannot overflow the
+// stack).
+func (g *graph) components() [][]int {
+	n := len(g.def.Activities)
+	indexOf := make([]int, n)
+	low := make([]int, n)
+	onStack := make([]bool, n)
+	for i := range indexOf {
+		indexOf[i] = -1
+	}
+	var stack []int
+	var out [][]int
+	next := 0
+	type frame struct{ v, edge int }
+	for root := range n {
+		if indexOf[root] >= 0 {
+			continue
+		}
+		calls := []frame{{v: root}}
+		indexOf[root], low[root] = next, next
+		next++
+		stack = append(stack, root)
+		onStack[root] = true
+		for len(calls) > 0 {
+			f := &calls[len(calls)-1]
+			v := f.v
+			if f.edge < len(g.flow[v]) {
+				w := g.flow[v][f.edge]
+				f.edge++
+				switch {
+				case indexOf[w] < 0:
+					indexOf[w], low[w] = next, next
+					next++
+					stack = append(stack, w)
+					onStack[w] = true
+					calls = append(calls, frame{v: w})
+				case onStack[w]:
+					low[v] = min(low[v], indexOf[w])
+				}
+				continue
+			}
+			calls = calls[:len(calls)-1]
+			if len(calls) > 0 {
+				parent := calls[len(calls)-1].v
+				low[parent] = min(low[parent], low[v])
+			}
+			if low[v] == indexOf[v] {
+				var comp []int
+				for {
+					w := stack[len(stack)-1]
+					stack = stack[:len(stack)-1]
+					onStack[w] = false
+					comp = append(comp, w)
+					if w == v {
+						break
+					}
+				}
+				out = append(out, comp)
+			}
+		}
+	}
+	return out
+}

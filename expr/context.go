@@ -1,0 +1,100 @@
+package expr
+
+import (
+	"time"
+
+	"cel.dev/cel-go/interpreter"
+)
+
+// Context is the data expressions are evaluated against. Values are plain Go
+// values as produced by encoding/json (map[string]any, []any, string,
+// float64, bool, nil); other Go types CEL knows (ints, time.Time,
+// time.Duration) are accepted too. A Context is only read during evaluation.
+type Context struct {
+	// Input is the start input of the instance.
+	Input any
+	// Vars holds the instance variables.
+	Vars map[string]any
+	// Steps holds the outputs of completed activities by activity id.
+	Steps map[string]any
+	// Instance describes the running instance.
+	Instance Instance
+	// Now is the evaluation time. When zero, expressions that use now fail
+	// to evaluate: the engine's clock, not the wall clock, must supply it.
+	Now time.Time
+	// Task is set while completing a user task, nil otherwise.
+	Task *Task
+	// Message is the message being received by a receive activity, nil
+	// otherwise.
+	Message any
+}
+
+// Instance is the instance expressions see as the variable instance.
+type Instance struct {
+	ID          string
+	BusinessKey string
+	Definition  string
+	Version     int
+}
+
+// Task is the completion of a user task that expressions see as the
+// variable task.
+type Task struct {
+	Outcome string
+	Data    any
+	User    string
+}
+
+// activation resolves CEL variables lazily from a Context, so a variable an
+// expression does not use costs nothing.
+type activation Context
+
+var _ interpreter.Activation = (*activation)(nil)
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "input":
+		return a.Input, true
+	case "vars":
+		if a.Vars == nil {
+			return map[string]any{}, true
+		}
+		return a.Vars, true
+	case "steps":
+		if a.Steps == nil {
+			return map[string]any{}, true
+		}
+		return a.Steps, true
+	case "instance":
+		return map[string]any{
+			"id":          a.Instance.ID,
+			"businessKey": a.Instance.BusinessKey,
+			"definition":  a.Instance.Definition,
+			"version":     int64(a.Instance.Version),
+		}, true
+	case "now":
+		if a.Now.IsZero() {
+			return nil, false
+		}
+		return a.Now.UTC(), true
+	case "task":
+		if a.Task == nil {
+			return nil, false
+		}
+		return map[string]any{
+			"outcome": a.Task.Outcome,
+			"data":    a.Task.Data,
+			"user":    a.Task.User,
+		}, true
+	case "message":
+		if a.Message == nil {
+			return nil, false
+		}
+		return a.Message, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (a *activation) Parent() interpreter.Activation { return nil }

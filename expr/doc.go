@@ -1,0 +1,31 @@
+// Package expr compiles and evaluates the expressions of Waymark workflow
+// definitions.
+//
+// Expressions are written in CEL (https://cel.dev). In a definition a string
+// is an expression only when the whole string, ignoring surrounding
+// whitespace, has the form ${ ... }; every other string is a literal. Use
+// [Unwrap] to recognise an expression and [Compile] to turn its source into a
+// [Program].
+//
+// Programs are compiled once, when a definition is deployed, against one
+// shared, immutable CEL environment, and evaluated many times against a
+// [Context]. Evaluation is bounded: every program carries a CEL cost limit
+// ([CostLimit]) and checks its context for cancellation inside
+// comprehensions, so a hostile expression cannot hang the engine.
+//
+// The expression context declares these variables, all dynamically typed so
+// that any field access compiles:
+//
+//	input     the start input of the instance
+//	vars      the instance variables
+//	steps     outputs of completed activities, by activity id
+//	instance  {id, businessKey, definition, version}
+//	now       the current time (a CEL timestamp)
+//	task      {outcome, data, user} while completing a user task
+//	message   the message being received by a receive activity
+//
+// Results are converted to plain Go values that encoding/json can marshal:
+// nil, bool, float64 (and int64/uint64 beyond ±2^53), string, []any and
+// map[string]any. Timestamps become RFC 3339 strings in UTC, durations Go
+// duration strings such as "1h30m0s", bytes base64 strings.
+package expr

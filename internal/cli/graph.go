@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/waymarkdev/waymark/definition"
+)
+
+// maxEdgeLabel is the longest edge label, in runes, graph prints.
+const maxEdgeLabel = 60
+
+func newGraphCommand(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "graph FILE",
+		Short: "Print a workflow definition as a Mermaid flowchart",
+		Long: `Print the activities and transitions of a workflow definition as a Mermaid
+flowchart (https://mermaid.js.org), ready to paste into Markdown. Nodes show
+the activity id and type; edges show the outcome, switch condition, default,
+onTimeout or onError they follow; compensation edges are dotted. An invalid
+definition prints its problems, as waymark validate does, and exits with
+status 1.`,
+		Example: "  waymark graph expense-approval.yaml > expense-approval.mmd",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			def, ok := parseFile(e.stderr, e.stderr, args[0])
+			if !ok {
+				return &ExitError{Code: 1}
+			}
+			fmt.Fprint(e.stdout, mermaid(def))
+			return nil
+		},
+	}
+}
+
+// mermaid renders def as a Mermaid flowchart. Node ids are generated (n0,
+// n1, ...) because activity ids such as "end" are Mermaid keywords.
+func mermaid(def *definition.Definition) string {
+	var b strings.Builder
+	b.WriteString("flowchart TD\n")
+	nodes := make(map[string]string, len(def.Activities))
+	for i, a := range def.Activities {
+		nodes[a.ID] = fmt.Sprintf("n%d", i)
+	}
+	b.WriteString("  start((start))\n")
+	for _, a := range def.Activities {
+		open, closing := nodeShape(a.Type)
+		fmt.Fprintf(&b, "  %s%s\"%s<br/>%s\"%s\n", nodes[a.ID], open, escapeLabel(a.ID), a.Type, closing)
+	}
+	fmt.Fprintf(&b, "  start --> %s\n", nodes[def.Start])
+	for _, e := range def.Edges() {
+		arrow := "-->"
+		if e.Kind == definition.EdgeCompensate {
+			arrow = "-.->"
+		}
+		if label := edgeLabel(e); label != "" {
+			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", nodes[e.From], arrow, escapeLabel(label), nodes[e.To])
+		} else {
+			fmt.Fprintf(&b, "  %s %s %s\n", nodes[e.From], arrow, nodes[e.To])
+		}
+	}
+	return b.String()
+}
+
+// nodeShape picks the Mermaid shape of an activity: stadiums end the flow,
+// a rhombus decides, hexagons fork and join, parallelograms wait.
+func nodeShape(t definition.ActivityType) (open, closing string) {
+	switch t {
+	case definition.TypeEnd, definition.TypeFail:
+		return "([", "])"
+	case definition.TypeSwitch:
+		return "{", "}"
+	case definition.TypeParallel, definition.TypeJoin:
+		return "{{", "}}"
+	case definition.TypeUserTask, definition.TypeReceive, definition.TypeTimer:
+		return "[/", "/]"
+	}
+	return "[", "]"
+}
+
+func edgeLabel(e definition.Edge) string {
+	switch e.Kind {
+	case definition.EdgeOutcome, definition.EdgeCase:
+		return e.Label
+	case definition.EdgeDefault, definition.EdgeTimeout, definition.EdgeCompensate:
+		return string(e.Kind)
+	case definition.EdgeError:
+		if e.Label == "*" {
+			return "onError"
+		}
+		return "onError: " + e.Label
+	}
+	return ""
+}
+
+// escapeLabel makes text safe inside a quoted Mermaid label, on one line.
+func escapeLabel(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if utf8.RuneCountInString(s) > maxEdgeLabel {
+		s = string([]rune(s)[:maxEdgeLabel-1]) + "…"
+	}
+	return strings.NewReplacer(
+		"#", "#35;",
+		`"`, "#quot;",
+		"<", "#lt;",
+		">", "#gt;",
+	).Replace(s)
+}

@@ -1,0 +1,98 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestGraphCommand(t *testing.T) {
+	t.Parallel()
+
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", "../../definition/testdata/valid/expense-approval.yaml"}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	require.Empty(t, stderr.String())
+	require.Equal(t, `flowchart TD
+  start((start))
+  n0["validate<br/>task"]
+  n1{"route<br/>switch"}
+  n2[/"approve<br/>userTask"/]
+  n3["pay<br/>http"]
+  n4[/"wait_receipt<br/>receive"/]
+  n5[/"cool_off<br/>timer"/]
+  n6["notify_rejected<br/>emit"]
+  n7(["done<br/>end"])
+  n8["refund<br/>task"]
+  n9["escalate<br/>emit"]
+  start --> n0
+  n0 --> n1
+  n1 -->|"input.amount #gt; 1000"| n2
+  n1 -->|"default"| n3
+  n2 -->|"approved"| n3
+  n2 -->|"rejected"| n6
+  n2 -->|"onTimeout"| n9
+  n3 --> n4
+  n3 -.->|"compensate"| n8
+  n4 --> n5
+  n4 -->|"onTimeout"| n6
+  n5 --> n7
+  n9 --> n2
+`, stdout.String())
+}
+
+func TestGraphCommandLabels(t *testing.T) {
+	t.Parallel()
+
+	path := writeDefinition(t, "labels.yaml", `id: labels
+activities:
+  - id: begin
+    type: task
+    handler: h
+    onError: {card_declined: stop, "*": stop}
+    next: fork
+  - id: fork
+    type: parallel
+    branches: [left, right]
+  - id: left
+    type: switch
+    cases:
+      - when: ${ input.name == "a#b" && input.note.size() > 1000000 && input.kind == "some rather long text" }
+        next: merge
+    default: merge
+  - id: right
+    type: task
+    handler: r
+    next: merge
+  - id: merge
+    type: join
+    next: stop
+  - id: stop
+    type: fail
+    code: stopped
+`)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", path}, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	out := stdout.String()
+	require.Contains(t, out, `n0 -->|"onError"| n5`)
+	require.Contains(t, out, `n0 -->|"onError: card_declined"| n5`)
+	require.Contains(t, out, "n1 --> n2\n  n1 --> n3\n")
+	require.Contains(t, out, `n1{{"fork<br/>parallel"}}`)
+	require.Contains(t, out, `n4{{"merge<br/>join"}}`)
+	require.Contains(t, out, `n5(["stop<br/>fail"])`)
+	require.Contains(t, out, `n2 -->|"input.name == #quot;a#35;b#quot; && input.note.size() #gt; 1000000 && input…"| n4`)
+}
+
+func TestGraphCommandInvalidDefinition(t *testing.T) {
+	t.Parallel()
+
+	path := writeDefinition(t, "invalid.yaml", invalidDefinition)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", path}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	require.Empty(t, stdout.String())
+	require.Contains(t, stderr.String(), path+`:6: activities[0].next: activity "greet": unknown activity "dnoe"`)
+}
