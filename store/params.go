@@ -64,7 +64,10 @@ type ExecutionInsertParams struct {
 	Status     string
 	Attempt    int
 	Input      json.RawMessage
+	Output     json.RawMessage
+	Error      json.RawMessage
 	StartedAt  *time.Time
+	FinishedAt *time.Time
 	CreatedAt  time.Time
 }
 

@@ -84,8 +84,8 @@ LIMIT ?6;
 
 -- name: ExecutionInsert
 INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,
-    started_at, version, created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9)
+    output, error, started_at, finished_at, version, created_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12)
 RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
     started_at, finished_at, version, created_at;
 

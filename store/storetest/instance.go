@@ -335,9 +335,20 @@ func runExecution(t *testing.T, h Harness) {
 		ID: store.NewID(), InstanceID: f.inst.ID, ActivityID: "pay", Type: "task", Status: "scheduled", CreatedAt: t0.Add(time.Second),
 	})
 	require.NoError(t, err)
+	// An execution may be stored already finished, in one statement.
+	whole, err := f.s.ExecutionInsert(f.ctx, &store.ExecutionInsertParams{
+		ID: store.NewID(), InstanceID: f.inst.ID, ActivityID: "route", Type: "switch", Status: "completed",
+		Output: json.RawMessage(`{"case":0}`), Error: json.RawMessage(`{"code":"x"}`),
+		StartedAt: &started, FinishedAt: &finished, CreatedAt: t0.Add(2 * time.Second),
+	})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"case":0}`, string(whole.Output))
+	require.JSONEq(t, `{"code":"x"}`, string(whole.Error))
+	require.Equal(t, finished, *whole.FinishedAt)
+
 	list, err := f.s.ExecutionListByInstance(f.ctx, f.inst.ID)
 	require.NoError(t, err)
-	require.Len(t, list, 2)
+	require.Len(t, list, 3)
 	require.Equal(t, e.ID, list[0].ID)
 	require.Equal(t, second.ID, list[1].ID)
 	got, err := f.s.ExecutionGet(f.ctx, e.ID)

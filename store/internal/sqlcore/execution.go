@@ -18,7 +18,7 @@ func scanExecution(r Row) (*store.ActivityExecution, error) {
 func (q *Queries) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertParams) (*store.ActivityExecution, error) {
 	return one(ctx, q, "insert activity execution", "ExecutionInsert", scanExecution,
 		p.ID, p.InstanceID, p.ActivityID, p.Type, p.Status, p.Attempt, q.j(p.Input),
-		q.nt(p.StartedAt), q.t(p.CreatedAt))
+		q.j(p.Output), q.j(p.Error), q.nt(p.StartedAt), q.nt(p.FinishedAt), q.t(p.CreatedAt))
 }
 
 // ExecutionGet implements store.Executor.

@@ -1,0 +1,386 @@
+package waymark
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// enter creates an execution of activity id and runs it as far as it can go
+// inside this transaction.
+func (s *instState) enter(id string) error {
+	a := s.cd.def.Activity(id)
+	if a == nil {
+		return fmt.Errorf("instance %s: no activity %q in %s v%d", s.inst.ID, id, s.inst.DefinitionID, s.inst.DefinitionVersion)
+	}
+	x := s.newExecution(a.ID, string(a.Type))
+	s.t.emit(s, EventActivityStarted, x, nil)
+	if s.status == store.InstanceSuspended || s.t.budget <= 0 {
+		// Run it later: after a resume, or in a step of its own.
+		handler := ""
+		if a.Type == definition.TypeTask {
+			handler = a.Handler
+		}
+		if s.status == store.InstanceSuspended {
+			return nil
+		}
+		return s.enqueue(x, handler, s.t.now)
+	}
+	return s.run(a, x)
+}
+
+// run executes a scheduled execution of a.
+func (s *instState) run(a *definition.Activity, x *execution) error {
+	s.t.budget--
+	ctx := s.t.ctx
+	switch a.Type {
+	case definition.TypeTask:
+		input, err := s.evalInput(a.Input)
+		if err != nil {
+			return s.failActivity(a, x, ErrorInfo{Code: CodePermanent, Message: err.Error()})
+		}
+		x.rec.Input = input
+		x.dirty = true
+		return s.enqueue(x, a.Handler, s.t.now)
+
+	case definition.TypeSet:
+		c := s.exprContext()
+		for name, v := range a.Vars {
+			val, err := v.Eval(ctx, c)
+			if err != nil {
+				return s.failActivity(a, x, evalError("vars."+name, err))
+			}
+			s.vars[name] = val
+		}
+		return s.complete(a, x, nil, a.Next)
+
+	case definition.TypeSwitch:
+		c := s.exprContext()
+		for i, cs := range a.Cases {
+			ok, err := cs.When.EvalBool(ctx, c)
+			if err != nil {
+				return s.failActivity(a, x, evalError(fmt.Sprintf("cases[%d].when", i), err))
+			}
+			if ok {
+				return s.complete(a, x, map[string]any{"case": i, "next": cs.Next}, cs.Next)
+			}
+		}
+		if a.Default == "" {
+			return s.failActivity(a, x, ErrorInfo{Code: CodePermanent, Message: "no case matched and the switch has no default"})
+		}
+		return s.complete(a, x, map[string]any{"case": "default", "next": a.Default}, a.Default)
+
+	case definition.TypeEmit:
+		payload, err := a.Payload.Eval(ctx, s.exprContext())
+		if err != nil {
+			return s.failActivity(a, x, evalError("payload", err))
+		}
+		body, err := encodeJSON(map[string]any{
+			"id": newID(), "type": a.Event, "instanceId": s.inst.ID, "definition": s.inst.DefinitionID,
+			"version": s.inst.DefinitionVersion, "activityId": a.ID, "occurredAt": s.t.now,
+			"traceId": s.traceID(), "data": payload,
+		})
+		if err != nil {
+			return err
+		}
+		if _, err := s.t.tx.OutboxInsert(ctx, &store.OutboxInsertParams{
+			ID: newID(), InstanceID: s.inst.ID, Type: a.Event, Payload: body, OccurredAt: s.t.now,
+		}); err != nil {
+			return err
+		}
+		return s.complete(a, x, payload, a.Next)
+
+	case definition.TypeParallel:
+		if err := s.complete(a, x, nil, ""); err != nil {
+			return err
+		}
+		for _, b := range a.Branches {
+			if err := s.enter(b); err != nil {
+				return err
+			}
+		}
+		return nil
+
+	case definition.TypeJoin:
+		return s.arriveAtJoin(a, x)
+
+	case definition.TypeUserTask:
+		return s.openUserTask(a, x)
+
+	case definition.TypeReceive:
+		return s.openReceive(a, x)
+
+	case definition.TypeTimer:
+		return s.openTimer(a, x)
+
+	case definition.TypeSubworkflow:
+		return s.startChild(a, x)
+
+	case definition.TypeFail:
+		msg := "failed at " + a.ID
+		if a.ErrorMessage != nil {
+			m, err := a.ErrorMessage.EvalString(ctx, s.exprContext())
+			if err != nil {
+				return s.failActivity(a, x, evalError("message", err))
+			}
+			msg = m
+		}
+		code := a.ErrorCode
+		if code == "" {
+			code = CodePermanent
+		}
+		return s.failActivity(a, x, ErrorInfo{Code: code, Message: msg})
+
+	case definition.TypeEnd:
+		return s.complete(a, x, nil, "")
+
+	case definition.TypeHTTP:
+		return s.failActivity(a, x, ErrorInfo{Code: CodePermanent,
+			Message: "http activities are not supported by this engine version"})
+	}
+	return fmt.Errorf("activity %s: unsupported type %q", a.ID, a.Type)
+}
+
+func evalError(field string, err error) ErrorInfo {
+	return ErrorInfo{Code: CodePermanent, Message: field + ": " + err.Error()}
+}
+
+// evalInput evaluates a task's input, or passes the instance input on.
+func (s *instState) evalInput(v *definition.Value) (json.RawMessage, error) {
+	if v == nil {
+		if len(s.inst.Input) == 0 {
+			return json.RawMessage("null"), nil
+		}
+		return s.inst.Input, nil
+	}
+	val, err := v.Eval(s.t.ctx, s.exprContext())
+	if err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	return encodeJSON(val)
+}
+
+// complete finishes an execution with output and follows next ("" ends the
+// path). A compensation execution never follows next.
+func (s *instState) complete(a *definition.Activity, x *execution, output any, next string) error {
+	out, err := encodeJSON(output)
+	if err != nil {
+		return err
+	}
+	x.rec.Output = out
+	s.setStatus(x, ExecCompleted)
+	if a.Output != "" && output != nil {
+		s.vars[a.Output] = output
+	}
+	s.t.emit(s, EventActivityCompleted, x, nil)
+	if x.compensates != "" || isCompensation(x) || next == "" {
+		return nil
+	}
+	return s.enter(next)
+}
+
+// failActivity records a failed execution and routes the error: a business
+// error to the activity's onError target, anything else fails the instance.
+func (s *instState) failActivity(a *definition.Activity, x *execution, info ErrorInfo) error {
+	info.ActivityID = a.ID
+	x.rec.Error = info.json()
+	s.setStatus(x, ExecFailed)
+	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info})
+	if info.Code == CodeBusiness {
+		if to := a.ErrorTarget(info.Name); to != "" {
+			return s.enter(to)
+		}
+	}
+	if isCompensation(x) {
+		// A compensation that fails leaves the instance for an operator.
+		return s.suspend(&info)
+	}
+	return s.fail(store.InstanceFailed, &info)
+}
+
+// fail ends the instance with status after compensating what it completed.
+func (s *instState) fail(status store.InstanceStatus, info *ErrorInfo) error {
+	if s.status.Finished() {
+		return nil
+	}
+	s.cancelActive()
+	if err := s.cancelChildren(); err != nil {
+		return err
+	}
+	if s.pendingCompensations() > 0 {
+		s.status = store.InstanceCompensating
+		s.errInfo = info
+		s.changed = true
+		s.setFinalStatus(status)
+		s.t.emit(s, EventInstanceCompensate, nil, map[string]any{"then": status})
+		return s.compensateNext()
+	}
+	return s.finish(status, info)
+}
+
+func (s *instState) suspend(info *ErrorInfo) error {
+	s.status = store.InstanceSuspended
+	s.changed = true
+	if info != nil {
+		s.errInfo = info
+	}
+	s.t.emit(s, EventInstanceSuspended, nil, map[string]any{"error": info})
+	return nil
+}
+
+// arriveAtJoin counts a branch arriving at a join and continues once every
+// branch of the parallel that feeds it has arrived.
+func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
+	var open *execution
+	for _, o := range s.execs {
+		if o != x && o.rec.ActivityID == a.ID && o.rec.Status == ExecWaiting {
+			open = o
+			break
+		}
+	}
+	if open == nil {
+		open = x
+		x.rec.Input = json.RawMessage(`{"arrived":0}`)
+	} else if x.isNew {
+		// This arrival folds into the open join execution.
+		s.execs = slices.DeleteFunc(s.execs, func(o *execution) bool { return o == x })
+		s.t.events = slices.DeleteFunc(s.t.events, func(ev *Event) bool { return ev.ExecutionID == x.rec.ID })
+	} else {
+		// A deferred arrival was stored already: close it.
+		s.setStatus(x, ExecCompleted)
+	}
+	var state struct {
+		Arrived int `json:"arrived"`
+	}
+	if err := decodeJSON(open.rec.Input, &state); err != nil {
+		return fmt.Errorf("join %s state: %w", a.ID, err)
+	}
+	state.Arrived++
+	open.rec.Input, _ = encodeJSON(state)
+	open.dirty = true
+	if state.Arrived < max(s.cd.joinExpect[a.ID], 1) {
+		s.setStatus(open, ExecWaiting)
+		return nil
+	}
+	return s.complete(a, open, nil, a.Next)
+}
+
+// setFinalStatus remembers, in the instance's error record, which status
+// the instance takes when compensation is over.
+func (s *instState) setFinalStatus(status store.InstanceStatus) {
+	if s.errInfo == nil {
+		s.errInfo = &ErrorInfo{Code: CodePermanent, Message: string(status)}
+	}
+	s.errInfo.Then = string(status)
+}
+
+// pendingCompensations counts completed executions whose activity names a
+// compensation that has not run yet.
+func (s *instState) pendingCompensations() int {
+	return len(s.compensationPlan())
+}
+
+// compensationPlan lists, latest completion first, the executions still to
+// be compensated.
+func (s *instState) compensationPlan() []*execution {
+	done := map[string]bool{}
+	for _, x := range s.execs {
+		if id := compensatedBy(x); id != "" {
+			done[id] = true
+		}
+	}
+	var plan []*execution
+	for _, x := range s.execs {
+		if x.rec.Status != ExecCompleted || isCompensation(x) || done[x.rec.ID] {
+			continue
+		}
+		if a := s.cd.def.Activity(x.rec.ActivityID); a != nil && a.Compensate != "" {
+			plan = append(plan, x)
+		}
+	}
+	// Latest completion first; executions finished in the same step keep
+	// reverse creation order (the sort is stable).
+	for i, j := 0, len(plan)-1; i < j; i, j = i+1, j-1 {
+		plan[i], plan[j] = plan[j], plan[i]
+	}
+	sortByFinishDesc(plan)
+	return plan
+}
+
+func sortByFinishDesc(plan []*execution) {
+	for i := 1; i < len(plan); i++ {
+		for j := i; j > 0 && finishedAt(plan[j]).After(finishedAt(plan[j-1])); j-- {
+			plan[j], plan[j-1] = plan[j-1], plan[j]
+		}
+	}
+}
+
+func finishedAt(x *execution) time.Time {
+	if x.rec.FinishedAt == nil {
+		return time.Time{}
+	}
+	return *x.rec.FinishedAt
+}
+
+// compensationInput marks a compensation execution and carries what it undoes.
+type compensationInput struct {
+	Compensates string          `json:"$compensates"`
+	ActivityID  string          `json:"activityId"`
+	Output      json.RawMessage `json:"output,omitempty"`
+}
+
+func compensatedBy(x *execution) string {
+	if x.compensates != "" {
+		return x.compensates
+	}
+	if !isCompensation(x) {
+		return ""
+	}
+	var in compensationInput
+	_ = decodeJSON(x.rec.Input, &in)
+	return in.Compensates
+}
+
+func isCompensation(x *execution) bool {
+	if x.compensates != "" {
+		return true
+	}
+	if len(x.rec.Input) == 0 || x.rec.Input[0] != '{' {
+		return false
+	}
+	var in compensationInput
+	return bytes.Contains(x.rec.Input, []byte(`"$compensates"`)) &&
+		json.Unmarshal(x.rec.Input, &in) == nil && in.Compensates != ""
+}
+
+// compensateNext starts the next compensation, or finishes the instance
+// with the status remembered when compensation began.
+func (s *instState) compensateNext() error {
+	plan := s.compensationPlan()
+	if len(plan) == 0 {
+		status := store.InstanceFailed
+		if s.errInfo != nil && s.errInfo.Then != "" {
+			status = store.InstanceStatus(s.errInfo.Then)
+		}
+		return s.finish(status, s.errInfo)
+	}
+	orig := plan[0]
+	a := s.cd.def.Activity(s.cd.def.Activity(orig.rec.ActivityID).Compensate)
+	x := s.newExecution(a.ID, string(a.Type))
+	x.compensates = orig.rec.ID
+	in, err := encodeJSON(compensationInput{Compensates: orig.rec.ID, ActivityID: orig.rec.ActivityID, Output: orig.rec.Output})
+	if err != nil {
+		return err
+	}
+	x.rec.Input = in
+	s.t.emit(s, EventActivityStarted, x, map[string]any{"compensates": orig.rec.ActivityID})
+	if a.Type == definition.TypeTask {
+		return s.enqueue(x, a.Handler, s.t.now)
+	}
+	return s.run(a, x)
+}

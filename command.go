@@ -1,0 +1,367 @@
+package waymark
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// StartParams start an instance.
+type StartParams struct {
+	// Definition is the definition id.
+	Definition string
+	// Version of the definition; 0 means the latest.
+	Version int
+	// Input is the start input (JSON), validated against the definition's
+	// input schema.
+	Input json.RawMessage
+	// BusinessKey is an application key to find the instance by.
+	BusinessKey string
+	// IdempotencyKey makes a retried start return the instance the first
+	// call created instead of starting another.
+	IdempotencyKey string
+}
+
+// StartInstance starts an instance and runs it up to its first wait or
+// task, all in one transaction.
+func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*store.Instance, error) {
+	if p == nil || p.Definition == "" {
+		return nil, invalid("definition", "is required")
+	}
+	if len(p.Input) > 0 && !json.Valid(p.Input) {
+		return nil, invalid("input", "is not valid JSON")
+	}
+	var inst *store.Instance
+	var started *instState
+	err := e.inTx(ctx, "", func(t *txn) error {
+		inst, started = nil, nil
+		if p.IdempotencyKey != "" {
+			existing, err := t.tx.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+			if err == nil {
+				inst = existing
+				return nil
+			}
+			if !isNotFound(err) {
+				return err
+			}
+		}
+		var err error
+		started, err = t.startInstance(p, "", "")
+		return err
+	})
+	if errors.Is(err, store.ErrDuplicate) && p.IdempotencyKey != "" {
+		// A concurrent start with the same key won.
+		return e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if started != nil {
+		inst = started.inst // as written at the end of the transaction
+	}
+	return inst, nil
+}
+
+// startInstance creates an instance inside t and runs it from its start.
+func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*instState, error) {
+	cd, err := t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
+	if err != nil {
+		if isNotFound(err) {
+			return nil, fmt.Errorf("%w: definition %q version %d", store.ErrNotFound, p.Definition, p.Version)
+		}
+		return nil, err
+	}
+	if err := cd.def.ValidateInput(p.Input); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	var deadline *time.Time
+	if cd.def.Timeout > 0 {
+		d := t.now.Add(cd.def.Timeout)
+		deadline = &d
+	}
+	input := p.Input
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	inst, err := t.tx.InstanceInsert(t.ctx, &store.InstanceInsertParams{
+		ID: newID(), DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
+		Input: input, Variables: json.RawMessage("{}"), BusinessKey: p.BusinessKey, ParentID: parentID,
+		ParentExecutionID: parentExecID, IdempotencyKey: p.IdempotencyKey, Deadline: deadline, CreatedAt: t.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s, err := t.adopt(inst, true)
+	if err != nil {
+		return nil, err
+	}
+	t.emit(s, EventInstanceStarted, nil, map[string]any{"businessKey": p.BusinessKey, "parentId": parentID})
+	if deadline != nil {
+		if err := s.armDeadline(*deadline); err != nil {
+			return nil, err
+		}
+	}
+	return s, s.enter(cd.def.Start)
+}
+
+// CompleteTaskParams complete a user task.
+type CompleteTaskParams struct {
+	// Outcome must be one of the task's outcomes when it declares any.
+	Outcome string
+	// Data is the form data the user submitted (JSON).
+	Data json.RawMessage
+	// User and Roles identify who completes the task; the task's assignee
+	// and candidate roles guard it. Admin bypasses the guard.
+	User  string
+	Roles []string
+	Admin bool
+	// IdempotencyKey makes a repeated completion by the same caller return
+	// the first result instead of a conflict.
+	IdempotencyKey string
+	// Version, if not zero, must be the task's current version (If-Match).
+	Version int64
+}
+
+// TaskResult is what completing a task produced.
+type TaskResult struct {
+	TaskID     string          `json:"taskId"`
+	InstanceID string          `json:"instanceId"`
+	Outcome    string          `json:"outcome"`
+	User       string          `json:"user"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+// CompleteTask completes an open user task and advances the instance, in one
+// transaction. Exactly one of several concurrent completions wins; the
+// others get ErrConflict, except a repeat carrying the winner's idempotency
+// key, which gets the winner's result.
+func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTaskParams) (*TaskResult, error) {
+	if p == nil {
+		p = &CompleteTaskParams{}
+	}
+	if len(p.Data) > 0 && !json.Valid(p.Data) {
+		return nil, invalid("data", "is not valid JSON")
+	}
+	var result *TaskResult
+	err := e.inTx(ctx, p.User, func(t *txn) error {
+		b, err := t.tx.BookmarkGet(ctx, taskID)
+		if err != nil || b.Type != store.BookmarkUserAction {
+			return fmt.Errorf("task %s: %w", taskID, store.ErrNotFound)
+		}
+		if b.Consumed() {
+			if p.IdempotencyKey != "" && b.ConsumeKey == p.IdempotencyKey {
+				result = &TaskResult{}
+				return json.Unmarshal(b.Result, result)
+			}
+			return fmt.Errorf("task %s is already completed: %w", taskID, store.ErrConflict)
+		}
+		if p.Version != 0 && p.Version != b.Version {
+			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+		}
+		var payload taskPayload
+		if err := decodeJSON(b.Payload, &payload); err != nil {
+			return err
+		}
+		if err := mayComplete(b, &payload, p); err != nil {
+			return err
+		}
+		if len(payload.Outcomes) > 0 && !slices.Contains(payload.Outcomes, p.Outcome) {
+			return invalid("outcome", "%q is not one of %v", p.Outcome, payload.Outcomes)
+		}
+		s, err := t.load(b.InstanceID)
+		if err != nil {
+			return err
+		}
+		x := s.exec(b.ExecutionID)
+		if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
+			return fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict)
+		}
+		result = &TaskResult{TaskID: b.ID, InstanceID: b.InstanceID, Outcome: p.Outcome, User: p.User, Data: p.Data}
+		raw, err := encodeJSON(result)
+		if err != nil {
+			return err
+		}
+		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
+			ID: b.ID, ConsumedBy: p.User, ConsumeKey: p.IdempotencyKey, Result: raw, At: t.now,
+		}); err != nil {
+			return err
+		}
+		a := s.cd.def.Activity(x.rec.ActivityID)
+		var data any
+		if err := decodeJSON(p.Data, &data); err != nil {
+			return err
+		}
+		t.emit(s, EventTaskCompleted, x, map[string]any{"taskId": b.ID, "outcome": p.Outcome, "user": p.User})
+		output := map[string]any{"outcome": p.Outcome, "data": data, "user": p.User}
+		return s.complete(a, x, output, a.NextFor(p.Outcome))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// mayComplete guards a task: the assignee, a user in a candidate role, or
+// an admin may complete it; a task with neither is open to everyone.
+func mayComplete(b *store.Bookmark, payload *taskPayload, p *CompleteTaskParams) error {
+	if p.Admin {
+		return nil
+	}
+	if b.Assignee == "" && len(payload.CandidateRoles) == 0 {
+		return nil
+	}
+	if b.Assignee != "" && p.User == b.Assignee {
+		return nil
+	}
+	for _, r := range p.Roles {
+		if slices.Contains(payload.CandidateRoles, r) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: user %q is neither the assignee nor in a candidate role of task %s", ErrForbidden, p.User, b.ID)
+}
+
+// ClaimTask assigns an open task to user (who must be allowed to complete
+// it), so that it leaves the other candidates' inboxes.
+func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskParams) (*store.Bookmark, error) {
+	if p == nil || p.User == "" {
+		return nil, invalid("user", "is required to claim a task")
+	}
+	var claimed *store.Bookmark
+	err := e.inTx(ctx, p.User, func(t *txn) error {
+		b, err := t.tx.BookmarkGet(ctx, taskID)
+		if err != nil || b.Type != store.BookmarkUserAction {
+			return fmt.Errorf("task %s: %w", taskID, store.ErrNotFound)
+		}
+		if b.Consumed() {
+			return fmt.Errorf("task %s is already completed: %w", taskID, store.ErrConflict)
+		}
+		var payload taskPayload
+		if err := decodeJSON(b.Payload, &payload); err != nil {
+			return err
+		}
+		if err := mayComplete(b, &payload, p); err != nil {
+			return err
+		}
+		if p.Version != 0 && p.Version != b.Version {
+			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+		}
+		claimed, err = t.tx.BookmarkAssign(ctx, &store.BookmarkAssignParams{ID: b.ID, Version: b.Version, Assignee: p.User})
+		if err != nil {
+			return err
+		}
+		s, err := t.load(b.InstanceID)
+		if err != nil {
+			return err
+		}
+		t.emit(s, EventTaskClaimed, s.exec(b.ExecutionID), map[string]any{"taskId": b.ID, "user": p.User})
+		return nil
+	})
+	return claimed, err
+}
+
+// MessageParams deliver a message.
+type MessageParams struct {
+	// Name is the message name a receive waits for.
+	Name string
+	// Correlation selects the waiting instance.
+	Correlation string
+	// Payload becomes the receive's output (JSON).
+	Payload json.RawMessage
+	// MessageID and Source identify the message for deduplication: a
+	// message already accepted is acknowledged again with no second effect.
+	MessageID string
+	Source    string
+}
+
+// MessageResult says what a message did.
+type MessageResult struct {
+	// InstanceID is the instance the message was delivered to, empty when
+	// none waited and it was kept for a later receive.
+	InstanceID string `json:"instanceId,omitempty"`
+	// Stored is true when the message was kept for a later receive.
+	Stored bool `json:"stored"`
+	// Duplicate is true when the message had been accepted before; the
+	// result is the first one.
+	Duplicate bool `json:"duplicate"`
+}
+
+// DeliverMessage hands a message to the instance waiting for it, or keeps
+// it (for Config.MessageTTL) for a receive that has not been reached yet.
+func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*MessageResult, error) {
+	switch {
+	case p == nil || p.Name == "":
+		return nil, invalid("name", "is required")
+	case len(p.Payload) > 0 && !json.Valid(p.Payload):
+		return nil, invalid("payload", "is not valid JSON")
+	}
+	var result *MessageResult
+	err := e.inTx(ctx, p.Source, func(t *txn) error {
+		result = &MessageResult{}
+		open, err := t.tx.BookmarkListOpen(ctx, &store.BookmarkListParams{
+			Type: store.BookmarkExternalMessage, Key: messageKey(p.Name, p.Correlation), Limit: 1,
+		})
+		if err != nil {
+			return err
+		}
+		if len(open) == 1 {
+			result.InstanceID = open[0].InstanceID
+		} else {
+			result.Stored = true
+		}
+		if p.MessageID != "" {
+			raw, _ := encodeJSON(result)
+			first, err := t.tx.InboxInsert(ctx, &store.InboxInsertParams{
+				Source: p.Source, MessageID: p.MessageID, ReceivedAt: t.now, Result: raw,
+			})
+			if errors.Is(err, store.ErrDuplicate) {
+				result = &MessageResult{}
+				if err := decodeJSON(first.Result, result); err != nil {
+					return err
+				}
+				result.Duplicate = true
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if result.Stored {
+			_, err := t.tx.MessageInsert(ctx, &store.MessageInsertParams{
+				ID: newID(), Name: p.Name, Correlation: p.Correlation, Payload: p.Payload, Source: p.Source,
+				MessageID: p.MessageID, ReceivedAt: t.now, ExpiresAt: t.now.Add(e.cfg.MessageTTL),
+			})
+			return err
+		}
+		b := open[0]
+		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
+			ID: b.ID, ConsumedBy: "message", ConsumeKey: p.MessageID, Result: p.Payload, At: t.now,
+		}); err != nil {
+			return err
+		}
+		s, err := t.load(b.InstanceID)
+		if err != nil {
+			return err
+		}
+		x := s.exec(b.ExecutionID)
+		if x == nil || x.rec.Status != ExecWaiting {
+			return fmt.Errorf("bookmark %s has no waiting execution: %w", b.ID, store.ErrConflict)
+		}
+		return s.receive(s.cd.def.Activity(x.rec.ActivityID), x, p.Payload, p.MessageID)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return result, nil
+}
+
+// activityFor returns the definition activity of an execution.
+func (s *instState) activityFor(x *execution) *definition.Activity {
+	return s.cd.def.Activity(x.rec.ActivityID)
+}

@@ -1,0 +1,143 @@
+package waymark
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Clock tells the engine the time. Tests and `waymark run` use a
+// ManualClock; everything else uses the system clock.
+type Clock interface {
+	Now() time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// ManualClock is a Clock that moves only when told to. It is safe for
+// concurrent use.
+type ManualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewManualClock returns a clock standing at t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{now: t} }
+
+// Now implements Clock.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// Set moves the clock to t if t is later than the clock's time.
+func (c *ManualClock) Set(t time.Time) {
+	c.mu.Lock()
+	if t.After(c.now) {
+		c.now = t
+	}
+	c.mu.Unlock()
+}
+
+// Config configures an Engine. A nil *Config is valid and means all defaults.
+type Config struct {
+	// Handlers run task activities, by handler name. Tasks whose handler
+	// is not here wait for another engine (or an external worker) that has
+	// it.
+	Handlers map[string]TaskHandler
+	// Logger receives the engine's structured logs. Defaults to discarding.
+	Logger *slog.Logger
+	// Clock is the engine's time source. Defaults to the system clock.
+	Clock Clock
+	// NodeID names this engine in leases and logs. Defaults to a new id.
+	NodeID string
+	// Workers is how many task handlers run at once. Defaults to 16.
+	Workers int
+	// LeaseDuration is how long a claimed piece of work stays with this
+	// engine without a heartbeat; a dead engine's work is taken over after
+	// it. Defaults to 30s.
+	LeaseDuration time.Duration
+	// PollInterval bounds how long the engine sleeps before looking for
+	// work and due timers it was not woken for (work enqueued by other
+	// processes). Defaults to 1s.
+	PollInterval time.Duration
+	// MessageTTL is how long a message that no receive waits for yet is
+	// kept for one that may come. Defaults to 24h.
+	MessageTTL time.Duration
+	// TimerBatch is how many due timers one pass of the timer service
+	// fires. Defaults to 100.
+	TimerBatch int
+	// OnEvent, if set, is called after every commit with the events the
+	// commit wrote, in order. It runs on the engine's goroutine: keep it
+	// quick.
+	OnEvent func(Event)
+}
+
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c *Config) WithDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if out.Clock == nil {
+		out.Clock = systemClock{}
+	}
+	if out.NodeID == "" {
+		out.NodeID = "node-" + newID()[24:]
+	}
+	if out.Workers == 0 {
+		out.Workers = 16
+	}
+	if out.LeaseDuration == 0 {
+		out.LeaseDuration = 30 * time.Second
+	}
+	if out.PollInterval == 0 {
+		out.PollInterval = time.Second
+	}
+	if out.MessageTTL == 0 {
+		out.MessageTTL = 24 * time.Hour
+	}
+	if out.TimerBatch == 0 {
+		out.TimerBatch = 100
+	}
+	return &out
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.Workers < 0:
+		return fmt.Errorf("%w: Config.Workers %d: must not be negative", ErrInvalid, c.Workers)
+	case c.LeaseDuration < time.Second:
+		return fmt.Errorf("%w: Config.LeaseDuration %s: must be at least 1s", ErrInvalid, c.LeaseDuration)
+	case c.PollInterval < time.Millisecond:
+		return fmt.Errorf("%w: Config.PollInterval %s: must be at least 1ms", ErrInvalid, c.PollInterval)
+	case c.MessageTTL < 0:
+		return fmt.Errorf("%w: Config.MessageTTL %s: must not be negative", ErrInvalid, c.MessageTTL)
+	case c.TimerBatch < 0:
+		return fmt.Errorf("%w: Config.TimerBatch %d: must not be negative", ErrInvalid, c.TimerBatch)
+	}
+	for name, h := range c.Handlers {
+		if name == "" {
+			return fmt.Errorf("%w: Config.Handlers: a handler name is empty", ErrInvalid)
+		}
+		if h == nil {
+			return fmt.Errorf("%w: Config.Handlers[%q] is nil", ErrInvalid, name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package waymark
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// CancelParams cancel an instance.
+type CancelParams struct {
+	Reason string
+	// Compensate runs the compensations of completed activities before the
+	// instance is cancelled.
+	Compensate bool
+	// Actor is who cancels, for the log.
+	Actor string
+	// Version, if not zero, must be the instance's current version.
+	Version int64
+}
+
+// Cancel stops an unfinished instance: its waits are closed, its running
+// children cancelled, and — when asked — its completed work compensated.
+func (e *Engine) Cancel(ctx context.Context, instanceID string, p *CancelParams) error {
+	if p == nil {
+		p = &CancelParams{}
+	}
+	return e.control(ctx, instanceID, p.Actor, p.Version, func(s *instState) error {
+		if s.status.Finished() {
+			return fmt.Errorf("instance %s is already %s: %w", s.inst.ID, s.status, store.ErrConflict)
+		}
+		info := &ErrorInfo{Code: "cancelled", Message: p.Reason}
+		if !p.Compensate {
+			s.cancelActive()
+			if err := s.cancelChildren(); err != nil {
+				return err
+			}
+			return s.finish(store.InstanceCancelled, info)
+		}
+		s.status = store.InstanceRunning // compensation runs even when suspended
+		return s.fail(store.InstanceCancelled, info)
+	})
+}
+
+// Suspend pauses an instance: no task handler runs for it and nothing it
+// waits for advances it until Resume.
+func (e *Engine) Suspend(ctx context.Context, instanceID, actor string, version int64) error {
+	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
+		if s.status.Finished() || s.status == store.InstanceSuspended {
+			return fmt.Errorf("instance %s is %s: %w", s.inst.ID, s.status, store.ErrConflict)
+		}
+		return s.suspend(nil)
+	})
+}
+
+// Resume continues a suspended instance where it stopped.
+func (e *Engine) Resume(ctx context.Context, instanceID, actor string, version int64) error {
+	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
+		if s.status != store.InstanceSuspended {
+			return fmt.Errorf("instance %s is %s, not suspended: %w", s.inst.ID, s.status, store.ErrConflict)
+		}
+		s.status = store.InstanceRunning
+		s.errInfo = nil
+		s.inst.Error = nil
+		s.changed = true
+		s.t.emit(s, EventInstanceResumed, nil, nil)
+		return s.rescheduleScheduled()
+	})
+}
+
+// rescheduleScheduled queues every scheduled execution again.
+func (s *instState) rescheduleScheduled() error {
+	for _, x := range s.execs {
+		if x.rec.Status != ExecScheduled {
+			continue
+		}
+		handler := ""
+		if a := s.activityFor(x); a != nil && a.Type == definition.TypeTask {
+			handler = a.Handler
+		}
+		if err := s.enqueue(x, handler, s.t.now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Retry runs the failed activity of a failed or suspended instance again.
+func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version int64) error {
+	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
+		if s.status != store.InstanceFailed && s.status != store.InstanceSuspended {
+			return fmt.Errorf("instance %s is %s: only failed or suspended instances are retried: %w",
+				s.inst.ID, s.status, store.ErrConflict)
+		}
+		var retried int
+		for _, x := range s.execs {
+			if x.rec.Status != ExecFailed || isCompensation(x) {
+				continue
+			}
+			if s.status == store.InstanceFailed && s.hasLaterActivity(x) {
+				continue
+			}
+			retried++
+			a := s.activityFor(x)
+			s.status = store.InstanceRunning
+			nx := s.newExecution(a.ID, string(a.Type))
+			s.t.emit(s, EventActivityStarted, nx, map[string]any{"retryOf": x.rec.ID})
+			if err := s.run(a, nx); err != nil {
+				return err
+			}
+		}
+		if s.status == store.InstanceSuspended {
+			s.status = store.InstanceRunning
+			if err := s.rescheduleScheduled(); err != nil {
+				return err
+			}
+		}
+		if retried == 0 && s.status != store.InstanceRunning {
+			return fmt.Errorf("instance %s has no failed activity to retry: %w", s.inst.ID, store.ErrConflict)
+		}
+		s.errInfo = nil
+		s.inst.Error = nil
+		s.changed = true
+		s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": retried})
+		return nil
+	})
+}
+
+// hasLaterActivity reports whether a newer execution of the same activity
+// exists (it was retried already).
+func (s *instState) hasLaterActivity(x *execution) bool {
+	for _, o := range s.execs {
+		if o != x && o.rec.ActivityID == x.rec.ActivityID && o.rec.CreatedAt.After(x.rec.CreatedAt) {
+			return true
+		}
+	}
+	return false
+}
+
+// Skip completes an activity that is scheduled, waiting or failed with the
+// given output, as if it had run, and continues after it.
+func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output json.RawMessage, actor string, version int64) error {
+	if activityID == "" {
+		return invalid("activity", "is required")
+	}
+	if len(output) > 0 && !json.Valid(output) {
+		return invalid("output", "is not valid JSON")
+	}
+	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
+		var target *execution
+		for _, x := range s.execs {
+			if x.rec.ActivityID == activityID && (x.active() || x.rec.Status == ExecFailed) {
+				target = x
+			}
+		}
+		if target == nil {
+			return fmt.Errorf("activity %q of instance %s is not scheduled, waiting or failed: %w",
+				activityID, s.inst.ID, store.ErrConflict)
+		}
+		if s.status == store.InstanceFailed || s.status == store.InstanceSuspended {
+			s.status = store.InstanceRunning
+		}
+		var out any
+		if err := decodeJSON(output, &out); err != nil {
+			return err
+		}
+		if err := s.closeBookmarksOf(target); err != nil {
+			return err
+		}
+		a := s.activityFor(target)
+		target.rec.Output = output
+		s.setStatus(target, ExecSkipped)
+		s.t.emit(s, EventActivitySkipped, target, nil)
+		if a.Output != "" && out != nil {
+			s.vars[a.Output] = out
+		}
+		s.errInfo = nil
+		s.inst.Error = nil
+		next := a.Next
+		if a.Type == definition.TypeUserTask && len(a.OutcomeNext) > 0 {
+			if m, ok := out.(map[string]any); ok {
+				if o, ok := m["outcome"].(string); ok {
+					next = a.NextFor(o)
+				}
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		return s.enter(next)
+	})
+}
+
+// closeBookmarksOf consumes the open bookmarks of one execution.
+func (s *instState) closeBookmarksOf(x *execution) error {
+	open, err := s.t.tx.BookmarkListOpen(s.t.ctx, &store.BookmarkListParams{InstanceID: s.inst.ID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, b := range open {
+		if b.ExecutionID != x.rec.ID {
+			continue
+		}
+		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
+			ID: b.ID, ConsumedBy: s.t.actor, ConsumeKey: "skipped", At: s.t.now,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// control runs a manual intervention on one instance in one transaction.
+func (e *Engine) control(ctx context.Context, instanceID, actor string, version int64, fn func(s *instState) error) error {
+	if instanceID == "" {
+		return invalid("instance", "is required")
+	}
+	return e.inTx(ctx, actor, func(t *txn) error {
+		s, err := t.load(instanceID)
+		if err != nil {
+			return err
+		}
+		if version != 0 && version != s.inst.Version {
+			return fmt.Errorf("instance %s is at version %d, not %d: %w", instanceID, s.inst.Version, version, ErrVersionMismatch)
+		}
+		return fn(s)
+	})
+}

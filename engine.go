@@ -1,0 +1,227 @@
+package waymark
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// Engine runs workflow instances durably on a store. Create it with New,
+// run its background services with Start, and end them with Stop. Commands
+// (StartInstance, CompleteTask, DeliverMessage, Cancel, …) work whether or
+// not the engine is started; only a started engine runs task handlers and
+// fires timers.
+type Engine struct {
+	store store.Store
+	cfg   *Config
+	clock Clock
+
+	defsMu sync.Mutex
+	defs   map[defKey]*compiledDef
+
+	workWake  chan struct{}
+	timerWake chan struct{}
+
+	runMu   sync.Mutex
+	cancel  context.CancelFunc
+	done    chan struct{}
+	started bool
+}
+
+type defKey struct {
+	id      string
+	version int
+}
+
+// compiledDef is a deployed definition, parsed once and cached.
+type compiledDef struct {
+	rec *store.Definition
+	def *definition.Definition
+	// joinExpect is how many arrivals each join waits for: the branches of
+	// the parallel activity that feeds it.
+	joinExpect map[string]int
+}
+
+// New returns an engine on s. cfg may be nil.
+func New(s store.Store, cfg *Config) (*Engine, error) {
+	if s == nil {
+		return nil, fmt.Errorf("%w: store is nil", ErrInvalid)
+	}
+	cfg = cfg.WithDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Engine{
+		store: s, cfg: cfg, clock: cfg.Clock,
+		defs:      map[defKey]*compiledDef{},
+		workWake:  make(chan struct{}, 1),
+		timerWake: make(chan struct{}, 1),
+	}, nil
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() store.Store { return e.store }
+
+// Clock returns the engine's clock.
+func (e *Engine) Clock() Clock { return e.clock }
+
+func (e *Engine) wakeWork() {
+	select {
+	case e.workWake <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) wakeTimers() {
+	select {
+	case e.timerWake <- struct{}{}:
+	default:
+	}
+}
+
+// Deploy parses, validates and stores a definition. Deploying content that
+// is already deployed (even with other formatting) returns the existing
+// version with created false. An invalid definition returns a
+// *definition.ValidationError listing every problem, and stores nothing.
+func (e *Engine) Deploy(ctx context.Context, source []byte) (def *store.Definition, created bool, err error) {
+	parsed, err := definition.Parse(source)
+	if err != nil {
+		return nil, false, err
+	}
+	return store.DefinitionDeploy(ctx, e.store, &store.DefinitionDeployParams{
+		ID: parsed.ID, Name: parsed.Name, Source: source, ContentHash: parsed.Hash(),
+		DeployedAt: e.clock.Now().UTC(),
+	})
+}
+
+// definition returns a deployed definition version (0 = latest), compiled.
+// It reads through q: inside a transaction, the transaction.
+func (e *Engine) definition(ctx context.Context, q store.Executor, id string, version int) (*compiledDef, error) {
+	if version > 0 {
+		e.defsMu.Lock()
+		cd, ok := e.defs[defKey{id, version}]
+		e.defsMu.Unlock()
+		if ok {
+			return cd, nil
+		}
+	}
+	rec, err := q.DefinitionGet(ctx, id, version)
+	if err != nil {
+		return nil, fmt.Errorf("definition %s v%d: %w", id, version, err)
+	}
+	return e.compile(rec)
+}
+
+func (e *Engine) compile(rec *store.Definition) (*compiledDef, error) {
+	key := defKey{rec.ID, rec.Version}
+	e.defsMu.Lock()
+	cd, ok := e.defs[key]
+	e.defsMu.Unlock()
+	if ok {
+		return cd, nil
+	}
+	def, err := definition.Parse(rec.Source)
+	if err != nil {
+		return nil, fmt.Errorf("definition %s v%d: %w", rec.ID, rec.Version, err)
+	}
+	cd = &compiledDef{rec: rec, def: def, joinExpect: joinExpectations(def)}
+	e.defsMu.Lock()
+	e.defs[key] = cd
+	e.defsMu.Unlock()
+	return cd, nil
+}
+
+// joinExpectations maps each join to the number of branches of the parallel
+// activity whose branches all lead to it.
+func joinExpectations(def *definition.Definition) map[string]int {
+	out := map[string]int{}
+	for _, p := range def.Activities {
+		if p.Type != definition.TypeParallel {
+			continue
+		}
+		counts := map[string]int{}
+		for _, b := range p.Branches {
+			for j := range reachableJoins(def, b) {
+				counts[j]++
+			}
+		}
+		for j, n := range counts {
+			if n == len(p.Branches) {
+				out[j] = n
+			} else if _, ok := out[j]; !ok {
+				out[j] = n
+			}
+		}
+	}
+	return out
+}
+
+// reachableJoins returns the joins reachable from id without passing
+// through another join.
+func reachableJoins(def *definition.Definition, id string) map[string]bool {
+	joins := map[string]bool{}
+	seen := map[string]bool{}
+	stack := []string{id}
+	for len(stack) > 0 {
+		cur := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[cur] {
+			continue
+		}
+		seen[cur] = true
+		a := def.Activity(cur)
+		if a == nil {
+			continue
+		}
+		if a.Type == definition.TypeJoin {
+			joins[cur] = true
+			continue
+		}
+		for _, edge := range a.Edges() {
+			if edge.Kind != definition.EdgeCompensate {
+				stack = append(stack, edge.To)
+			}
+		}
+	}
+	return joins
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }
+func isInvalid(err error) bool  { return errors.Is(err, ErrInvalid) }
+
+func newID() string { return store.NewID() }
+
+func levelFor(eventType string) slog.Level {
+	switch eventType {
+	case EventInstanceFailed, EventActivityFailed, EventInstanceSuspended:
+		return slog.LevelWarn
+	case EventInstanceStarted, EventInstanceCompleted, EventInstanceCancelled, EventInstanceTimedOut:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+// Log attribute keys.
+const (
+	logInstanceID = "instance_id"
+	logActivityID = "activity_id"
+	logTraceID    = "trace_id"
+	logDefinition = "definition"
+)
+
+func eventAttrs(ev *Event) []slog.Attr {
+	attrs := []slog.Attr{
+		slog.String(logInstanceID, ev.InstanceID),
+		slog.String(logDefinition, ev.DefinitionID),
+		slog.String(logTraceID, ev.TraceID),
+	}
+	if ev.ActivityID != "" {
+		attrs = append(attrs, slog.String(logActivityID, ev.ActivityID))
+	}
+	return attrs
+}

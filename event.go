@@ -1,0 +1,61 @@
+package waymark
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Event types the engine writes to the execution log and the outbox.
+const (
+	EventInstanceStarted     = "instance.started"
+	EventInstanceCompleted   = "instance.completed"
+	EventInstanceFailed      = "instance.failed"
+	EventInstanceCancelled   = "instance.cancelled"
+	EventInstanceTimedOut    = "instance.timed_out"
+	EventInstanceSuspended   = "instance.suspended"
+	EventInstanceResumed     = "instance.resumed"
+	EventInstanceCompensate  = "instance.compensating"
+	EventActivityStarted     = "activity.started"
+	EventActivityCompleted   = "activity.completed"
+	EventActivityFailed      = "activity.failed"
+	EventActivityRetrying    = "activity.retrying"
+	EventActivitySkipped     = "activity.skipped"
+	EventActivityCancelled   = "activity.cancelled"
+	EventTaskCreated         = "task.created"
+	EventTaskClaimed         = "task.claimed"
+	EventTaskCompleted       = "task.completed"
+	EventTaskExpired         = "task.expired"
+	EventMessageCorrelated   = "message.correlated"
+	EventMessageTimedOut     = "message.timed_out"
+	EventTimerFired          = "timer.fired"
+	EventSubworkflowFinished = "subworkflow.finished"
+)
+
+// Event is one state change, as written to the execution log and, with the
+// same id, to the outbox. Consumers deduplicate on ID.
+type Event struct {
+	ID                string         `json:"id"`
+	Type              string         `json:"type"`
+	InstanceID        string         `json:"instanceId"`
+	DefinitionID      string         `json:"definition"`
+	DefinitionVersion int            `json:"version"`
+	ActivityID        string         `json:"activityId,omitempty"`
+	ExecutionID       string         `json:"executionId,omitempty"`
+	OccurredAt        time.Time      `json:"occurredAt"`
+	Actor             string         `json:"actor,omitempty"`
+	TraceID           string         `json:"traceId"`
+	Data              map[string]any `json:"data,omitempty"`
+}
+
+func (ev *Event) payload() json.RawMessage {
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+func (ev *Event) details() json.RawMessage {
+	if len(ev.Data) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(ev.Data)
+	return b
+}

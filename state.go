@@ -1,0 +1,285 @@
+package waymark
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/waymarkdev/waymark/expr"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// Activity execution statuses.
+const (
+	ExecScheduled = "scheduled" // a task waiting for a worker, or a step deferred to later
+	ExecWaiting   = "waiting"   // on a bookmark, a join or a child instance
+	ExecCompleted = "completed"
+	ExecFailed    = "failed"
+	ExecCancelled = "cancelled"
+	ExecSkipped   = "skipped"
+	ExecExpired   = "expired" // a wait that timed out
+)
+
+// Work item kinds.
+const (
+	workTask = "task" // run a task handler
+	workStep = "step" // run a deferred activity inside the engine
+)
+
+// instState is one instance inside a transaction.
+type instState struct {
+	t      *txn
+	inst   *store.Instance
+	cd     *compiledDef
+	isNew  bool
+	input  any
+	vars   map[string]any
+	execs  []*execution
+	status store.InstanceStatus
+	// errInfo and output are written with the instance when set.
+	errInfo *ErrorInfo
+	output  any
+	// finishing is the final status the instance takes once it has no more
+	// active executions (after compensation).
+	changed bool
+}
+
+// execution is an activity execution inside a transaction.
+type execution struct {
+	rec   *store.ActivityExecution
+	isNew bool
+	dirty bool
+	// compensates is set on a compensation execution: the id of the
+	// execution it undoes.
+	compensates string
+}
+
+func (x *execution) active() bool {
+	return x.rec.Status == ExecScheduled || x.rec.Status == ExecWaiting
+}
+
+func (s *instState) traceID() string { return s.inst.ID }
+
+func (s *instState) exec(id string) *execution {
+	for _, x := range s.execs {
+		if x.rec.ID == id {
+			return x
+		}
+	}
+	return nil
+}
+
+// exprContext is what expressions of this instance see.
+func (s *instState) exprContext() *expr.Context {
+	steps := map[string]any{}
+	for _, x := range s.execs {
+		if x.rec.Status == ExecCompleted || x.rec.Status == ExecSkipped {
+			var out any
+			if decodeJSON(x.rec.Output, &out) == nil {
+				steps[x.rec.ActivityID] = out
+			}
+		}
+	}
+	return &expr.Context{
+		Input: s.input,
+		Vars:  s.vars,
+		Steps: steps,
+		Instance: expr.Instance{
+			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
+			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
+		},
+		Now: s.t.now,
+	}
+}
+
+// newExecution starts an execution of activity id.
+func (s *instState) newExecution(activityID, typ string) *execution {
+	now := s.t.now
+	x := &execution{
+		rec: &store.ActivityExecution{
+			ID: newID(), InstanceID: s.inst.ID, ActivityID: activityID, Type: typ,
+			Status: ExecScheduled, StartedAt: &now, CreatedAt: now,
+		},
+		isNew: true, dirty: true,
+	}
+	s.execs = append(s.execs, x)
+	s.changed = true
+	return x
+}
+
+func (s *instState) setStatus(x *execution, status string) {
+	x.rec.Status = status
+	x.dirty = true
+	s.changed = true
+	if status != ExecScheduled && status != ExecWaiting {
+		now := s.t.now
+		x.rec.FinishedAt = &now
+	}
+}
+
+// hasActive reports whether any execution still runs or waits.
+func (s *instState) hasActive() bool {
+	return slices.ContainsFunc(s.execs, (*execution).active)
+}
+
+// settle decides the instance status once the step's activities have run.
+func (s *instState) settle() error {
+	if s.status.Finished() || s.status == store.InstanceSuspended {
+		return nil
+	}
+	if s.hasActive() {
+		status := store.InstanceWaiting
+		for _, x := range s.execs {
+			if x.rec.Status == ExecScheduled {
+				status = store.InstanceRunning
+				break
+			}
+		}
+		if s.status == store.InstanceCompensating {
+			status = store.InstanceCompensating
+		}
+		if status != s.status {
+			s.status = status
+			s.changed = true
+		}
+		return nil
+	}
+	if s.status == store.InstanceCompensating {
+		return s.compensateNext()
+	}
+	// No path is left running: the instance is complete.
+	s.output = s.vars
+	return s.finish(store.InstanceCompleted, nil)
+}
+
+// finish moves the instance to a final status and, for a child instance,
+// resumes the parent.
+func (s *instState) finish(status store.InstanceStatus, info *ErrorInfo) error {
+	s.status = status
+	s.errInfo = info
+	s.changed = true
+	s.inst.Deadline = nil
+	if err := s.closeBookmarks(); err != nil {
+		return err
+	}
+	data := map[string]any{}
+	if info != nil {
+		data["error"] = info
+	}
+	typ := map[store.InstanceStatus]string{
+		store.InstanceCompleted: EventInstanceCompleted,
+		store.InstanceFailed:    EventInstanceFailed,
+		store.InstanceCancelled: EventInstanceCancelled,
+		store.InstanceTimedOut:  EventInstanceTimedOut,
+	}[status]
+	s.t.emit(s, typ, nil, data)
+	if s.inst.ParentID != "" {
+		return s.resumeParent()
+	}
+	return nil
+}
+
+// closeBookmarks consumes every open bookmark of the instance: nothing may
+// wake a finished instance.
+func (s *instState) closeBookmarks() error {
+	open, err := s.t.tx.BookmarkListOpen(s.t.ctx, &store.BookmarkListParams{InstanceID: s.inst.ID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, b := range open {
+		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
+			ID: b.ID, ConsumedBy: "engine", ConsumeKey: "closed", At: s.t.now,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// cancelActive cancels every running or waiting execution.
+func (s *instState) cancelActive() {
+	for _, x := range s.execs {
+		if x.active() {
+			s.setStatus(x, ExecCancelled)
+			s.t.emit(s, EventActivityCancelled, x, nil)
+		}
+	}
+}
+
+// write stores the instance and the executions that changed.
+func (s *instState) write() error {
+	ctx, tx := s.t.ctx, s.t.tx
+	for _, x := range s.execs {
+		if !x.dirty {
+			continue
+		}
+		if x.isNew {
+			rec, err := tx.ExecutionInsert(ctx, &store.ExecutionInsertParams{
+				ID: x.rec.ID, InstanceID: x.rec.InstanceID, ActivityID: x.rec.ActivityID, Type: x.rec.Type,
+				Status: x.rec.Status, Attempt: x.rec.Attempt, Input: x.rec.Input, Output: x.rec.Output,
+				Error: x.rec.Error, StartedAt: x.rec.StartedAt, FinishedAt: x.rec.FinishedAt, CreatedAt: x.rec.CreatedAt,
+			})
+			if err != nil {
+				return err
+			}
+			x.rec = rec
+			continue
+		}
+		rec, err := tx.ExecutionUpdate(ctx, s.execUpdate(x))
+		if err != nil {
+			return err
+		}
+		x.rec = rec
+	}
+	if !s.changed && !s.isNew {
+		return nil
+	}
+	vars, err := encodeJSON(s.vars)
+	if err != nil {
+		return err
+	}
+	upd := &store.InstanceUpdateParams{
+		ID: s.inst.ID, Version: s.inst.Version, Status: s.status, Variables: vars,
+		Output: s.inst.Output, Error: s.inst.Error, Deadline: s.inst.Deadline, UpdatedAt: s.t.now,
+	}
+	if s.output != nil {
+		if upd.Output, err = encodeJSON(s.output); err != nil {
+			return err
+		}
+	}
+	if s.errInfo != nil {
+		upd.Error = s.errInfo.json()
+	}
+	updated, err := tx.InstanceUpdate(ctx, upd)
+	if err != nil {
+		return err
+	}
+	s.inst = updated
+	return nil
+}
+
+func (s *instState) execUpdate(x *execution) *store.ExecutionUpdateParams {
+	return &store.ExecutionUpdateParams{
+		ID: x.rec.ID, Version: x.rec.Version, Status: x.rec.Status, Attempt: x.rec.Attempt,
+		Input: x.rec.Input, Output: x.rec.Output, Error: x.rec.Error,
+		StartedAt: x.rec.StartedAt, FinishedAt: x.rec.FinishedAt,
+	}
+}
+
+// enqueue makes an execution runnable by a worker (a task) or by the
+// engine (a deferred step).
+func (s *instState) enqueue(x *execution, handler string, runAt time.Time) error {
+	kind := workStep
+	if handler != "" {
+		kind = workTask
+	}
+	_, err := s.t.tx.WorkEnqueue(s.t.ctx, &store.WorkEnqueueParams{
+		ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, Kind: kind, Handler: handler,
+		RunAt: runAt, CreatedAt: s.t.now,
+	})
+	if err != nil {
+		return fmt.Errorf("enqueue %s: %w", x.rec.ActivityID, err)
+	}
+	s.t.wakeWork = true
+	return nil
+}

@@ -1,0 +1,169 @@
+package waymark
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+// timerLoop fires due timers, user-task due dates, receive timeouts and
+// instance deadlines, never before they are due.
+func (e *Engine) timerLoop(ctx context.Context) {
+	for {
+		fired, err := e.FireDueTimers(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			e.cfg.Logger.WarnContext(ctx, "timer: fire due timers", slog.Any("error", err))
+		}
+		if fired >= e.cfg.TimerBatch && err == nil {
+			continue
+		}
+		wait := e.cfg.PollInterval
+		if next, nerr := e.store.BookmarkNextDue(ctx); nerr == nil && next != nil && err == nil {
+			wait = min(wait, max(time.Until(e.realTime(*next)), 0))
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-e.timerWake:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// FireDueTimers fires one batch of due bookmarks and returns how many it
+// fired. The timer service calls it; tests with a ManualClock call it
+// directly after moving the clock.
+func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
+	now := e.clock.Now().UTC()
+	due, err := e.store.BookmarkListDue(ctx, &store.BookmarkListDueParams{Now: now, Limit: e.cfg.TimerBatch})
+	if err != nil {
+		return 0, err
+	}
+	fired := 0
+	var errs []error
+	for _, b := range due {
+		err := e.inTx(ctx, "timer", func(t *txn) error { return t.fire(b.ID) })
+		switch {
+		case err == nil:
+			fired++
+		case errors.Is(err, store.ErrConflict):
+			// Completed or fired by somebody else meanwhile.
+		default:
+			errs = append(errs, fmt.Errorf("fire bookmark %s: %w", b.ID, err))
+		}
+	}
+	return fired, errors.Join(errs...)
+}
+
+// fire handles one due bookmark exactly once.
+func (t *txn) fire(bookmarkID string) error {
+	b, err := t.tx.BookmarkGet(t.ctx, bookmarkID)
+	if err != nil {
+		return err
+	}
+	if b.Consumed() {
+		return store.ErrConflict
+	}
+	if b.DueAt == nil || b.DueAt.After(t.now) {
+		return nil // not due (never early)
+	}
+	s, err := t.load(b.InstanceID)
+	if err != nil {
+		return err
+	}
+	// A suspended instance's timers fire too; what follows them waits for
+	// the resume (enter defers it).
+	lateness := t.now.Sub(*b.DueAt)
+	if _, err := t.tx.BookmarkConsume(t.ctx, &store.BookmarkConsumeParams{
+		ID: b.ID, ConsumedBy: "timer", ConsumeKey: "timer", At: t.now,
+	}); err != nil {
+		return err
+	}
+	if b.Key == deadlineKey && b.ActivityID == "" {
+		if s.status.Finished() {
+			return nil
+		}
+		info := &ErrorInfo{Code: CodeTimeout, Message: "instance deadline passed"}
+		t.emit(s, EventTimerFired, nil, map[string]any{"deadline": b.DueAt, "latenessMs": lateness.Milliseconds()})
+		return s.fail(store.InstanceTimedOut, info)
+	}
+	x := s.exec(b.ExecutionID)
+	if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
+		return nil
+	}
+	a := s.activityFor(x)
+	switch b.Type {
+	case store.BookmarkTimer:
+		t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "latenessMs": lateness.Milliseconds()})
+		return s.complete(a, x, map[string]any{"firedAt": t.now, "dueAt": b.DueAt}, a.Next)
+	case store.BookmarkUserAction:
+		t.emit(s, EventTaskExpired, x, map[string]any{"taskId": b.ID})
+		s.setStatus(x, ExecExpired)
+		return s.enter(a.OnTimeout)
+	case store.BookmarkExternalMessage:
+		t.emit(s, EventMessageTimedOut, x, map[string]any{"message": a.Message})
+		if a.OnTimeout != "" {
+			s.setStatus(x, ExecExpired)
+			return s.enter(a.OnTimeout)
+		}
+		return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: "no " + a.Message + " message arrived in time"})
+	}
+	return nil
+}
+
+// Start runs the engine's background services — task workers and the timer
+// service — until Stop. It returns at once.
+func (e *Engine) Start(ctx context.Context) error {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
+	if e.started {
+		return fmt.Errorf("engine: already started")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	e.cancel = cancel
+	e.done = make(chan struct{})
+	e.started = true
+	go func() {
+		defer close(e.done)
+		done := make(chan struct{}, 2)
+		go func() { e.workLoop(runCtx); done <- struct{}{} }()
+		go func() { e.timerLoop(runCtx); done <- struct{}{} }()
+		<-done
+		<-done
+	}()
+	e.cfg.Logger.InfoContext(ctx, "engine: started", slog.String("node_id", e.cfg.NodeID),
+		slog.Int("workers", e.cfg.Workers), slog.Int("handlers", len(e.cfg.Handlers)))
+	return nil
+}
+
+// Stop ends the background services and waits for them: running handlers
+// see their context cancelled, and their work is taken up again (by this or
+// another engine) once its lease expires. Stop is safe to call more than
+// once and before Start.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.runMu.Lock()
+	cancel, done := e.cancel, e.done
+	e.cancel = nil
+	e.runMu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	select {
+	case <-done:
+		e.cfg.Logger.InfoContext(ctx, "engine: stopped", slog.String("node_id", e.cfg.NodeID))
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("engine: stop: %w", ctx.Err())
+	}
+}

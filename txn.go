@@ -1,0 +1,204 @@
+package waymark
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+// maxInlineActivities bounds how many activities one step runs before it
+// hands the rest to a later step (a loop of switch and set activities must
+// not hold a transaction forever).
+const maxInlineActivities = 1000
+
+// txn is one unit of work: every instance it touches, with their executions,
+// bookmarks, work, log rows and outbox events, commits together.
+type txn struct {
+	e      *Engine
+	ctx    context.Context
+	tx     store.Tx
+	now    time.Time
+	actor  string
+	states map[string]*instState
+	order  []*instState
+	events []*Event
+	budget int
+	// wakeWork and wakeTimers ask the engine's loops to look again after
+	// the commit.
+	wakeWork, wakeTimers bool
+}
+
+// inTx runs fn in a transaction, retrying the whole unit when it loses an
+// optimistic-concurrency race or the database reports a transient failure.
+// Events reach Config.OnEvent only after the commit.
+func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) error {
+	const maxTries = 50
+	for try := 1; ; try++ {
+		t, err := e.runTx(ctx, actor, fn)
+		if err == nil {
+			e.afterCommit(t)
+			return nil
+		}
+		if !store.IsRetryable(err) || try >= maxTries || ctx.Err() != nil {
+			return err
+		}
+		// Back off a little, with jitter, so racing steps spread out.
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond)*int64(min(try, 20)))) + 100*time.Microsecond
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(pause):
+		}
+	}
+}
+
+func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error) (*txn, error) {
+	tx, err := e.store.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // harmless after Commit
+	t := &txn{
+		e: e, ctx: ctx, tx: tx, now: e.clock.Now().UTC().Truncate(time.Microsecond), actor: actor,
+		states: map[string]*instState{}, budget: maxInlineActivities,
+	}
+	if err := fn(t); err != nil {
+		return nil, err
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func (e *Engine) afterCommit(t *txn) {
+	if t.wakeWork {
+		e.wakeWork()
+	}
+	if t.wakeTimers {
+		e.wakeTimers()
+	}
+	for _, ev := range t.events {
+		e.cfg.Logger.LogAttrs(t.ctx, levelFor(ev.Type), "engine: "+ev.Type, eventAttrs(ev)...)
+		if e.cfg.OnEvent != nil {
+			e.cfg.OnEvent(*ev)
+		}
+	}
+}
+
+// load returns the state of an instance, reading it once per transaction.
+func (t *txn) load(id string) (*instState, error) {
+	if s, ok := t.states[id]; ok {
+		return s, nil
+	}
+	inst, err := t.tx.InstanceGet(t.ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("load instance %s: %w", id, err)
+	}
+	return t.adopt(inst, false)
+}
+
+// adopt makes an instance record part of the transaction.
+func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
+	cd, err := t.e.definition(t.ctx, t.tx, inst.DefinitionID, inst.DefinitionVersion)
+	if err != nil {
+		return nil, err
+	}
+	s := &instState{t: t, inst: inst, cd: cd, isNew: isNew, status: inst.Status}
+	if err := decodeJSON(inst.Input, &s.input); err != nil {
+		return nil, fmt.Errorf("instance %s input: %w", inst.ID, err)
+	}
+	s.vars = map[string]any{}
+	if err := decodeJSON(inst.Variables, &s.vars); err != nil {
+		return nil, fmt.Errorf("instance %s variables: %w", inst.ID, err)
+	}
+	if s.vars == nil {
+		s.vars = map[string]any{}
+	}
+	if !isNew {
+		execs, err := t.tx.ExecutionListByInstance(t.ctx, inst.ID)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range execs {
+			s.execs = append(s.execs, &execution{rec: x})
+		}
+	}
+	t.states[inst.ID] = s
+	t.order = append(t.order, s)
+	return s, nil
+}
+
+// flush settles every touched instance and writes what changed. Settling
+// may touch further instances (a finished child resumes its parent), so it
+// runs until nothing new is touched.
+func (t *txn) flush() error {
+	for i := 0; i < len(t.order); i++ {
+		if err := t.order[i].settle(); err != nil {
+			return err
+		}
+	}
+	for _, s := range t.order {
+		if err := s.write(); err != nil {
+			return err
+		}
+	}
+	if len(t.events) == 0 {
+		return nil
+	}
+	logs := make([]*store.LogAppendParams, len(t.events))
+	for i, ev := range t.events {
+		logs[i] = &store.LogAppendParams{
+			InstanceID: ev.InstanceID, ActivityID: ev.ActivityID, Event: ev.Type, At: ev.OccurredAt,
+			Actor: ev.Actor, Details: ev.details(), TraceID: ev.TraceID,
+		}
+		if _, err := t.tx.OutboxInsert(t.ctx, &store.OutboxInsertParams{
+			ID: ev.ID, InstanceID: ev.InstanceID, Type: ev.Type, Payload: ev.payload(), OccurredAt: ev.OccurredAt,
+		}); err != nil {
+			return err
+		}
+	}
+	return t.tx.LogAppend(t.ctx, logs)
+}
+
+// emit records an event of s.
+func (t *txn) emit(s *instState, typ string, x *execution, data map[string]any) {
+	ev := &Event{
+		ID: newID(), Type: typ, InstanceID: s.inst.ID, DefinitionID: s.inst.DefinitionID,
+		DefinitionVersion: s.inst.DefinitionVersion, OccurredAt: t.now, Actor: t.actor,
+		TraceID: s.traceID(), Data: data,
+	}
+	if x != nil {
+		ev.ActivityID, ev.ExecutionID = x.rec.ActivityID, x.rec.ID
+	}
+	t.events = append(t.events, ev)
+}
+
+func decodeJSON(raw json.RawMessage, v any) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	return json.Unmarshal(raw, v)
+}
+
+func encodeJSON(v any) (json.RawMessage, error) {
+	if v == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode JSON: %w", err)
+	}
+	return b, nil
+}
+
+// errStop ends a command's transaction early without error: nothing to do.
+var errStop = errors.New("stop")
