@@ -57,6 +57,7 @@ type setupOpts struct {
 	handlers    map[string]waymark.TaskHandler
 	manualClock bool
 	noStart     bool
+	tweak       func(*waymark.Config)
 }
 
 func setup(t *testing.T, s store.Store, opts setupOpts) *bundle {
@@ -78,6 +79,9 @@ func setup(t *testing.T, s store.Store, opts setupOpts) *bundle {
 	if opts.manualClock {
 		b.clock = waymark.NewManualClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
 		cfg.Clock = b.clock
+	}
+	if opts.tweak != nil {
+		opts.tweak(cfg)
 	}
 	e, err := waymark.New(s, cfg)
 	require.NoError(t, err)

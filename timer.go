@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/waymarkdev/waymark/store"
@@ -135,15 +136,38 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	go func() {
 		defer close(e.done)
-		done := make(chan struct{}, 2)
-		go func() { e.workLoop(runCtx); done <- struct{}{} }()
-		go func() { e.timerLoop(runCtx); done <- struct{}{} }()
-		<-done
-		<-done
+		var wg sync.WaitGroup
+		wg.Go(func() { e.workLoop(runCtx) })
+		wg.Go(func() { e.timerLoop(runCtx) })
+		if l, ok := e.store.(listener); ok {
+			wg.Go(func() { e.listen(runCtx, l) })
+		}
+		wg.Wait()
 	}()
 	e.cfg.Logger.InfoContext(ctx, "engine: started", slog.String("node_id", e.cfg.NodeID),
 		slog.Int("workers", e.cfg.Workers), slog.Int("handlers", len(e.cfg.Handlers)))
 	return nil
+}
+
+// listener is a store that tells of work and timers other processes
+// create (PostgreSQL LISTEN/NOTIFY).
+type listener interface {
+	Listen(ctx context.Context, fn func(payload string)) error
+}
+
+// listen wakes the loops when another process enqueues work or a timer.
+func (e *Engine) listen(ctx context.Context, l listener) {
+	_ = l.Listen(ctx, func(payload string) {
+		switch payload {
+		case "work":
+			e.wakeWork()
+		case "timer":
+			e.wakeTimers()
+		default: // (re)connected: look for anything missed meanwhile
+			e.wakeWork()
+			e.wakeTimers()
+		}
+	})
 }
 
 // Stop ends the background services and waits for them: running handlers

@@ -112,11 +112,17 @@ WHERE instance_id = $1
 ORDER BY created_at, id;
 
 -- name: BookmarkInsert
-INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
-    assignee, due_at, version, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
-RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
-    consumed_at, consumed_by, consume_key, result, version, created_at;
+-- A bookmark with a due time wakes the timer services of listening engines.
+WITH ins AS (
+    INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
+        assignee, due_at, version, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
+    RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+        consumed_at, consumed_by, consume_key, result, version, created_at
+), wake AS (
+    SELECT pg_notify('waymark_wake', 'timer') WHERE $9::timestamptz IS NOT NULL
+)
+SELECT ins.* FROM ins LEFT JOIN wake ON true;
 
 -- name: BookmarkGet
 SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
@@ -295,10 +301,17 @@ RETURNING source, message_id, received_at, result;
 SELECT source, message_id, received_at, result FROM inbox WHERE source = $1 AND message_id = $2;
 
 -- name: WorkEnqueue
-INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
-    lease_expires_at, created_at;
+-- The notification wakes every listening engine when the transaction
+-- commits (PostgreSQL folds repeats within a transaction into one).
+WITH ins AS (
+    INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+        lease_expires_at, created_at
+), wake AS (
+    SELECT pg_notify('waymark_wake', 'work')
+)
+SELECT ins.* FROM ins, wake;
 
 -- name: WorkClaim
 UPDATE work_items w

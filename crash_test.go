@@ -1,0 +1,242 @@
+package waymark_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/store"
+	"github.com/waymarkdev/waymark/store/postgres"
+	"github.com/waymarkdev/waymark/store/sqlite"
+	"github.com/waymarkdev/waymark/store/storetest"
+)
+
+// The crash test runs a child process (this test binary, in the role of
+// TestCrashChild) that starts crashInstances instances of crashDef and runs
+// them, kills it with SIGKILL at random moments, restarts it, and finally
+// checks that everything completed with every step logged exactly once and
+// every handler run at least once with one stable idempotency key.
+const (
+	crashInstances = 200
+	crashDef       = `
+id: crash
+activities:
+  - {id: a, type: task, handler: h, next: wait}
+  - {id: wait, type: timer, duration: 1s, next: fork}
+  - {id: fork, type: parallel, branches: [b, c]}
+  - {id: b, type: task, handler: h, next: join}
+  - {id: c, type: task, handler: h, next: join}
+  - {id: join, type: join, next: d}
+  - {id: d, type: task, handler: h, next: done}
+  - {id: done, type: end}
+`
+)
+
+func TestCrashRecovery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the crash test runs child processes")
+	}
+	t.Parallel()
+	t.Run("SQLite", func(t *testing.T) {
+		t.Parallel()
+		path := filepath.Join(t.TempDir(), "crash.db")
+		runCrashTest(t, "sqlite:"+path, func() store.Store {
+			s, err := sqlite.Open(context.Background(), path, nil)
+			require.NoError(t, err)
+			return s
+		})
+	})
+	t.Run("PostgreSQL", func(t *testing.T) {
+		t.Parallel()
+		u := storetest.PostgresSchemaURL(t)
+		runCrashTest(t, u, func() store.Store {
+			s, err := postgres.Open(context.Background(), u, &postgres.Config{AutoMigrate: true})
+			require.NoError(t, err)
+			return s
+		})
+	})
+}
+
+func runCrashTest(t *testing.T, db string, open func() store.Store) {
+	seed := uint64(time.Now().UnixNano())
+	rng := rand.New(rand.NewPCG(seed, 0))
+	t.Logf("seed %d", seed)
+	calls := filepath.Join(t.TempDir(), "calls.log")
+	child := func() *exec.Cmd {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), "WAYMARK_CRASH_DB="+db, "WAYMARK_CRASH_CALLS="+calls)
+		out, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
+		require.NoError(t, err)
+		t.Cleanup(func() { out.Close() })
+		cmd.Stdout, cmd.Stderr = out, out
+		return cmd
+	}
+	const kills = 6
+	for i := range kills {
+		cmd := child()
+		require.NoError(t, cmd.Start())
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		after := time.Duration(300+rng.IntN(1200)) * time.Millisecond
+		select {
+		case err := <-exited:
+			t.Fatalf("child %d exited before the kill: %v", i, err)
+		case <-time.After(after):
+		}
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		<-exited
+		t.Logf("killed child %d after %s", i, after)
+	}
+	cmd := child()
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "the last child must finish every instance")
+	case <-time.After(90 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the last child did not finish in 90s")
+	}
+
+	s := open()
+	defer s.Close()
+	verifyCrashRun(t, s, calls)
+}
+
+func verifyCrashRun(t *testing.T, s store.Store, callsPath string) {
+	ctx := context.Background()
+	insts, err := s.InstanceList(ctx, &store.InstanceListParams{DefinitionID: "crash", Limit: 1000})
+	require.NoError(t, err)
+	require.Len(t, insts, crashInstances, "each instance started once despite restarts")
+
+	taskExecs := map[string]bool{}
+	for _, inst := range insts {
+		require.Equal(t, store.InstanceCompleted, inst.Status, "instance %s", inst.ID)
+		entries, err := s.LogList(ctx, &store.LogListParams{InstanceID: inst.ID, Limit: 1000})
+		require.NoError(t, err)
+		counts := map[string]int{}
+		for _, e := range entries {
+			counts[e.Event+":"+e.ActivityID]++
+		}
+		for _, id := range []string{"a", "wait", "fork", "b", "c", "join", "d", "done"} {
+			require.Equal(t, 1, counts["activity.completed:"+id], "instance %s: %s completed once", inst.ID, id)
+		}
+		require.Equal(t, 1, counts["instance.started:"], "instance %s", inst.ID)
+		require.Equal(t, 1, counts["instance.completed:"], "instance %s", inst.ID)
+		require.Equal(t, 1, counts["timer.fired:wait"], "instance %s", inst.ID)
+
+		execs, err := s.ExecutionListByInstance(ctx, inst.ID)
+		require.NoError(t, err)
+		require.Len(t, execs, 8, "instance %s: one execution per activity", inst.ID)
+		for _, x := range execs {
+			require.Equal(t, "completed", x.Status)
+			if x.Type == "task" {
+				taskExecs[x.ID] = true
+			}
+		}
+	}
+
+	f, err := os.Open(callsPath)
+	require.NoError(t, err)
+	defer f.Close()
+	ran := map[string]int{}
+	sc := bufio.NewScanner(f)
+	lines := 0
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 {
+			continue // a line cut short by a kill
+		}
+		lines++
+		execID, key := fields[0], fields[1]
+		require.Equal(t, execID, key, "one stable idempotency key per execution")
+		require.True(t, taskExecs[execID], "handler ran for an execution the store does not know: %s", execID)
+		ran[execID]++
+	}
+	require.NoError(t, sc.Err())
+	for id := range taskExecs {
+		require.GreaterOrEqual(t, ran[id], 1, "task execution %s never ran", id)
+	}
+	t.Logf("%d task executions, %d handler runs (%d repeated after kills)", len(taskExecs), lines, lines-len(taskExecs))
+}
+
+// TestCrashChild is the child process of TestCrashRecovery; it does nothing
+// when run on its own.
+func TestCrashChild(t *testing.T) {
+	db := os.Getenv("WAYMARK_CRASH_DB")
+	if db == "" {
+		t.Skip("run by TestCrashRecovery")
+	}
+	ctx := context.Background()
+	var s store.Store
+	var err error
+	if path, ok := strings.CutPrefix(db, "sqlite:"); ok {
+		s, err = sqlite.Open(ctx, path, nil)
+	} else {
+		s, err = postgres.Open(ctx, db, &postgres.Config{AutoMigrate: true})
+	}
+	require.NoError(t, err)
+	defer s.Close()
+	calls, err := os.OpenFile(os.Getenv("WAYMARK_CRASH_CALLS"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	require.NoError(t, err)
+	defer calls.Close()
+
+	completed := make(chan struct{}, 1)
+	e, err := waymark.New(s, &waymark.Config{
+		LeaseDuration: time.Second, PollInterval: 100 * time.Millisecond, Workers: 8,
+		OnEvent: func(ev waymark.Event) {
+			if ev.Type == waymark.EventInstanceCompleted {
+				select {
+				case completed <- struct{}{}:
+				default:
+				}
+			}
+		},
+		Handlers: map[string]waymark.TaskHandler{
+			"h": func(_ context.Context, task *waymark.Task) (any, error) {
+				if _, err := fmt.Fprintf(calls, "%s %s\n", task.ExecutionID, task.IdempotencyKey); err != nil {
+					return nil, err
+				}
+				return task.Attempt, nil
+			},
+		},
+	})
+	require.NoError(t, err)
+	_, _, err = e.Deploy(ctx, []byte(crashDef))
+	require.NoError(t, err)
+	require.NoError(t, e.Start(ctx))
+	defer e.Stop(ctx)
+	for i := range crashInstances {
+		_, err := e.StartInstance(ctx, &waymark.StartParams{
+			Definition: "crash", Input: []byte(`{"n":` + strconv.Itoa(i) + `}`), IdempotencyKey: fmt.Sprintf("crash-%d", i),
+		})
+		require.NoError(t, err)
+	}
+	deadline := time.After(80 * time.Second)
+	for {
+		done, err := s.InstanceList(ctx, &store.InstanceListParams{DefinitionID: "crash", Status: store.InstanceCompleted, Limit: 1000})
+		require.NoError(t, err)
+		if len(done) == crashInstances {
+			return
+		}
+		select {
+		case <-completed:
+		case <-time.After(time.Second): // instances finished by an earlier child
+		case <-deadline:
+			t.Fatal("not every instance completed")
+		}
+	}
+}
