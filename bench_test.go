@@ -1,0 +1,93 @@
+package waymark_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/store"
+	"github.com/waymarkdev/waymark/store/postgres"
+	"github.com/waymarkdev/waymark/store/sqlite"
+	"github.com/waymarkdev/waymark/store/storetest"
+)
+
+const threeSteps = `
+id: three
+activities:
+  - {id: one, type: task, handler: noop, next: two}
+  - {id: two, type: task, handler: noop, next: three}
+  - {id: three, type: task, handler: noop}
+`
+
+// BenchmarkThreeStepWorkflow runs b.N instances of a workflow of three
+// no-op tasks, started by 8 goroutines, and reports completed steps (task
+// completions) per second.
+func BenchmarkThreeStepWorkflow(b *testing.B) {
+	b.Run("SQLite", func(b *testing.B) {
+		s, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), nil)
+		require.NoError(b, err)
+		defer s.Close()
+		benchThreeSteps(b, s)
+	})
+	b.Run("PostgreSQL", func(b *testing.B) {
+		s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(b), &postgres.Config{AutoMigrate: true, MaxConns: 20})
+		require.NoError(b, err)
+		defer s.Close()
+		benchThreeSteps(b, s)
+	})
+}
+
+func benchThreeSteps(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	var completed atomic.Int64
+	allDone := make(chan struct{})
+	target := int64(b.N)
+	e, err := waymark.New(s, &waymark.Config{
+		Handlers: map[string]waymark.TaskHandler{"noop": func(context.Context, *waymark.Task) (any, error) { return nil, nil }},
+		OnEvent: func(ev waymark.Event) {
+			if ev.Type == waymark.EventInstanceCompleted && completed.Add(1) == target {
+				close(allDone)
+			}
+		},
+	})
+	require.NoError(b, err)
+	_, _, err = e.Deploy(ctx, []byte(threeSteps))
+	require.NoError(b, err)
+	require.NoError(b, e.Start(ctx))
+	defer e.Stop(ctx)
+
+	b.ResetTimer()
+	began := time.Now()
+	starts := make(chan struct{}, b.N)
+	for range b.N {
+		starts <- struct{}{}
+	}
+	close(starts)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range starts {
+				if _, err := e.StartInstance(ctx, &waymark.StartParams{Definition: "three"}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	select {
+	case <-allDone:
+	case <-time.After(5 * time.Minute):
+		b.Fatalf("only %d of %d instances completed", completed.Load(), b.N)
+	}
+	elapsed := time.Since(began)
+	b.StopTimer()
+	b.ReportMetric(float64(3*b.N)/elapsed.Seconds(), "steps/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "instances/s")
+}
