@@ -63,4 +63,5 @@ var commands = []func(*env) *cobra.Command{
 	newMigrateCommand,
 	newValidateCommand,
 	newGraphCommand,
+	newRunCommand,
 }

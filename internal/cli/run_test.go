@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestRunCommand(t *testing.T) {
+	t.Parallel()
+
+	def := func(name string) string { return filepath.Join("testdata", "run", name) }
+	tests := []struct {
+		name string
+		args []string
+		code int
+		// stdout matches every pattern; stderr contains every string.
+		stdout []string
+		stderr []string
+	}{
+		{
+			name: "SequentialTasks",
+			args: []string{def("sequential.yaml"), "--input", `{"order":"o-1","amount":12.5}`},
+			stdout: []string{
+				`handler charge-card is simulated: it returns its input\nhandler validate-order is simulated`,
+				`(?m)^ +\d+\.\d{3}s  activity\.started     validate$`,
+				`(?m)^ +\d+\.\d{3}s  activity\.completed   charge$`,
+				`(?m)^instance [0-9a-f-]{36} completed\noutput:\n`,
+				`"charged": \{\n    "amount": 12\.5\n  \},\n  "validated": \{\n    "order": "o-1"\n  \}`,
+			},
+		},
+		{
+			name:   "UserTaskFirstOutcome",
+			args:   []string{def("approval.yaml"), "--input", `{"order":"o-1"}`},
+			stdout: []string{`task\.created +approve  "Approve order o-1"`, `task\.completed +approve  outcome approved by waymark-run`, `"decision": "approved"`},
+		},
+		{
+			name:   "UserTaskOutcomeFlag",
+			args:   []string{def("approval.yaml"), "--input", `{"order":"o-1"}`, "--outcome", "approve=rejected"},
+			stdout: []string{`outcome rejected by waymark-run`, `activity\.started +reject\n`, `"decision": "rejected"`},
+		},
+		{
+			name:   "TimerJumps",
+			args:   []string{def("timer.yaml"), "--timeout", "10s"},
+			stdout: []string{`activity\.started +wait\n  \(time jumps \+24h0m0s\)\n.*timer\.fired +wait\n`, `completed\noutput:\n\{\n  "notified": \{\}\n\}`},
+		},
+		{
+			name:   "ReceiveWithMessage",
+			args:   []string{def("receive.yaml"), "--input", `{"order":"o-1"}`, "--message", `payment-received={"paid":true}`},
+			stdout: []string{`message\.correlated +wait_payment  message payment-received`, `"payment": \{\n    "paid": true\n  \}`},
+		},
+		{
+			name: "ReceiveWithoutMessage",
+			args: []string{def("receive.yaml"), "--input", `{"order":"o-1"}`},
+			code: 2,
+			stdout: []string{`waits for something run cannot provide:\n  wait_payment: message "payment-received" with correlation "o-1"; ` +
+				`give it with --message payment-received=JSON\n$`},
+		},
+		{
+			name:   "HelloExample",
+			args:   []string{filepath.Join("..", "..", "examples", "hello.yaml"), "--input", `{"name":"Ada"}`},
+			stdout: []string{`handler greet is simulated`, `"greeting": "Hello, Ada!"`, `"text": "Hello, Ada!"`},
+		},
+		{
+			name: "OrderExample",
+			args: []string{filepath.Join("..", "..", "examples", "order.yaml"), "--input", `{"order":"o-1","amount":1200}`,
+				"--message", `payment-received={"paid":1200}`},
+			stdout: []string{`outcome approved by waymark-run`, `\(time jumps \+24h0m0s\)\n.*timer\.fired +cool_off`,
+				`"shipment": \{\n    "order": "o-1",\n    "paid": 1200\n  \}`},
+		},
+		{
+			name:   "OrderExampleUnpaid",
+			args:   []string{filepath.Join("..", "..", "examples", "order.yaml"), "--input", `{"order":"o-1","amount":12}`},
+			code:   1,
+			stdout: []string{`\(no --message payment-received=JSON: wait_payment times out\)\n  \(time jumps \+168h0m0s\)\n`, `instance [0-9a-f-]{36} failed\nerror:\n.*"code": "unpaid"`},
+		},
+		{
+			name:   "Timeout",
+			args:   []string{def("loop.yaml"), "--timeout", "300ms"},
+			code:   1,
+			stdout: []string{`instance [0-9a-f-]{36} still running after 300ms: give it longer with --timeout\n$`},
+		},
+		{
+			name:   "InvalidDefinition",
+			args:   []string{def("invalid.yaml")},
+			code:   1,
+			stderr: []string{def("invalid.yaml") + `:6: activities[0].next: activity "greet": unknown activity "dnoe"`},
+		},
+		{
+			name:   "UnreadableFile",
+			args:   []string{def("missing.yaml")},
+			code:   1,
+			stderr: []string{"missing.yaml: open", "no such file"},
+		},
+		{
+			name:   "InputNotJSON",
+			args:   []string{def("sequential.yaml"), "--input", `{"order":`},
+			code:   1,
+			stderr: []string{`waymark: --input "{\"order\":": not valid JSON`},
+		},
+		{
+			name:   "InputAgainstSchema",
+			args:   []string{filepath.Join("..", "..", "examples", "hello.yaml"), "--input", `{"nom":"Ada"}`},
+			code:   1,
+			stderr: []string{"waymark: --input: ", "name"},
+		},
+		{
+			name:   "OutcomeWithoutEquals",
+			args:   []string{def("approval.yaml"), "--outcome", "approve"},
+			code:   1,
+			stderr: []string{`waymark: --outcome "approve": want ACTIVITY=OUTCOME`},
+		},
+		{
+			name:   "OutcomeNotDeclared",
+			args:   []string{def("approval.yaml"), "--outcome", "approve=maybe"},
+			code:   1,
+			stderr: []string{`waymark: --outcome approve=maybe: want one of approved, rejected`},
+		},
+		{
+			name:   "MessageNotJSON",
+			args:   []string{def("receive.yaml"), "--message", "payment-received={paid}"},
+			code:   1,
+			stderr: []string{`waymark: --message "payment-received={paid}": the payload is not valid JSON`},
+		},
+		{
+			name:   "MessageNobodyWaitsFor",
+			args:   []string{def("receive.yaml"), "--message", "refund={}"},
+			code:   1,
+			stderr: []string{`waymark: --message refund: no receive of payment waits for message "refund"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), append([]string{"run"}, tt.args...), &stdout, &stderr)
+			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			for _, pattern := range tt.stdout {
+				require.Regexp(t, "(?s)"+pattern, stdout.String())
+			}
+			for _, s := range tt.stderr {
+				require.Contains(t, stderr.String(), s)
+			}
+			if len(tt.stderr) > 0 {
+				require.Empty(t, stdout.String(), "nothing runs after a bad argument")
+			} else {
+				require.Empty(t, stderr.String())
+			}
+		})
+	}
+}
+
+func TestRunCommandDB(t *testing.T) {
+	t.Parallel()
+
+	db := "sqlite://" + filepath.Join(t.TempDir(), "scratch.db")
+	hello := filepath.Join("..", "..", "examples", "hello.yaml")
+	for i, want := range []string{"hello v1 deployed to the --db database", "hello v1 already deployed to the --db database"} {
+		var stdout, stderr bytes.Buffer
+		code := Run(context.Background(), []string{"run", hello, "--input", `{"name":"Ada"}`, "--db", db}, &stdout, &stderr)
+		require.Equal(t, 0, code, "run %d:\n%s\n%s", i, stdout.String(), stderr.String())
+		require.Contains(t, stdout.String(), want+"\n")
+		require.Contains(t, stdout.String(), `"greeting": "Hello, Ada!"`)
+		require.Contains(t, stderr.String(), "use a scratch database")
+	}
+}
