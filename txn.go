@@ -155,16 +155,18 @@ func (t *txn) flush() error {
 		return nil
 	}
 	logs := make([]*store.LogAppendParams, len(t.events))
+	outbox := make([]*store.OutboxInsertParams, len(t.events))
 	for i, ev := range t.events {
 		logs[i] = &store.LogAppendParams{
 			InstanceID: ev.InstanceID, ActivityID: ev.ActivityID, Event: ev.Type, At: ev.OccurredAt,
 			Actor: ev.Actor, Details: ev.details(), TraceID: ev.TraceID,
 		}
-		if _, err := t.tx.OutboxInsert(t.ctx, &store.OutboxInsertParams{
+		outbox[i] = &store.OutboxInsertParams{
 			ID: ev.ID, InstanceID: ev.InstanceID, Type: ev.Type, Payload: ev.payload(), OccurredAt: ev.OccurredAt,
-		}); err != nil {
-			return err
 		}
+	}
+	if err := t.tx.OutboxInsertBatch(t.ctx, outbox); err != nil {
+		return err
 	}
 	return t.tx.LogAppend(t.ctx, logs)
 }

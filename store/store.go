@@ -71,12 +71,15 @@ type Executor interface {
 	// or nil when none has one.
 	BookmarkNextDue(ctx context.Context) (*time.Time, error)
 
-	// LogAppend appends entries to the execution log in order.
+	// LogAppend appends entries to the execution log in order, in one
+	// statement.
 	LogAppend(ctx context.Context, entries []*LogAppendParams) error
 	// LogList returns an instance's log entries after p.AfterSeq in order.
 	LogList(ctx context.Context, p *LogListParams) ([]*LogEntry, error)
 
 	OutboxInsert(ctx context.Context, p *OutboxInsertParams) (*OutboxEvent, error)
+	// OutboxInsertBatch inserts events in one statement, in order.
+	OutboxInsertBatch(ctx context.Context, events []*OutboxInsertParams) error
 	OutboxGet(ctx context.Context, id string) (*OutboxEvent, error)
 	// OutboxClaim leases pending, due events to p.Owner. Events that share
 	// an ordering key are only handed out after every earlier pending event

@@ -168,8 +168,12 @@ LIMIT $2;
 SELECT min(due_at) FROM bookmarks WHERE consumed_at IS NULL AND due_at IS NOT NULL;
 
 -- name: LogAppend
+-- $1 is a JSON array of entries; they get their seq in array order.
 INSERT INTO execution_log (instance_id, activity_id, event, at, actor, details, trace_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7);
+SELECT e->>'instance_id', e->>'activity_id', e->>'event', (e->>'at')::timestamptz, e->>'actor',
+    e->'details', e->>'trace_id'
+FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, ord)
+ORDER BY ord;
 
 -- name: LogList
 SELECT seq, instance_id, activity_id, event, at, actor, details, trace_id
@@ -183,6 +187,14 @@ INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occur
 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
     next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: OutboxInsertBatch
+-- $1 is a JSON array of events; they get their seq in array order.
+INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
+SELECT e->>'id', e->>'ordering_key', e->>'instance_id', e->>'type', e->'payload', e->'headers',
+    (e->>'occurred_at')::timestamptz, (e->>'occurred_at')::timestamptz
+FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, ord)
+ORDER BY ord;
 
 -- name: OutboxGet
 SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,

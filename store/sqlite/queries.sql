@@ -164,8 +164,13 @@ LIMIT ?2;
 SELECT min(due_at) FROM bookmarks WHERE consumed_at IS NULL AND due_at IS NOT NULL;
 
 -- name: LogAppend
+-- ?1 is a JSON array of entries; they get their seq in array order.
 INSERT INTO execution_log (instance_id, activity_id, event, at, actor, details, trace_id)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7);
+SELECT json_extract(value, '$.instance_id'), json_extract(value, '$.activity_id'),
+    json_extract(value, '$.event'), json_extract(value, '$.at'), json_extract(value, '$.actor'),
+    value -> '$.details', json_extract(value, '$.trace_id')
+FROM json_each(?1)
+ORDER BY key;
 
 -- name: LogList
 SELECT seq, instance_id, activity_id, event, at, actor, details, trace_id
@@ -179,6 +184,16 @@ INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occur
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
 RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
     next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+
+-- name: OutboxInsertBatch
+-- ?1 is a JSON array of events; they get their seq in array order.
+INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
+SELECT json_extract(value, '$.id'), json_extract(value, '$.ordering_key'),
+    json_extract(value, '$.instance_id'), json_extract(value, '$.type'),
+    value -> '$.payload', value -> '$.headers',
+    json_extract(value, '$.occurred_at'), json_extract(value, '$.occurred_at')
+FROM json_each(?1)
+ORDER BY key;
 
 -- name: OutboxGet
 SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,

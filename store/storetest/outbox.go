@@ -169,6 +169,32 @@ func runOutbox(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("InsertBatchKeepsOrder", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		var batch []*store.OutboxInsertParams
+		for i := range 5 {
+			batch = append(batch, &store.OutboxInsertParams{
+				ID: store.NewID(), InstanceID: f.inst.ID, Type: fmt.Sprint(i),
+				Payload: json.RawMessage(fmt.Sprintf(`{"i":%d,"s":"x"}`, i)), OccurredAt: t0.Add(time.Duration(i) * time.Second),
+			})
+		}
+		batch[4].Payload = json.RawMessage(`"a plain string"`)
+		batch = append(batch, &store.OutboxInsertParams{ID: store.NewID(), Type: "global", OccurredAt: t0})
+		require.NoError(t, f.s.OutboxInsertBatch(f.ctx, batch))
+		require.NoError(t, f.s.OutboxInsertBatch(f.ctx, nil))
+		got, err := f.s.OutboxList(f.ctx, &store.OutboxListParams{})
+		require.NoError(t, err)
+		require.Equal(t, []string{"0", "1", "2", "3", "4", "global"}, eventTypes(got))
+		require.JSONEq(t, `{"i":1,"s":"x"}`, string(got[1].Payload))
+		require.JSONEq(t, `"a plain string"`, string(got[4].Payload))
+		require.Nil(t, got[5].Payload)
+		require.Equal(t, t0.Add(3*time.Second), got[3].OccurredAt)
+		require.Equal(t, t0.Add(3*time.Second), got[3].NextAttemptAt)
+		require.Equal(t, batch[5].ID, got[5].OrderingKey, "an event without instance orders by itself")
+		require.Equal(t, store.OutboxPending, got[0].Status)
+	})
+
 	t.Run("ClaimValidates", func(t *testing.T) {
 		t.Parallel()
 		s := h.Open(t)

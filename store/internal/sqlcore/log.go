@@ -2,6 +2,8 @@ package sqlcore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/waymarkdev/waymark/store"
 )
@@ -13,14 +15,35 @@ func scanLogEntry(r Row) (*store.LogEntry, error) {
 	return l, err
 }
 
+// logRow is one entry of the JSON array LogAppend sends in one statement.
+type logRow struct {
+	InstanceID string          `json:"instance_id"`
+	ActivityID string          `json:"activity_id"`
+	Event      string          `json:"event"`
+	At         any             `json:"at"`
+	Actor      string          `json:"actor"`
+	Details    json.RawMessage `json:"details,omitempty"`
+	TraceID    string          `json:"trace_id"`
+}
+
 // LogAppend implements store.Executor.
 func (q *Queries) LogAppend(ctx context.Context, entries []*store.LogAppendParams) error {
-	text := q.sql("LogAppend")
-	for _, e := range entries {
-		if _, err := q.db.Exec(ctx, text, e.InstanceID, e.ActivityID, e.Event, q.t(e.At), e.Actor,
-			q.j(e.Details), e.TraceID); err != nil {
-			return q.err("append log", err)
+	if len(entries) == 0 {
+		return nil
+	}
+	rows := make([]logRow, len(entries))
+	for i, e := range entries {
+		rows[i] = logRow{
+			InstanceID: e.InstanceID, ActivityID: e.ActivityID, Event: e.Event, At: q.t(e.At),
+			Actor: e.Actor, Details: e.Details, TraceID: e.TraceID,
 		}
+	}
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("append log: %w", err)
+	}
+	if _, err := q.db.Exec(ctx, q.sql("LogAppend"), string(batch)); err != nil {
+		return q.err("append log", err)
 	}
 	return nil
 }

@@ -33,7 +33,7 @@ var queryNames = []string{
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
 	"LogAppend", "LogList",
-	"OutboxInsert", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
+	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
 	"OutboxRelease", "OutboxList", "OutboxReplay",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
 	"InboxInsert", "InboxGet",

@@ -22,15 +22,51 @@ func scanOutbox(r Row) (*store.OutboxEvent, error) {
 
 // OutboxInsert implements store.Executor.
 func (q *Queries) OutboxInsert(ctx context.Context, p *store.OutboxInsertParams) (*store.OutboxEvent, error) {
-	key := p.OrderingKey
-	if key == "" {
-		key = p.InstanceID
-	}
-	if key == "" {
-		key = p.ID
-	}
 	return one(ctx, q, "insert outbox event", "OutboxInsert", scanOutbox,
-		p.ID, key, p.InstanceID, p.Type, q.j(p.Payload), q.j(p.Headers), q.t(p.OccurredAt))
+		p.ID, orderingKey(p), p.InstanceID, p.Type, q.j(p.Payload), q.j(p.Headers), q.t(p.OccurredAt))
+}
+
+// outboxRow is one entry of the JSON array OutboxInsertBatch sends.
+type outboxRow struct {
+	ID          string          `json:"id"`
+	OrderingKey string          `json:"ordering_key"`
+	InstanceID  string          `json:"instance_id"`
+	Type        string          `json:"type"`
+	Payload     json.RawMessage `json:"payload,omitempty"`
+	Headers     json.RawMessage `json:"headers,omitempty"`
+	OccurredAt  any             `json:"occurred_at"`
+}
+
+// OutboxInsertBatch implements store.Executor.
+func (q *Queries) OutboxInsertBatch(ctx context.Context, events []*store.OutboxInsertParams) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([]outboxRow, len(events))
+	for i, p := range events {
+		rows[i] = outboxRow{
+			ID: p.ID, OrderingKey: orderingKey(p), InstanceID: p.InstanceID, Type: p.Type,
+			Payload: p.Payload, Headers: p.Headers, OccurredAt: q.t(p.OccurredAt),
+		}
+	}
+	batch, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("insert outbox events: %w", err)
+	}
+	if _, err := q.db.Exec(ctx, q.sql("OutboxInsertBatch"), string(batch)); err != nil {
+		return q.err("insert outbox events", err)
+	}
+	return nil
+}
+
+func orderingKey(p *store.OutboxInsertParams) string {
+	switch {
+	case p.OrderingKey != "":
+		return p.OrderingKey
+	case p.InstanceID != "":
+		return p.InstanceID
+	}
+	return p.ID
 }
 
 // OutboxGet implements store.Executor.
