@@ -74,9 +74,10 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
 	calls := filepath.Join(t.TempDir(), "calls.log")
-	child := func() *exec.Cmd {
+	child := func(final bool) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), "WAYMARK_CRASH_DB="+db, "WAYMARK_CRASH_CALLS="+calls)
+		cmd.Env = append(os.Environ(), "WAYMARK_CRASH_DB="+db, "WAYMARK_CRASH_CALLS="+calls,
+			"WAYMARK_CRASH_FINAL="+strconv.FormatBool(final))
 		out, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 		require.NoError(t, err)
 		t.Cleanup(func() { out.Close() })
@@ -85,7 +86,7 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 	}
 	const kills = 6
 	for i := range kills {
-		cmd := child()
+		cmd := child(false)
 		require.NoError(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
@@ -99,7 +100,7 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 		<-exited
 		t.Logf("killed child %d after %s", i, after)
 	}
-	cmd := child()
+	cmd := child(true)
 	require.NoError(t, cmd.Start())
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
@@ -206,9 +207,15 @@ func TestCrashChild(t *testing.T) {
 			}
 		},
 		Handlers: map[string]waymark.TaskHandler{
-			"h": func(_ context.Context, task *waymark.Task) (any, error) {
+			"h": func(ctx context.Context, task *waymark.Task) (any, error) {
 				if _, err := fmt.Fprintf(calls, "%s %s\n", task.ExecutionID, task.IdempotencyKey); err != nil {
 					return nil, err
+				}
+				// Some work, so that kills land while tasks are in flight.
+				select {
+				case <-time.After(20 * time.Millisecond):
+				case <-ctx.Done():
+					return nil, ctx.Err()
 				}
 				return task.Attempt, nil
 			},
@@ -230,6 +237,9 @@ func TestCrashChild(t *testing.T) {
 		done, err := s.InstanceList(ctx, &store.InstanceListParams{DefinitionID: "crash", Status: store.InstanceCompleted, Limit: 1000})
 		require.NoError(t, err)
 		if len(done) == crashInstances {
+			if os.Getenv("WAYMARK_CRASH_FINAL") != "true" {
+				select {} // all done before the kill: wait for it
+			}
 			return
 		}
 		select {

@@ -73,7 +73,8 @@ func (c *Config) validate() error {
 // Store is a store.Store on one SQLite file.
 type Store struct {
 	*sqlcore.Queries
-	db      *sql.DB
+	db      *sql.DB // the one writer connection
+	reader  *sql.DB // read-only connections for reads outside transactions
 	dialect *sqlcore.Dialect
 	path    string
 }
@@ -119,15 +120,30 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
-	s := &Store{Queries: sqlcore.New(sqlDB{db}, d), db: db, dialect: d, path: path}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, translateError(err))
 	}
+	s := &Store{db: db, dialect: d, path: path}
+	s.Queries = sqlcore.New(sqlDB{db}, d)
 	if _, err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
+	// In WAL mode readers do not wait for the writer: reads made outside a
+	// transaction use connections of their own.
+	rq := url.Values{}
+	rq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	rq.Add("_pragma", "query_only(1)")
+	reader, err := sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	reader.SetMaxOpenConns(4)
+	reader.SetMaxIdleConns(4)
+	s.reader = reader
+	s.Queries = sqlcore.New(routedDB{write: sqlDB{db}, read: sqlDB{reader}}, d)
 	return s, nil
 }
 
@@ -171,7 +187,7 @@ func (s *Store) provider() (*goose.Provider, error) {
 }
 
 // Begin implements store.Store. The transaction holds the database's write
-// lock until it ends; do not call the Store's own methods while it is open.
+// lock until it ends; the Store's own writes wait for it, its reads do not.
 func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
@@ -181,7 +197,9 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 }
 
 // Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	return errors.Join(s.reader.Close(), s.db.Close())
+}
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
@@ -262,5 +280,31 @@ func (d sqlDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.
 }
 
 type sqlRows struct{ *sql.Rows }
+
+// routedDB sends plain SELECTs to the read-only pool and everything else
+// (including INSERT/UPDATE … RETURNING) to the writer.
+type routedDB struct{ write, read sqlDB }
+
+func isRead(query string) bool {
+	return len(query) > 6 && strings.EqualFold(query[:6], "SELECT")
+}
+
+func (d routedDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return d.write.Exec(ctx, query, args...)
+}
+
+func (d routedDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Rows, error) {
+	if isRead(query) {
+		return d.read.Query(ctx, query, args...)
+	}
+	return d.write.Query(ctx, query, args...)
+}
+
+func (d routedDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
+	if isRead(query) {
+		return d.read.QueryRow(ctx, query, args...)
+	}
+	return d.write.QueryRow(ctx, query, args...)
+}
 
 func (r sqlRows) Close() { r.Rows.Close() }
