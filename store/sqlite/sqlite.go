@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -75,6 +76,8 @@ type Store struct {
 	*sqlcore.Queries
 	db      *sql.DB // the one writer connection
 	reader  *sql.DB // read-only connections for reads outside transactions
+	writes  *stmtCache
+	reads   *stmtCache
 	dialect *sqlcore.Dialect
 	path    string
 }
@@ -124,8 +127,8 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, translateError(err))
 	}
-	s := &Store{db: db, dialect: d, path: path}
-	s.Queries = sqlcore.New(sqlDB{db}, d)
+	s := &Store{db: db, writes: newStmtCache(db), dialect: d, path: path}
+	s.Queries = sqlcore.New(sqlDB{cache: s.writes}, d)
 	if _, err := s.Migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -142,8 +145,14 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	}
 	reader.SetMaxOpenConns(4)
 	reader.SetMaxIdleConns(4)
-	s.reader = reader
-	s.Queries = sqlcore.New(routedDB{write: sqlDB{db}, read: sqlDB{reader}}, d)
+	if err := s.writes.prepareAll(ctx, queries); err != nil {
+		s.writes.close()
+		reader.Close()
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.reader, s.reads = reader, newStmtCache(reader)
+	s.Queries = sqlcore.New(routedDB{write: sqlDB{cache: s.writes}, read: sqlDB{cache: s.reads}}, d)
 	return s, nil
 }
 
@@ -193,12 +202,12 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 	if err != nil {
 		return nil, fmt.Errorf("begin: %w", translateError(err))
 	}
-	return &Tx{Queries: sqlcore.New(sqlDB{tx}, s.dialect), tx: tx}, nil
+	return &Tx{Queries: sqlcore.New(sqlDB{cache: s.writes, tx: tx}, s.dialect), tx: tx}, nil
 }
 
 // Close implements store.Store.
 func (s *Store) Close() error {
-	return errors.Join(s.reader.Close(), s.db.Close())
+	return errors.Join(s.reads.close(), s.writes.close(), s.reader.Close(), s.db.Close())
 }
 
 // Path returns the database file's path.
@@ -250,17 +259,85 @@ func translateError(err error) error {
 	return err
 }
 
-// sqlDB adapts database/sql to sqlcore.DB.
-type sqlDB struct {
-	c interface {
-		ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-		QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-		QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+// stmtCache prepares each query once per database handle: SQLite would
+// otherwise parse every statement on every call.
+type stmtCache struct {
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, stmts: map[string]*sql.Stmt{}}
+}
+
+func (c *stmtCache) get(ctx context.Context, query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
 	}
+	st, err := c.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+func (c *stmtCache) lookup(query string) (*sql.Stmt, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.stmts[query]
+	return st, ok
+}
+
+// prepareAll prepares every query up front.
+func (c *stmtCache) prepareAll(ctx context.Context, queries map[string]string) error {
+	for name, q := range queries {
+		if _, err := c.get(ctx, q); err != nil {
+			return fmt.Errorf("prepare %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (c *stmtCache) close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var errs []error
+	for _, st := range c.stmts {
+		errs = append(errs, st.Close())
+	}
+	c.stmts = map[string]*sql.Stmt{}
+	return errors.Join(errs...)
+}
+
+// sqlDB adapts database/sql to sqlcore.DB, with prepared statements; inside
+// a transaction (tx set) they are bound to it.
+type sqlDB struct {
+	cache *stmtCache
+	tx    *sql.Tx
+}
+
+func (d sqlDB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if d.tx == nil {
+		return d.cache.get(ctx, query)
+	}
+	// The transaction holds the writer's only connection, so nothing can be
+	// prepared on the handle now: Open prepared every query up front.
+	if st, ok := d.cache.lookup(query); ok {
+		return d.tx.StmtContext(ctx, st), nil
+	}
+	return d.tx.PrepareContext(ctx, query)
 }
 
 func (d sqlDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	res, err := d.c.ExecContext(ctx, query, args...)
+	st, err := d.stmt(ctx, query)
+	if err != nil {
+		return 0, err
+	}
+	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -268,7 +345,11 @@ func (d sqlDB) Exec(ctx context.Context, query string, args ...any) (int64, erro
 }
 
 func (d sqlDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Rows, error) {
-	rows, err := d.c.QueryContext(ctx, query, args...)
+	st, err := d.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -276,8 +357,17 @@ func (d sqlDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Ro
 }
 
 func (d sqlDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
-	return d.c.QueryRowContext(ctx, query, args...)
+	st, err := d.stmt(ctx, query)
+	if err != nil {
+		return errRow{err}
+	}
+	return st.QueryRowContext(ctx, args...)
 }
+
+// errRow is a Row whose query could not even be prepared.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
 
 type sqlRows struct{ *sql.Rows }
 
