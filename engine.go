@@ -26,6 +26,7 @@ type Engine struct {
 
 	workWake  chan struct{}
 	timerWake chan struct{}
+	results   chan *taskResult
 
 	runMu   sync.Mutex
 	cancel  context.CancelFunc
@@ -61,6 +62,7 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 		defs:      map[defKey]*compiledDef{},
 		workWake:  make(chan struct{}, 1),
 		timerWake: make(chan struct{}, 1),
+		results:   make(chan *taskResult, cfg.Workers),
 	}, nil
 }
 

@@ -139,6 +139,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		var wg sync.WaitGroup
 		wg.Go(func() { e.workLoop(runCtx) })
 		wg.Go(func() { e.timerLoop(runCtx) })
+		wg.Go(func() { e.commitLoop(runCtx) })
 		if l, ok := e.store.(listener); ok {
 			wg.Go(func() { e.listen(runCtx, l) })
 		}

@@ -160,27 +160,8 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 			runErr = Permanent(fmt.Errorf("handler output: %w", err))
 		}
 	}
-	return e.inTx(ctx, "", func(t *txn) error {
-		s, err := t.load(item.InstanceID)
-		if err != nil {
-			return err
-		}
-		x := s.exec(item.ExecutionID)
-		if x == nil || x.rec.Status != ExecScheduled || s.status.Finished() {
-			return t.tx.WorkComplete(ctx, item.ID, e.cfg.NodeID)
-		}
-		if runErr == nil {
-			if err := t.tx.WorkComplete(ctx, item.ID, e.cfg.NodeID); err != nil {
-				return err // lost the lease: the new holder records the result
-			}
-			x.rec.Attempt = item.Attempts
-			var out any
-			if err := decodeJSON(raw, &out); err != nil {
-				return err
-			}
-			return s.complete(a, x, out, a.Next)
-		}
-		return s.taskFailed(a, x, item, classify(runErr, timedOut))
+	return e.commitResult(ctx, &taskResult{
+		item: item, activity: a, output: raw, err: runErr, timedOut: timedOut, done: make(chan error, 1),
 	})
 }
 
@@ -240,41 +221,38 @@ func (e *Engine) dropWork(ctx context.Context, item *store.WorkItem) error {
 }
 
 // taskFailed routes a failed attempt: retry later with backoff, suspend the
-// instance after too many failures in a row, or fail the activity.
+// instance after too many failures in a row, or fail the activity. The work
+// item is settled first, so that a lost lease changes nothing.
 func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store.WorkItem, info ErrorInfo) error {
 	t := s.t
+	policy := s.cd.def.RetryPolicy(a)
+	suspendAfter := s.cd.def.Defaults.SuspendAfterFailures
+	retry := info.Retryable && item.Attempts < policy.MaxAttempts &&
+		(suspendAfter <= 0 || item.Attempts < suspendAfter)
+	delay := backoff(policy, item.Attempts)
+	var err error
+	if retry {
+		_, err = t.tx.WorkRetry(t.ctx, &store.WorkRetryParams{ID: item.ID, Owner: t.e.cfg.NodeID, RunAt: t.now.Add(delay)})
+	} else {
+		err = t.tx.WorkComplete(t.ctx, item.ID, t.e.cfg.NodeID)
+	}
+	if err != nil {
+		return err
+	}
 	x.rec.Attempt = item.Attempts
 	x.rec.Error = info.json()
 	x.dirty = true
 	s.changed = true
-	if !info.Retryable {
-		if err := t.tx.WorkComplete(t.ctx, item.ID, t.e.cfg.NodeID); err != nil {
-			return err
-		}
-		return s.failActivity(a, x, info)
-	}
-	policy := s.cd.def.RetryPolicy(a)
-	suspendAfter := s.cd.def.Defaults.SuspendAfterFailures
 	switch {
-	case suspendAfter > 0 && item.Attempts >= suspendAfter:
-		if err := t.tx.WorkComplete(t.ctx, item.ID, t.e.cfg.NodeID); err != nil {
-			return err
-		}
+	case retry:
+		t.emit(s, EventActivityRetrying, x, map[string]any{"error": info, "attempt": item.Attempts, "retryIn": delay.String()})
+		return nil
+	case info.Retryable && suspendAfter > 0 && item.Attempts >= suspendAfter:
 		info.ActivityID = a.ID
 		t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "attempt": item.Attempts})
 		return s.suspend(&info)
-	case item.Attempts >= policy.MaxAttempts:
-		if err := t.tx.WorkComplete(t.ctx, item.ID, t.e.cfg.NodeID); err != nil {
-			return err
-		}
-		return s.failActivity(a, x, info)
 	}
-	delay := backoff(policy, item.Attempts)
-	if _, err := t.tx.WorkRetry(t.ctx, &store.WorkRetryParams{ID: item.ID, Owner: t.e.cfg.NodeID, RunAt: t.now.Add(delay)}); err != nil {
-		return err
-	}
-	t.emit(s, EventActivityRetrying, x, map[string]any{"error": info, "attempt": item.Attempts, "retryIn": delay.String()})
-	return nil
+	return s.failActivity(a, x, info)
 }
 
 // backoff is the wait before the attempt after attempt: exponential, capped,

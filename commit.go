@@ -1,0 +1,119 @@
+package waymark
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+
+	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
+)
+
+// maxCommitBatch bounds how many task results one transaction commits.
+const maxCommitBatch = 64
+
+// taskResult is a finished handler run waiting to be committed.
+type taskResult struct {
+	item     *store.WorkItem
+	activity *definition.Activity
+	output   json.RawMessage
+	err      error
+	timedOut bool
+	done     chan error
+}
+
+// commitResult hands a result to the committer and waits for its commit.
+func (e *Engine) commitResult(ctx context.Context, r *taskResult) error {
+	select {
+	case e.results <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// commitLoop commits task results, as many as are waiting (up to
+// maxCommitBatch) in one transaction: each result is still one atomic step,
+// and the commit — the fsync — is shared.
+func (e *Engine) commitLoop(ctx context.Context) {
+	for {
+		var batch []*taskResult
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-e.results:
+			batch = append(batch, r)
+		}
+	drain:
+		for len(batch) < maxCommitBatch {
+			select {
+			case r := <-e.results:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		e.commitBatch(ctx, batch)
+	}
+}
+
+func (e *Engine) commitBatch(ctx context.Context, batch []*taskResult) {
+	err := e.inTx(ctx, "", func(t *txn) error {
+		for _, r := range batch {
+			if err := e.applyResult(t, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+		// One result spoiled the batch: commit them one by one, so that
+		// only that one fails.
+		for _, r := range batch {
+			r.done <- e.inTx(ctx, "", func(t *txn) error { return e.applyResult(t, r) })
+		}
+		return
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+}
+
+// applyResult records one task result and advances its instance inside t.
+// A result whose lease was lost changes nothing: the new holder of the
+// lease records its own.
+func (e *Engine) applyResult(t *txn, r *taskResult) error {
+	item, a := r.item, r.activity
+	s, err := t.load(item.InstanceID)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return err
+	}
+	x := s.exec(item.ExecutionID)
+	switch {
+	case x == nil || x.rec.Status != ExecScheduled || s.status.Finished():
+		err = t.tx.WorkComplete(t.ctx, item.ID, e.cfg.NodeID)
+	case r.err == nil:
+		if err = t.tx.WorkComplete(t.ctx, item.ID, e.cfg.NodeID); err == nil {
+			x.rec.Attempt = item.Attempts
+			var out any
+			if err := decodeJSON(r.output, &out); err != nil {
+				return err
+			}
+			return s.complete(a, x, out, a.Next)
+		}
+	default:
+		err = s.taskFailed(a, x, item, classify(r.err, r.timedOut))
+	}
+	if errors.Is(err, store.ErrConflict) || isNotFound(err) {
+		return nil // lease lost
+	}
+	return err
+}
