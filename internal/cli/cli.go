@@ -64,4 +64,5 @@ var commands = []func(*env) *cobra.Command{
 	newValidateCommand,
 	newGraphCommand,
 	newRunCommand,
+	newBenchCommand,
 }
