@@ -50,7 +50,30 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	if len(due) == 0 {
+		return 0, nil
+	}
+	// Fire the whole batch in one transaction, each bookmark its own step;
+	// if that fails, fire them one by one so that only the bad one fails.
 	fired := 0
+	err = e.inTx(ctx, "timer", func(t *txn) error {
+		fired = 0
+		for _, b := range due {
+			err := t.fire(b.ID)
+			if errors.Is(err, store.ErrConflict) {
+				continue // completed or fired by somebody else meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			fired++
+		}
+		return nil
+	})
+	if err == nil || ctx.Err() != nil {
+		return fired, err
+	}
+	fired = 0
 	var errs []error
 	for _, b := range due {
 		err := e.inTx(ctx, "timer", func(t *txn) error { return t.fire(b.ID) })
@@ -58,7 +81,6 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 		case err == nil:
 			fired++
 		case errors.Is(err, store.ErrConflict):
-			// Completed or fired by somebody else meanwhile.
 		default:
 			errs = append(errs, fmt.Errorf("fire bookmark %s: %w", b.ID, err))
 		}
