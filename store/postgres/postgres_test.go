@@ -2,8 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
@@ -105,4 +110,63 @@ func BenchmarkStep(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// BenchmarkInstanceListLarge fills a schema with WAYMARK_BENCH_LIST_ROWS
+// finished instances (default 1,000,000) and measures the instance list
+// queries the API serves: by status, and by business key. It runs only when
+// WAYMARK_BENCH_LIST_ROWS is set, as it takes a while to fill.
+//
+//	WAYMARK_BENCH_LIST_ROWS=1000000 WAYMARK_TEST_POSTGRES_URL=... \
+//	  go test ./store/postgres -run '^$' -bench InstanceListLarge -benchtime 200x
+func BenchmarkInstanceListLarge(b *testing.B) {
+	rows, _ := strconv.Atoi(os.Getenv("WAYMARK_BENCH_LIST_ROWS"))
+	if rows <= 0 {
+		b.Skip("WAYMARK_BENCH_LIST_ROWS is not set")
+	}
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, storetest.PostgresSchemaURL(b), &postgres.Config{AutoMigrate: true})
+	require.NoError(b, err)
+	defer s.Close()
+	_, err = s.Pool().Exec(ctx, `INSERT INTO definitions (id, version, source, content_hash, deployed_at)
+		VALUES ('big', 1, 'id: big', 'h', now())`)
+	require.NoError(b, err)
+	// Instance ids sort like UUIDv7 (time-ordered); statuses spread like a
+	// real history; every instance has a business key.
+	_, err = s.Pool().Exec(ctx, `INSERT INTO instances (id, definition_id, definition_version, status,
+			input, variables, output, business_key, version, created_at, updated_at)
+		SELECT lpad(to_hex(g), 12, '0') || '-7000-8000-0000-000000000000', 'big', 1,
+			CASE WHEN g % 10 = 0 THEN 'failed' WHEN g % 50 = 1 THEN 'cancelled' ELSE 'completed' END,
+			'{"n":1}', '{}', '{}', 'BK-' || g, 3, now(), now()
+		FROM generate_series(1, $1) AS g`, rows)
+	require.NoError(b, err)
+	_, err = s.Pool().Exec(ctx, "ANALYZE instances")
+	require.NoError(b, err)
+	for _, tc := range []struct {
+		name string
+		p    func(i int) *store.InstanceListParams
+	}{
+		{"ByStatus", func(int) *store.InstanceListParams {
+			return &store.InstanceListParams{Status: store.InstanceFailed, Limit: 50}
+		}},
+		{"ByStatusAndDefinition", func(int) *store.InstanceListParams {
+			return &store.InstanceListParams{Status: store.InstanceCompleted, DefinitionID: "big", Limit: 50}
+		}},
+		{"ByBusinessKey", func(i int) *store.InstanceListParams {
+			return &store.InstanceListParams{BusinessKey: fmt.Sprintf("BK-%d", 1+i*7919%rows)}
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			lat := make([]time.Duration, 0, b.N)
+			for i := range b.N {
+				began := time.Now()
+				_, err := s.InstanceList(ctx, tc.p(i))
+				require.NoError(b, err)
+				lat = append(lat, time.Since(began))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
 }
