@@ -14,6 +14,7 @@ import (
 	"github.com/waymarkdev/waymark/store"
 	"github.com/waymarkdev/waymark/store/postgres"
 	"github.com/waymarkdev/waymark/store/sqlite"
+	"github.com/waymarkdev/waymark/store/storeurl"
 )
 
 // Database kinds, as results report them.
@@ -48,38 +49,14 @@ func parseDB(dbURL string) (*dbSpec, error) {
 	if dbURL == "" {
 		return &dbSpec{kind: KindSQLite}, nil
 	}
-	scheme, rest, ok := strings.Cut(dbURL, "://")
-	if !ok {
-		return nil, fmt.Errorf("%q: want sqlite://PATH or postgres://…", dbURL)
+	u, err := storeurl.Parse(dbURL)
+	if err != nil {
+		return nil, err
 	}
-	switch scheme {
-	case "sqlite", "sqlite3", "file":
-		path, query, _ := strings.Cut(rest, "?")
-		if path == "" {
-			return nil, fmt.Errorf("%q: the SQLite file path is empty", dbURL)
-		}
-		values, err := url.ParseQuery(query)
-		if err != nil {
-			return nil, fmt.Errorf("%q: %w", dbURL, err)
-		}
-		spec := &dbSpec{kind: KindSQLite, path: path}
-		for key := range values {
-			switch key {
-			case "synchronous":
-				spec.sqlite.Synchronous = values.Get(key)
-			default:
-				return nil, fmt.Errorf("%q: unknown SQLite option %q (known: synchronous)", dbURL, key)
-			}
-		}
-		return spec, nil
-	case "postgres", "postgresql":
-		if _, err := url.Parse(dbURL); err != nil {
-			return nil, fmt.Errorf("%q: %w", dbURL, err)
-		}
-		return &dbSpec{kind: KindPostgres, url: dbURL}, nil
-	default:
-		return nil, fmt.Errorf("%q: unknown database %q: want sqlite:// or postgres://", dbURL, scheme)
+	if u.Kind == storeurl.SQLite {
+		return &dbSpec{kind: KindSQLite, path: u.Path, sqlite: u.SQLite}, nil
 	}
+	return &dbSpec{kind: KindPostgres, url: u.Postgres}, nil
 }
 
 // database hands out a fresh store for every workload run.
