@@ -155,12 +155,17 @@ func (s *instState) settle() error {
 // finish moves the instance to a final status and, for a child instance,
 // resumes the parent.
 func (s *instState) finish(status store.InstanceStatus, info *ErrorInfo) error {
+	// A completed instance has no waiting path left, so its only possible
+	// open bookmark is its deadline's; otherwise close whatever is open.
+	mayHaveOpen := status != store.InstanceCompleted || s.inst.Deadline != nil
 	s.status = status
 	s.errInfo = info
 	s.changed = true
 	s.inst.Deadline = nil
-	if err := s.closeBookmarks(); err != nil {
-		return err
+	if mayHaveOpen {
+		if err := s.closeBookmarks(); err != nil {
+			return err
+		}
 	}
 	data := map[string]any{}
 	if info != nil {
