@@ -343,6 +343,11 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
 			ID: b.ID, ConsumedBy: "message", ConsumeKey: p.MessageID, Result: p.Payload, At: t.now,
 		}); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				// Another message took this receive first: run again, and
+				// this one waits for the next receive (or another instance).
+				return fmt.Errorf("%w: %w", store.ErrRetryable, err)
+			}
 			return err
 		}
 		s, err := t.load(b.InstanceID)

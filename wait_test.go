@@ -420,3 +420,43 @@ activities:
 		require.ErrorIs(t, b.e.Skip(b.ctx, inst.ID, "review", nil, "ops", 0), waymark.ErrConflict)
 	})
 }
+
+func TestConcurrentMessagesToOneReceive(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy(receiptDef)
+		inst := b.start("receipt", `{"expenseId":"E-9"}`)
+		const senders = 20
+		results := make([]*waymark.MessageResult, senders)
+		errs := make([]error, senders)
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range senders {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = b.e.DeliverMessage(b.ctx, &waymark.MessageParams{
+					Name: "receipt-uploaded", Correlation: "E-9", Payload: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i)),
+					MessageID: fmt.Sprintf("m-%d", i), Source: "race",
+				})
+			})
+		}
+		close(start)
+		wg.Wait()
+		delivered, stored := 0, 0
+		for i := range senders {
+			require.NoError(t, errs[i])
+			if results[i].Stored {
+				stored++
+			} else {
+				delivered++
+				require.Equal(t, inst.ID, results[i].InstanceID)
+			}
+		}
+		require.Equal(t, 1, delivered, "exactly one message completes the receive")
+		require.Equal(t, senders-1, stored, "the others wait for a later receive")
+		got, err := s.InstanceGet(b.ctx, inst.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.InstanceCompleted, got.Status)
+	})
+}
