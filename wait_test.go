@@ -460,3 +460,36 @@ func TestConcurrentMessagesToOneReceive(t *testing.T) {
 		require.Equal(t, store.InstanceCompleted, got.Status)
 	})
 }
+
+func TestClaimTask(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy(approvalDef)
+		inst := b.start("approval", `{"amount":10}`)
+		task := b.openTasks(inst.ID)[0]
+		require.Empty(t, task.Assignee)
+
+		_, err := b.e.ClaimTask(b.ctx, task.ID, &waymark.CompleteTaskParams{User: "eve", Roles: []string{"sales"}})
+		require.ErrorIs(t, err, waymark.ErrForbidden)
+		_, err = b.e.ClaimTask(b.ctx, task.ID, &waymark.CompleteTaskParams{User: "bob", Roles: []string{"finance"}, Version: task.Version + 1})
+		require.ErrorIs(t, err, waymark.ErrVersionMismatch)
+		_, err = b.e.ClaimTask(b.ctx, task.ID, &waymark.CompleteTaskParams{Roles: []string{"finance"}})
+		require.ErrorIs(t, err, waymark.ErrInvalid)
+		require.Empty(t, b.openTasks(inst.ID)[0].Assignee, "rejected claims change nothing")
+
+		claimed, err := b.e.ClaimTask(b.ctx, task.ID, &waymark.CompleteTaskParams{User: "bob", Roles: []string{"finance"}, Version: task.Version})
+		require.NoError(t, err)
+		require.Equal(t, "bob", claimed.Assignee)
+		require.Greater(t, claimed.Version, task.Version)
+		require.Contains(t, b.logEvents(inst.ID), "task.claimed:approve")
+
+		// Claimed by bob, the task is bob's (or a finance member's).
+		_, err = b.e.CompleteTask(b.ctx, task.ID, &waymark.CompleteTaskParams{Outcome: "approved", User: "bob"})
+		require.NoError(t, err)
+		_, err = b.e.ClaimTask(b.ctx, task.ID, &waymark.CompleteTaskParams{User: "bob", Roles: []string{"finance"}})
+		require.ErrorIs(t, err, waymark.ErrConflict)
+		_, err = b.e.ClaimTask(b.ctx, "nope", &waymark.CompleteTaskParams{User: "bob"})
+		require.ErrorIs(t, err, waymark.ErrNotFound)
+	})
+}
