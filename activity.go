@@ -178,7 +178,7 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 		s.vars[a.Output] = output
 	}
 	s.t.emit(s, EventActivityCompleted, x, nil)
-	if x.compensates != "" || isCompensation(x) || next == "" {
+	if isCompensation(x) || next == "" {
 		return nil
 	}
 	return s.enter(next)
@@ -290,8 +290,8 @@ func (s *instState) pendingCompensations() int {
 func (s *instState) compensationPlan() []*execution {
 	done := map[string]bool{}
 	for _, x := range s.execs {
-		if id := compensatedBy(x); id != "" {
-			done[id] = true
+		if x.compensates != "" {
+			done[x.compensates] = true
 		}
 	}
 	var plan []*execution
@@ -303,21 +303,11 @@ func (s *instState) compensationPlan() []*execution {
 			plan = append(plan, x)
 		}
 	}
-	// Latest completion first; executions finished in the same step keep
-	// reverse creation order (the sort is stable).
-	for i, j := 0, len(plan)-1; i < j; i, j = i+1, j-1 {
-		plan[i], plan[j] = plan[j], plan[i]
-	}
-	sortByFinishDesc(plan)
+	// Latest completion first; executions finished in the same step in
+	// reverse creation order.
+	slices.Reverse(plan)
+	slices.SortStableFunc(plan, func(a, b *execution) int { return finishedAt(b).Compare(finishedAt(a)) })
 	return plan
-}
-
-func sortByFinishDesc(plan []*execution) {
-	for i := 1; i < len(plan); i++ {
-		for j := i; j > 0 && finishedAt(plan[j]).After(finishedAt(plan[j-1])); j-- {
-			plan[j], plan[j-1] = plan[j-1], plan[j]
-		}
-	}
 }
 
 func finishedAt(x *execution) time.Time {
@@ -334,29 +324,21 @@ type compensationInput struct {
 	Output      json.RawMessage `json:"output,omitempty"`
 }
 
-func compensatedBy(x *execution) string {
-	if x.compensates != "" {
-		return x.compensates
-	}
-	if !isCompensation(x) {
+// compensationOf returns the id of the execution that rec compensates, or
+// "" when rec is not a compensation. It is read once, when the execution is
+// loaded.
+func compensationOf(rec *store.ActivityExecution) string {
+	if !bytes.Contains(rec.Input, []byte(`"$compensates"`)) {
 		return ""
 	}
 	var in compensationInput
-	_ = decodeJSON(x.rec.Input, &in)
+	if json.Unmarshal(rec.Input, &in) != nil {
+		return ""
+	}
 	return in.Compensates
 }
 
-func isCompensation(x *execution) bool {
-	if x.compensates != "" {
-		return true
-	}
-	if len(x.rec.Input) == 0 || x.rec.Input[0] != '{' {
-		return false
-	}
-	var in compensationInput
-	return bytes.Contains(x.rec.Input, []byte(`"$compensates"`)) &&
-		json.Unmarshal(x.rec.Input, &in) == nil && in.Compensates != ""
-}
+func isCompensation(x *execution) bool { return x.compensates != "" }
 
 // compensateNext starts the next compensation, or finishes the instance
 // with the status remembered when compensation began.

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -364,9 +363,4 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		return nil, err
 	}
 	return result, nil
-}
-
-// activityFor returns the definition activity of an execution.
-func (s *instState) activityFor(x *execution) *definition.Activity {
-	return s.cd.def.Activity(x.rec.ActivityID)
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/expr"
 	"github.com/waymarkdev/waymark/store"
 )
@@ -39,9 +40,11 @@ type instState struct {
 	// errInfo and output are written with the instance when set.
 	errInfo *ErrorInfo
 	output  any
-	// finishing is the final status the instance takes once it has no more
-	// active executions (after compensation).
+	// changed says the instance row must be written.
 	changed bool
+	// steps holds the outputs of completed activities for expressions;
+	// built on first use, then kept up to date by setStatus.
+	steps map[string]any
 }
 
 // execution is an activity execution inside a transaction.
@@ -50,7 +53,7 @@ type execution struct {
 	isNew bool
 	dirty bool
 	// compensates is set on a compensation execution: the id of the
-	// execution it undoes.
+	// execution it undoes (see compensationOf).
 	compensates string
 }
 
@@ -71,25 +74,27 @@ func (s *instState) exec(id string) *execution {
 
 // exprContext is what expressions of this instance see.
 func (s *instState) exprContext() *expr.Context {
-	steps := map[string]any{}
-	for _, x := range s.execs {
-		if x.rec.Status == ExecCompleted || x.rec.Status == ExecSkipped {
-			var out any
-			if decodeJSON(x.rec.Output, &out) == nil {
-				steps[x.rec.ActivityID] = out
-			}
+	if s.steps == nil {
+		s.steps = map[string]any{}
+		for _, x := range s.execs {
+			s.noteOutput(x)
 		}
 	}
 	return &expr.Context{
 		Input: s.input,
 		Vars:  s.vars,
-		Steps: steps,
+		Steps: s.steps,
 		Instance: expr.Instance{
 			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
 		},
 		Now: s.t.now,
 	}
+}
+
+// activityFor returns the definition activity of an execution.
+func (s *instState) activityFor(x *execution) *definition.Activity {
+	return s.cd.def.Activity(x.rec.ActivityID)
 }
 
 // newExecution starts an execution of activity id.
@@ -114,6 +119,20 @@ func (s *instState) setStatus(x *execution, status string) {
 	if status != ExecScheduled && status != ExecWaiting {
 		now := s.t.now
 		x.rec.FinishedAt = &now
+	}
+	if s.steps != nil {
+		s.noteOutput(x)
+	}
+}
+
+// noteOutput records a completed or skipped execution's output in steps.
+func (s *instState) noteOutput(x *execution) {
+	if x.rec.Status != ExecCompleted && x.rec.Status != ExecSkipped {
+		return
+	}
+	var out any
+	if decodeJSON(x.rec.Output, &out) == nil {
+		s.steps[x.rec.ActivityID] = out
 	}
 }
 

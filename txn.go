@@ -3,7 +3,6 @@ package waymark
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -129,7 +128,7 @@ func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
 			return nil, err
 		}
 		for _, x := range execs {
-			s.execs = append(s.execs, &execution{rec: x})
+			s.execs = append(s.execs, &execution{rec: x, compensates: compensationOf(x)})
 		}
 	}
 	t.states[inst.ID] = s
@@ -201,6 +200,3 @@ func encodeJSON(v any) (json.RawMessage, error) {
 	}
 	return b, nil
 }
-
-// errStop ends a command's transaction early without error: nothing to do.
-var errStop = errors.New("stop")

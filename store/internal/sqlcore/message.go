@@ -26,19 +26,4 @@ func (q *Queries) MessageTake(ctx context.Context, p *store.MessageTakeParams) (
 		p.Name, p.Correlation, p.ConsumedBy, q.t(p.Now))
 }
 
-// queryNames lists every query a dialect must define.
-var queryNames = []string{
-	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
-	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceExists", "InstanceList",
-	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
-	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
-	"LogAppend", "LogList",
-	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
-	"OutboxRelease", "OutboxList", "OutboxReplay",
-	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
-	"InboxInsert", "InboxGet",
-	"WorkEnqueue", "WorkClaim", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
-	"MessageInsert", "MessageTake",
-}
-
 var _ store.Executor = (*Queries)(nil)

@@ -104,6 +104,21 @@ type Queries struct {
 // CheckDialect once when they open.
 func New(db DB, d *Dialect) *Queries { return &Queries{db: db, d: d} }
 
+// queryNames lists every query a dialect must define.
+var queryNames = []string{
+	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
+	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceExists", "InstanceList",
+	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
+	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
+	"LogAppend", "LogList",
+	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
+	"OutboxRelease", "OutboxList", "OutboxReplay",
+	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
+	"InboxInsert", "InboxGet",
+	"WorkEnqueue", "WorkClaim", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
+	"MessageInsert", "MessageTake",
+}
+
 // CheckDialect reports the queries a dialect is missing.
 func CheckDialect(d *Dialect) error {
 	var missing []string
