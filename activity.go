@@ -345,6 +345,14 @@ func isCompensation(x *execution) bool { return x.compensates != "" }
 func (s *instState) compensateNext() error {
 	plan := s.compensationPlan()
 	if len(plan) == 0 {
+		if s.errInfo == nil && len(s.inst.Error) > 0 {
+			// Compensation began in an earlier step: its error record,
+			// stored with the instance, says how the instance ends.
+			s.errInfo = &ErrorInfo{}
+			if err := json.Unmarshal(s.inst.Error, s.errInfo); err != nil {
+				return fmt.Errorf("instance %s error record: %w", s.inst.ID, err)
+			}
+		}
 		status := store.InstanceFailed
 		if s.errInfo != nil && s.errInfo.Then != "" {
 			status = store.InstanceStatus(s.errInfo.Then)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -334,5 +335,64 @@ activities:
 		inst := b.start("nomatch", `{"n":0}`)
 		require.Equal(t, store.InstanceFailed, inst.Status)
 		require.Contains(t, string(inst.Error), "no case matched")
+	})
+}
+
+func TestCancelCompensatesAndCascades(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		var undone sync.Map
+		b := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{
+			"book": echo("book"),
+			"unbook": func(_ context.Context, task *waymark.Task) (any, error) {
+				var in map[string]any
+				require.NoError(t, task.Decode(&in))
+				undone.Store(in["activityId"], task.InstanceID)
+				return "undone", nil
+			},
+		}})
+		b.deploy(`
+id: child-wait
+activities:
+  - {id: wait, type: userTask}
+`)
+		b.deploy(`
+id: trip
+activities:
+  - {id: flight, type: task, handler: book, compensate: unbook_flight, next: hotel}
+  - {id: hotel, type: task, handler: book, compensate: unbook_hotel, next: confirm}
+  - {id: confirm, type: subworkflow, definition: child-wait}
+  - {id: unbook_flight, type: task, handler: unbook}
+  - {id: unbook_hotel, type: task, handler: unbook}
+`)
+		inst := b.start("trip", `{}`)
+		b.waitStatus(inst.ID, store.InstanceWaiting)
+		children, err := s.InstanceList(b.ctx, &store.InstanceListParams{ParentID: inst.ID})
+		require.NoError(t, err)
+		require.Len(t, children, 1)
+
+		require.NoError(t, b.e.Cancel(b.ctx, inst.ID, &waymark.CancelParams{Reason: "customer cancelled", Compensate: true}))
+		got := b.waitStatus(inst.ID, store.InstanceCancelled)
+		require.Contains(t, string(got.Error), "customer cancelled")
+		for _, id := range []string{"flight", "hotel"} {
+			by, ok := undone.Load(id)
+			require.True(t, ok, "%s was compensated", id)
+			require.Equal(t, inst.ID, by)
+		}
+		// Compensations ran in reverse completion order.
+		var order []string
+		for _, ev := range b.logEvents(inst.ID) {
+			if ev == "activity.completed:unbook_hotel" || ev == "activity.completed:unbook_flight" {
+				order = append(order, ev)
+			}
+		}
+		require.Equal(t, []string{"activity.completed:unbook_hotel", "activity.completed:unbook_flight"}, order)
+		require.Contains(t, b.logEvents(inst.ID), "instance.compensating")
+
+		// The running child was cancelled with its parent, and its task closed.
+		child, err := s.InstanceGet(b.ctx, children[0].ID)
+		require.NoError(t, err)
+		require.Equal(t, store.InstanceCancelled, child.Status)
+		require.Empty(t, b.openTasks(child.ID))
 	})
 }
