@@ -49,11 +49,8 @@ func (r *runner) fanout(ctx context.Context, s *freshStore) (_ *Sample, err erro
 	if err != nil {
 		return nil, err
 	}
-	if err := deploy(ctx, e, fanoutYAML(n)); err != nil {
+	if err := deployAndStart(ctx, e, fanoutYAML(n)); err != nil {
 		return nil, err
-	}
-	if err := e.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 

@@ -169,6 +169,17 @@ func deploy(ctx context.Context, e *waymark.Engine, src string) error {
 	return nil
 }
 
+// deployAndStart deploys src to e and starts e.
+func deployAndStart(ctx context.Context, e *waymark.Engine, src string) error {
+	if err := deploy(ctx, e, src); err != nil {
+		return err
+	}
+	if err := e.Start(ctx); err != nil {
+		return fmt.Errorf("start engine: %w", err)
+	}
+	return nil
+}
+
 // stopEngine stops e, also when ctx has ended.
 func stopEngine(ctx context.Context, e *waymark.Engine) error {
 	return e.Stop(context.WithoutCancel(ctx))

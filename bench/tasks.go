@@ -55,11 +55,8 @@ func (r *runner) tasks(ctx context.Context, s *freshStore) (_ *Sample, err error
 	if err != nil {
 		return nil, err
 	}
-	if err := deploy(ctx, e, tasksYAML()); err != nil {
+	if err := deployAndStart(ctx, e, tasksYAML()); err != nil {
 		return nil, err
-	}
-	if err := e.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 

@@ -89,11 +89,8 @@ func (r *runner) throughput(ctx context.Context, s *freshStore) (_ *Sample, err 
 	if err != nil {
 		return nil, err
 	}
-	if err := deploy(ctx, e, throughputYAML(r.cfg.Steps)); err != nil {
+	if err := deployAndStart(ctx, e, throughputYAML(r.cfg.Steps)); err != nil {
 		return nil, err
-	}
-	if err := e.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 
@@ -156,11 +153,8 @@ func (r *runner) latency(ctx context.Context, s *freshStore) (_ *Sample, err err
 	if err != nil {
 		return nil, err
 	}
-	if err := deploy(ctx, e, latencyYAML()); err != nil {
+	if err := deployAndStart(ctx, e, latencyYAML()); err != nil {
 		return nil, err
-	}
-	if err := e.Start(ctx); err != nil {
-		return nil, fmt.Errorf("start engine: %w", err)
 	}
 	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 
