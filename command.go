@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/waymarkdev/waymark/expr"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -179,7 +180,9 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 		}
 		x := s.exec(b.ExecutionID)
 		if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
-			return fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict)
+			// The bookmark read open, so a concurrent step moved the
+			// instance on: run again to see how that step left the task.
+			return raced(fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict))
 		}
 		result = &TaskResult{TaskID: b.ID, InstanceID: b.InstanceID, Outcome: p.Outcome, User: p.User, Data: p.Data}
 		raw, err := encodeJSON(result)
@@ -189,13 +192,16 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
 			ID: b.ID, ConsumedBy: p.User, ConsumeKey: p.IdempotencyKey, Result: raw, At: t.now,
 		}); err != nil {
-			return err
+			// A concurrent completion won: run again, to return its result
+			// (same idempotency key) or a clear conflict.
+			return raced(err)
 		}
 		a := s.cd.def.Activity(x.rec.ActivityID)
 		var data any
 		if err := decodeJSON(p.Data, &data); err != nil {
 			return err
 		}
+		s.task = &expr.Task{Outcome: p.Outcome, Data: data, User: p.User}
 		t.emit(s, EventTaskCompleted, x, map[string]any{"taskId": b.ID, "outcome": p.Outcome, "user": p.User})
 		output := map[string]any{"outcome": p.Outcome, "data": data, "user": p.User}
 		return s.complete(a, x, output, a.NextFor(p.Outcome))
@@ -303,6 +309,11 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 	var result *MessageResult
 	err := e.inTx(ctx, p.Source, func(t *txn) error {
 		result = &MessageResult{}
+		// Serialise with receives of this (name, correlation) opening at
+		// the same moment (see openReceive).
+		if err := t.tx.MessageLock(ctx, p.Name, p.Correlation); err != nil {
+			return err
+		}
 		open, err := t.tx.BookmarkListOpen(ctx, &store.BookmarkListParams{
 			Type: store.BookmarkExternalMessage, Key: messageKey(p.Name, p.Correlation), Limit: 1,
 		})
