@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,6 +318,41 @@ activities:
 		got, err = s.InstanceGet(b.ctx, fresh.ID)
 		require.NoError(t, err)
 		require.Equal(t, "two", vars(t, got)["version"])
+	})
+}
+
+// TestSetAssignsInOrder runs a set whose every value reads the one written
+// before it: assignment follows the source order, every time.
+func TestSetAssignsInOrder(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{})
+		// Names in an order unrelated to their spelling: v00, v07, v14, …
+		var src strings.Builder
+		src.WriteString("id: chain\nactivities:\n  - id: init\n    type: set\n    vars:\n")
+		prev, want := "", ""
+		for i := range 20 {
+			name := fmt.Sprintf("v%02d", i*7%20)
+			letter := string(rune('a' + i))
+			if prev == "" {
+				fmt.Fprintf(&src, "      %s: %s\n", name, letter)
+			} else {
+				fmt.Fprintf(&src, "      %s: '${ vars.%s + \"%s\" }'\n", name, prev, letter)
+			}
+			prev, want = name, want+letter
+		}
+		src.WriteString("    next: failing\n")
+		// A failing set assigns nothing, not even the values before the
+		// failing one.
+		src.WriteString("  - {id: failing, type: set, vars: {partial: 1, broken: '${ input.missing }'}}\n")
+		b.deploy(src.String())
+		for range 10 {
+			inst := b.start("chain", `{}`)
+			require.Equal(t, store.InstanceFailed, inst.Status)
+			v := vars(t, inst)
+			require.Equal(t, want, v[prev])
+			require.NotContains(t, v, "partial")
+		}
 	})
 }
 
