@@ -356,6 +356,39 @@ func TestSetAssignsInOrder(t *testing.T) {
 	})
 }
 
+// TestSetCountsWithJSONNumbers loops on a counter kept in vars: integral
+// numbers from JSON are ints in expressions, an int meeting a double gives
+// a double, and each value of a set sees the ones before it.
+func TestSetCountsWithJSONNumbers(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{})
+		b.deploy(`
+id: counter
+activities:
+  - {id: init, type: set, vars: {count: 0, total: 0}, next: step}
+  - id: step
+    type: set
+    vars:
+      count: '${ vars.count + 1 }'
+      double: '${ vars.count * 2 }'
+      half: '${ vars.count / 2 }'
+      total: '${ vars.total + input.amount * 1.5 }'
+    next: check
+  - id: check
+    type: switch
+    cases:
+      - {when: '${ vars.count < input.times }', next: step}
+    default: done
+  - {id: done, type: end}
+`)
+		// Everything runs inside the start's transaction.
+		inst := b.start("counter", `{"amount": 100, "times": 3}`)
+		require.Equal(t, store.InstanceCompleted, inst.Status, string(inst.Error))
+		require.Equal(t, map[string]any{"count": 3.0, "double": 6.0, "half": 1.0, "total": 450.0}, vars(t, inst))
+	})
+}
+
 func TestSwitchWithoutMatchFails(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, s store.Store) {

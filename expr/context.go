@@ -9,7 +9,9 @@ import (
 // Context is the data expressions are evaluated against. Values are plain Go
 // values as produced by encoding/json (map[string]any, []any, string,
 // float64, bool, nil); other Go types CEL knows (ints, time.Time,
-// time.Duration) are accepted too. A Context is only read during evaluation.
+// time.Duration) are accepted too. Expressions see an integral float64 as a
+// CEL int (see the package documentation). A Context is only read during
+// evaluation.
 type Context struct {
 	// Input is the start input of the instance.
 	Input any
