@@ -3,6 +3,8 @@ package expr
 import (
 	"time"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 )
 
@@ -47,6 +49,14 @@ type Task struct {
 	User    string
 }
 
+// unset is what task and message resolve to where the engine has not set
+// them: an error that says when the variable is available, rather than
+// CEL's "no such attribute". It is built on every use because CEL labels an
+// error value with the expression node it came from, in place.
+func unset(name, when string) ref.Val {
+	return types.NewErr("%s is only set %s", name, when)
+}
+
 // activation resolves CEL variables lazily from a Context, so a variable an
 // expression does not use costs nothing.
 type activation Context
@@ -82,7 +92,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.Now.UTC(), true
 	case "task":
 		if a.Task == nil {
-			return nil, false
+			return unset("task", "while completing a user task"), true
 		}
 		return map[string]any{
 			"outcome": a.Task.Outcome,
@@ -91,7 +101,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}, true
 	case "message":
 		if a.Message == nil {
-			return nil, false
+			return unset("message", "while receiving a message"), true
 		}
 		return a.Message, true
 	}

@@ -24,6 +24,10 @@
 //	task      {outcome, data, user} while completing a user task
 //	message   the message being received by a receive activity
 //
+// The engine sets task and message only where the list says; elsewhere an
+// expression that reads them fails to evaluate with an error saying when
+// they are available.
+//
 // Numbers arrive as encoding/json decodes them, as float64. An integral one
 // (within ±2^53, where float64 integers are exact) is a CEL int, at any
 // depth inside maps and lists, and every other number a double, so
