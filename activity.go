@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -48,14 +49,18 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		return s.enqueue(x, a.Handler, s.t.now)
 
 	case definition.TypeSet:
+		// Assign in the order written, each value seeing the ones before
+		// it, on a copy: a failing value leaves the variables as they were.
 		c := s.exprContext()
-		for name, v := range a.Vars {
-			val, err := v.Eval(ctx, c)
+		c.Vars = maps.Clone(s.vars)
+		for _, v := range a.Vars {
+			val, err := v.Value.Eval(ctx, c)
 			if err != nil {
-				return s.failActivity(a, x, evalError("vars."+name, err))
+				return s.failActivity(a, x, evalError("vars."+v.Name, err))
 			}
-			s.vars[name] = val
+			c.Vars[v.Name] = val
 		}
+		s.vars = c.Vars
 		return s.complete(a, x, nil, a.Next)
 
 	case definition.TypeSwitch:
