@@ -384,7 +384,7 @@ activities:
 `)
 		// Everything runs inside the start's transaction.
 		inst := b.start("counter", `{"amount": 100, "times": 3}`)
-		require.Equal(t, store.InstanceCompleted, inst.Status, string(inst.Error))
+		require.Equal(t, store.InstanceCompleted, inst.Status, "%+v", inst.Error)
 		require.Equal(t, map[string]any{"count": 3.0, "double": 6.0, "half": 1.0, "total": 450.0}, vars(t, inst))
 	})
 }
