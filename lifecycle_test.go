@@ -43,7 +43,10 @@ func TestLeaseWithSkewedClocks(t *testing.T) {
 				return nil, ctx.Err()
 			}
 		}
-		lease := func(cfg *waymark.Config) { cfg.LeaseDuration = 3 * time.Second; cfg.PollInterval = 20 * time.Millisecond }
+		lease := func(cfg *waymark.Config) {
+			cfg.LeaseDuration = 3 * time.Second
+			cfg.PollInterval = 20 * time.Millisecond
+		}
 		behind := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{"slow": slow}, tweak: func(cfg *waymark.Config) {
 			lease(cfg)
 			skewed(-2500 * time.Millisecond)(cfg)
