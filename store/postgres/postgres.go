@@ -52,8 +52,9 @@ func (c *Config) validate() error {
 // Store is a store.Store on PostgreSQL.
 type Store struct {
 	*sqlcore.Queries
-	pool    *pgxpool.Pool
-	dialect *sqlcore.Dialect
+	pool       *pgxpool.Pool
+	dialect    *sqlcore.Dialect
+	partitions map[string]string // partition.sql
 }
 
 var _ store.Store = (*Store)(nil)
@@ -81,6 +82,10 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	if err := sqlcore.CheckDialect(d); err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	partitions, err := partitionQueries()
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: parse url: %w", err)
@@ -96,7 +101,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", translateError(err))
 	}
-	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d}
+	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d, partitions: partitions}
 	if cfg.AutoMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			pool.Close()

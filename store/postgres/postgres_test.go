@@ -85,9 +85,18 @@ func TestLogPartitions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5, parts, "default + this month + 3 ahead")
 
+	// A row of a month without a partition goes to the default partition;
+	// making that month's partition later moves it instead of failing with
+	// "updated partition constraint for default partition would be violated".
+	_, err = s.Pool().Exec(ctx, `INSERT INTO execution_log (instance_id, event, at)
+		VALUES ('i-1', 'test', date_trunc('month', now()) + interval '4 months 1 day')`)
+	require.NoError(t, err)
 	var created int
 	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT waymark_create_log_partitions(6)").Scan(&created))
 	require.Equal(t, 3, created, "only the missing months are created")
+	var part string
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT tableoid::regclass::text FROM execution_log WHERE instance_id = 'i-1'").Scan(&part))
+	require.NotEqual(t, "execution_log_default", part)
 	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT waymark_create_log_partitions(6)").Scan(&created))
 	require.Zero(t, created)
 }
