@@ -79,6 +79,10 @@ type Config struct {
 	// TimerBatch is how many due timers one pass of the timer service
 	// fires. Defaults to 100.
 	TimerBatch int
+	// LogPartitionsAhead is how many months of execution log partitions,
+	// after the current month's, the engine keeps made on a store whose log
+	// is partitioned (PostgreSQL); it looks hourly. Defaults to 3.
+	LogPartitionsAhead int
 	// OnEvent, if set, is called after every commit with the events the
 	// commit wrote, in order. It runs on the engine's goroutine: keep it
 	// quick.
@@ -115,6 +119,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.TimerBatch == 0 {
 		out.TimerBatch = 100
 	}
+	if out.LogPartitionsAhead == 0 {
+		out.LogPartitionsAhead = 3
+	}
 	return &out
 }
 
@@ -130,6 +137,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.MessageTTL %s: must not be negative", ErrInvalid, c.MessageTTL)
 	case c.TimerBatch < 0:
 		return fmt.Errorf("%w: Config.TimerBatch %d: must not be negative", ErrInvalid, c.TimerBatch)
+	case c.LogPartitionsAhead < 1 || c.LogPartitionsAhead > 120:
+		return fmt.Errorf("%w: Config.LogPartitionsAhead %d: must be from 1 to 120", ErrInvalid, c.LogPartitionsAhead)
 	}
 	for name, h := range c.Handlers {
 		if name == "" {

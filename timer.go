@@ -144,8 +144,9 @@ func (t *txn) fire(bookmarkID string) error {
 	return nil
 }
 
-// Start runs the engine's background services — task workers and the timer
-// service — until Stop. It returns at once.
+// Start runs the engine's background services — task workers, the timer
+// service and, on PostgreSQL, the log partition service — until Stop. It
+// returns at once.
 func (e *Engine) Start(ctx context.Context) error {
 	e.runMu.Lock()
 	defer e.runMu.Unlock()
@@ -162,6 +163,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		wg.Go(func() { e.workLoop(runCtx) })
 		wg.Go(func() { e.timerLoop(runCtx) })
 		wg.Go(func() { e.commitLoop(runCtx) })
+		wg.Go(func() { e.partitionLoop(runCtx) })
 		if l, ok := e.store.(listener); ok {
 			wg.Go(func() { e.listen(runCtx, l) })
 		}
