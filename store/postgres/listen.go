@@ -11,37 +11,51 @@ import (
 // time is created. Notifications are sent when the transaction commits.
 const WakeChannel = "waymark_wake"
 
+// listenPause is the first pause before reconnecting; it doubles while
+// connecting fails, up to listenPauseMax.
+const (
+	listenPause    = 100 * time.Millisecond
+	listenPauseMax = 5 * time.Second
+)
+
 // Listen calls fn with the payload of every notification on WakeChannel
 // until ctx ends, reconnecting (with a growing pause) when the connection
-// drops. It returns ctx's error. fn runs on Listen's goroutine.
+// drops. Each time it is listening, on a new connection, it calls fn with
+// "listening": notifications sent while it was not were lost. It returns
+// ctx's error. fn runs on Listen's goroutine.
 func (s *Store) Listen(ctx context.Context, fn func(payload string)) error {
-	pause := 100 * time.Millisecond
+	pause := listenPause
 	for {
-		err := s.listenOnce(ctx, fn)
+		// The caller polls meanwhile; try again shortly.
+		listened, _ := s.listenOnce(ctx, fn)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		_ = err // the caller polls meanwhile; try again shortly
+		if listened {
+			pause = listenPause // the last connection worked: start over
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 5*time.Second)
+		pause = min(2*pause, listenPauseMax)
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(string)) error {
+// listenOnce listens on one connection until it fails, and reports whether
+// it got as far as listening.
+func (s *Store) listenOnce(ctx context.Context, fn func(string)) (listened bool, err error) {
 	pooled, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return false, fmt.Errorf("listen: %w", translateError(err))
 	}
 	// The connection gets session state (LISTEN): it never goes back to
 	// the pool.
 	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, "LISTEN "+WakeChannel); err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return false, fmt.Errorf("listen: %w", translateError(err))
 	}
 	// Anything enqueued before LISTEN took effect is found by the
 	// caller's first poll; say so.
@@ -49,7 +63,7 @@ func (s *Store) listenOnce(ctx context.Context, fn func(string)) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
-			return fmt.Errorf("listen: %w", err)
+			return true, fmt.Errorf("listen: %w", translateError(err))
 		}
 		fn(n.Payload)
 	}

@@ -1,0 +1,60 @@
+package postgres_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark/store"
+	"github.com/waymarkdev/waymark/store/postgres"
+	"github.com/waymarkdev/waymark/store/storetest"
+)
+
+// The listener survives its connection being terminated: it listens again
+// on a new one, says so, and hears what is sent after.
+func TestListenReconnects(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	app := "wmt_listen_" + store.NewID()[24:]
+	s := openURL(t, storetest.PostgresSchemaURL(t)+"&application_name="+app, &postgres.Config{AutoMigrate: true})
+
+	payloads := make(chan string, 64)
+	listenCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = s.Listen(listenCtx, func(p string) { payloads <- p }) })
+	t.Cleanup(func() { stop(); wg.Wait() })
+	// await waits for payload p, skipping others (the channel is shared by
+	// every schema of the database).
+	await := func(p string) {
+		t.Helper()
+		for {
+			select {
+			case got := <-payloads:
+				if got == p {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q notification", p)
+			}
+		}
+	}
+	await("listening")
+
+	// Find the listener's backend first, then end that one alone.
+	var pid int
+	require.NoError(t, s.Pool().QueryRow(ctx, `SELECT pid FROM pg_stat_activity
+		WHERE application_name = $1 AND query = 'LISTEN `+postgres.WakeChannel+`'`, app).Scan(&pid))
+	var ok bool
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT pg_terminate_backend($1, 10000)", pid).Scan(&ok))
+	require.True(t, ok)
+	await("listening")
+
+	mine := "test-" + app
+	_, err := s.Pool().Exec(ctx, "SELECT pg_notify($1, $2)", postgres.WakeChannel, mine)
+	require.NoError(t, err)
+	await(mine)
+}
