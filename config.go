@@ -84,6 +84,10 @@ type Config struct {
 	// it cancels their contexts. Defaults to 0: cancel at once (handlers
 	// that return a result anyway still have it committed).
 	StopGrace time.Duration
+	// LogPartitionsAhead is how many months of execution log partitions,
+	// after the current month's, the engine keeps made on a store whose log
+	// is partitioned (PostgreSQL); it looks hourly. Defaults to 3.
+	LogPartitionsAhead int
 	// OnEvent, if set, is called after every commit with the events the
 	// commit wrote, in order, including those of emit activities. It runs
 	// on the engine's goroutine: keep it quick.
@@ -121,6 +125,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.TimerBatch == 0 {
 		out.TimerBatch = 100
 	}
+	if out.LogPartitionsAhead == 0 {
+		out.LogPartitionsAhead = 3
+	}
 	return &out
 }
 
@@ -138,6 +145,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.TimerBatch %d: must not be negative", ErrInvalid, c.TimerBatch)
 	case c.StopGrace < 0:
 		return fmt.Errorf("%w: Config.StopGrace %s: must not be negative", ErrInvalid, c.StopGrace)
+	case c.LogPartitionsAhead < 1 || c.LogPartitionsAhead > 120:
+		return fmt.Errorf("%w: Config.LogPartitionsAhead %d: must be from 1 to 120", ErrInvalid, c.LogPartitionsAhead)
 	}
 	for name, h := range c.Handlers {
 		if name == "" {

@@ -145,9 +145,10 @@ func (t *txn) fire(bookmarkID string) error {
 }
 
 // Start runs the engine's background services — task workers, the timer
-// service, the commit loop, wake-ups from other processes and the clock's
-// synchronisation with the database — until Stop. It returns at once. An
-// engine can be started again after Stop.
+// service, the commit loop, wake-ups from other processes, the clock's
+// synchronisation with the database and, on PostgreSQL, the log partition
+// service — until Stop. It returns at once. An engine can be started again
+// after Stop.
 func (e *Engine) Start(ctx context.Context) error {
 	e.runMu.Lock()
 	defer e.runMu.Unlock()
@@ -165,6 +166,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		var loops, commits sync.WaitGroup
 		commits.Go(func() { e.commitLoop(commitCtx) })
 		loops.Go(func() { e.timerLoop(loopCtx) })
+		loops.Go(func() { e.partitionLoop(loopCtx) })
 		if l, ok := e.store.(listener); ok {
 			loops.Go(func() { e.listen(loopCtx, l) })
 		}
