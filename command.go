@@ -42,6 +42,10 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 	}
 	var inst *store.Instance
 	var started *instState
+	// The id is chosen once: if a commit whose outcome was unknown (the
+	// connection dropped) had succeeded, its retry fails on the id and the
+	// instance it created is returned.
+	id := newID()
 	err := e.inTx(ctx, "", func(t *txn) error {
 		inst, started = nil, nil
 		if p.IdempotencyKey != "" {
@@ -55,12 +59,16 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 			}
 		}
 		var err error
-		started, err = t.startInstance(p, "", "")
+		started, err = t.startInstance(id, p, "", "")
 		return err
 	})
-	if errors.Is(err, store.ErrDuplicate) && p.IdempotencyKey != "" {
-		// A concurrent start with the same key won.
-		inst, err = e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+	if errors.Is(err, store.ErrDuplicate) {
+		if p.IdempotencyKey != "" {
+			// A concurrent start with the same key won.
+			inst, err = e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+		} else if again, gerr := e.store.InstanceGet(ctx, id); gerr == nil {
+			inst, err = again, nil
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -72,7 +80,7 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 }
 
 // startInstance creates an instance inside t and runs it from its start.
-func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*instState, error) {
+func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID string) (*instState, error) {
 	cd, err := t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
 	if err != nil {
 		return nil, notDeployed(p.Definition, p.Version, err)
@@ -90,7 +98,7 @@ func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*ins
 		input = json.RawMessage("null")
 	}
 	inst, err := t.tx.InstanceInsert(t.ctx, &store.InstanceInsertParams{
-		ID: newID(), DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
+		ID: id, DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
 		Input: input, Variables: json.RawMessage("{}"), BusinessKey: p.BusinessKey, ParentID: parentID,
 		ParentExecutionID: parentExecID, IdempotencyKey: p.IdempotencyKey, Deadline: deadline, CreatedAt: t.now,
 	})
@@ -307,6 +315,12 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		return nil, invalid("payload", "is not valid JSON")
 	}
 	var result *MessageResult
+	// A message without an id gets one for this call, so that a retry
+	// after a commit with an unknown outcome has no second effect.
+	messageID, implicit := p.MessageID, p.MessageID == ""
+	if implicit {
+		messageID = "waymark:" + newID()
+	}
 	err := e.inTx(ctx, p.Source, func(t *txn) error {
 		result = &MessageResult{}
 		// Serialise with receives of this (name, correlation) opening at
@@ -325,33 +339,31 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		} else {
 			result.Stored = true
 		}
-		if p.MessageID != "" {
-			raw, _ := encodeJSON(result)
-			first, err := t.tx.InboxInsert(ctx, &store.InboxInsertParams{
-				Source: p.Source, MessageID: p.MessageID, ReceivedAt: t.now, Result: raw,
-			})
-			if errors.Is(err, store.ErrDuplicate) {
-				result = &MessageResult{}
-				if err := decodeJSON(first.Result, result); err != nil {
-					return err
-				}
-				result.Duplicate = true
-				return nil
-			}
-			if err != nil {
+		raw, _ := encodeJSON(result)
+		first, err := t.tx.InboxInsert(ctx, &store.InboxInsertParams{
+			Source: p.Source, MessageID: messageID, ReceivedAt: t.now, Result: raw,
+		})
+		if errors.Is(err, store.ErrDuplicate) {
+			result = &MessageResult{}
+			if err := decodeJSON(first.Result, result); err != nil {
 				return err
 			}
+			result.Duplicate = !implicit // an internal retry is not the caller's duplicate
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if result.Stored {
 			_, err := t.tx.MessageInsert(ctx, &store.MessageInsertParams{
 				ID: newID(), Name: p.Name, Correlation: p.Correlation, Payload: p.Payload, Source: p.Source,
-				MessageID: p.MessageID, ReceivedAt: t.now, ExpiresAt: t.now.Add(e.cfg.MessageTTL),
+				MessageID: messageID, ReceivedAt: t.now, ExpiresAt: t.now.Add(e.cfg.MessageTTL),
 			})
 			return err
 		}
 		b := open[0]
 		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
-			ID: b.ID, ConsumedBy: "message", ConsumeKey: p.MessageID, Result: p.Payload, At: t.now,
+			ID: b.ID, ConsumedBy: "message", ConsumeKey: messageID, Result: p.Payload, At: t.now,
 		}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				// Another message took this receive first: run again, and
@@ -368,7 +380,7 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		if x == nil || x.rec.Status != ExecWaiting {
 			return fmt.Errorf("bookmark %s has no waiting execution: %w", b.ID, store.ErrConflict)
 		}
-		return s.receive(s.cd.def.Activity(x.rec.ActivityID), x, p.Payload, p.MessageID)
+		return s.receive(s.cd.def.Activity(x.rec.ActivityID), x, p.Payload, messageID)
 	})
 	if err != nil {
 		return nil, err

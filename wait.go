@@ -177,7 +177,7 @@ func (s *instState) startChild(a *definition.Activity, x *execution) error {
 		return err
 	}
 	s.setStatus(x, ExecWaiting)
-	child, err := s.t.startInstance(&StartParams{
+	child, err := s.t.startInstance(newID(), &StartParams{
 		Definition: a.Definition, Version: a.Version, Input: raw, BusinessKey: s.inst.BusinessKey,
 	}, s.inst.ID, x.rec.ID)
 	if err != nil {
