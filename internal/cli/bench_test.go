@@ -24,7 +24,7 @@ var tinyBench = []string{
 func runBench(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Run(context.Background(), append(append([]string{}, tinyBench...), args...), &out, &errOut)
+	code = Run(context.Background(), append(append([]string{}, tinyBench...), args...), nil, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 

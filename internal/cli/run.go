@@ -42,10 +42,11 @@ try a workflow. Every task handler is simulated and returns its input. User
 tasks are completed by user waymark-run with their --outcome, else their first
 declared outcome. A receive gets the payload of the --message named like its
 message. When the instance only waits for timers or due dates, time jumps to
-the next one.
+the next one. The FILE - reads the definition from standard input.
 
 Exit status: 0 when the instance completes, 1 when it ends otherwise or
---timeout passes, 2 when it waits for something run cannot provide. With --db,
+--timeout passes, 2 when it waits for something run cannot provide, 130 when
+interrupted. With --db,
 use a scratch database: run simulates handlers and moves time for every
 instance there.`,
 		Example: `  waymark run examples/hello.yaml --input '{"name":"Ada"}'
@@ -57,18 +58,16 @@ instance there.`,
 			if err != nil {
 				return err
 			}
-			def, ok := parseFile(e.stderr, e.stderr, args[0])
-			if !ok {
+			src, err := e.loadDefinition(cmd.Context(), e.stderr, args[0])
+			if errors.Is(err, errProblems) {
 				return &ExitError{Code: 1}
-			}
-			src, err := os.ReadFile(args[0])
-			if err != nil {
+			} else if err != nil {
 				return err
 			}
-			if err := opts.check(def); err != nil {
+			if err := opts.check(src.def); err != nil {
 				return err
 			}
-			return runDefinition(cmd.Context(), e, src, def, opts, dbURL)
+			return runDefinition(cmd.Context(), e, src.data, src.def, opts, dbURL)
 		},
 	}
 	f := cmd.Flags()

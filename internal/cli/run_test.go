@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -96,7 +98,7 @@ func TestRunCommand(t *testing.T) {
 			name:   "UnreadableFile",
 			args:   []string{def("missing.yaml")},
 			code:   1,
-			stderr: []string{"missing.yaml: open", "no such file"},
+			stderr: []string{"waymark: " + def("missing.yaml") + ": no such file or directory"},
 		},
 		{
 			name:   "InputNotJSON",
@@ -140,7 +142,7 @@ func TestRunCommand(t *testing.T) {
 			t.Parallel()
 
 			var stdout, stderr bytes.Buffer
-			code := Run(context.Background(), append([]string{"run"}, tt.args...), &stdout, &stderr)
+			code := Run(context.Background(), append([]string{"run"}, tt.args...), nil, &stdout, &stderr)
 			require.Equal(t, tt.code, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			for _, pattern := range tt.stdout {
 				require.Regexp(t, "(?s)"+pattern, stdout.String())
@@ -164,10 +166,49 @@ func TestRunCommandDB(t *testing.T) {
 	hello := filepath.Join("..", "..", "examples", "hello.yaml")
 	for i, want := range []string{"hello v1 deployed to the --db database", "hello v1 already deployed to the --db database"} {
 		var stdout, stderr bytes.Buffer
-		code := Run(context.Background(), []string{"run", hello, "--input", `{"name":"Ada"}`, "--db", db}, &stdout, &stderr)
+		code := Run(context.Background(), []string{"run", hello, "--input", `{"name":"Ada"}`, "--db", db}, nil, &stdout, &stderr)
 		require.Equal(t, 0, code, "run %d:\n%s\n%s", i, stdout.String(), stderr.String())
 		require.Contains(t, stdout.String(), want+"\n")
 		require.Contains(t, stdout.String(), `"greeting": "Hello, Ada!"`)
 		require.Contains(t, stderr.String(), "use a scratch database")
 	}
+}
+
+func TestRunCommandInterrupted(t *testing.T) {
+	t.Parallel()
+
+	// The interrupt comes once the never-ending instance runs.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stdout := &cancelOnOutput{want: "activity.started     spin", cancel: cancel}
+	var stderr bytes.Buffer
+	code := Run(ctx, []string{"run", filepath.Join("testdata", "run", "loop.yaml")}, nil, stdout, &stderr)
+	require.Equal(t, exitInterrupted, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Equal(t, "waymark: interrupted\n", stderr.String())
+	require.Contains(t, stdout.String(), "instance.started")
+}
+
+// cancelOnOutput collects output and calls cancel once it contains want.
+type cancelOnOutput struct {
+	want   string
+	cancel func()
+
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (c *cancelOnOutput) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, err := c.buf.Write(p)
+	if strings.Contains(c.buf.String(), c.want) {
+		c.cancel()
+	}
+	return n, err
+}
+
+func (c *cancelOnOutput) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.buf.String()
 }
