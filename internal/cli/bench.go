@@ -48,7 +48,7 @@ baseline commits/s of the same run.`,
 		Example: `  waymark bench
   waymark bench --workloads throughput,latency --instances 2000 --runs 3
   waymark bench --db 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := f.config()
 			if err != nil {

@@ -57,8 +57,14 @@ func (e *env) run(ctx context.Context, args []string) int {
 	if err == nil {
 		return 0
 	}
-	var exit *ExitError
+	var (
+		exit  *ExitError
+		usage *usageError
+	)
 	switch {
+	case errors.As(err, &usage):
+		usage.print(e.stderr)
+		return exitUsage
 	case errors.As(err, &exit):
 		return exit.Code
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):

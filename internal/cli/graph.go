@@ -25,7 +25,7 @@ onTimeout or onError they follow; compensation edges are dotted. An invalid
 definition prints its problems, as waymark validate does, and exits with
 status 1. The FILE - reads standard input.`,
 		Example: "  waymark graph expense-approval.yaml > expense-approval.mmd",
-		Args:    cobra.ExactArgs(1),
+		Args:    exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src, err := e.loadDefinition(cmd.Context(), e.stderr, args[0])
 			if errors.Is(err, errProblems) {

@@ -52,7 +52,7 @@ instance there.`,
 		Example: `  waymark run examples/hello.yaml --input '{"name":"Ada"}'
   waymark run examples/order.yaml --input '{"order":"o-1","amount":1200}' \
       --outcome approve=approved --message payment-received='{"paid":1200}'`,
-		Args: cobra.ExactArgs(1),
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts, err := parseRunFlags(input, outcomes, messages, timeout)
 			if err != nil {

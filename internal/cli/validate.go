@@ -26,7 +26,7 @@ line of its own, compiler style:
 and a valid file prints "FILE: ok". The FILE - reads standard input. The
 exit status is 1 when any file has problems or cannot be read.`,
 		Example: "  waymark validate workflows/*.yaml\n  generate-workflow | waymark validate -",
-		Args:    cobra.MinimumNArgs(1),
+		Args:    minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			failed := false

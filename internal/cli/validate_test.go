@@ -101,13 +101,6 @@ func TestValidateCommand(t *testing.T) {
 			stdout:   func(*testBundle) []string { return nil },
 			stderrIn: "no such file or directory",
 		},
-		{
-			name:     "NoArguments",
-			args:     func(*testBundle) []string { return nil },
-			code:     1,
-			stdout:   func(*testBundle) []string { return nil },
-			stderrIn: "requires at least 1 arg",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
