@@ -64,7 +64,7 @@ instance there.`,
 			} else if err != nil {
 				return err
 			}
-			if err := opts.check(src.def); err != nil {
+			if err := opts.check([]*definition.Definition{src.def}); err != nil {
 				return err
 			}
 			return runDefinition(cmd.Context(), e, src.data, src.def, opts, dbURL)
@@ -123,30 +123,59 @@ func parseRunFlags(input string, outcomes, messages []string, timeout time.Durat
 	return opts, nil
 }
 
-// check holds the flags against the definition.
-func (o *runOptions) check(def *definition.Definition) error {
-	if err := def.ValidateInput(o.input); err != nil {
+// check holds the flags against the definitions run deploys, defs[0]
+// being the one it starts: the input against its schema, every --outcome
+// against the user tasks of them all and every --message against their
+// receives.
+func (o *runOptions) check(defs []*definition.Definition) error {
+	if err := defs[0].ValidateInput(o.input); err != nil {
 		return fmt.Errorf("--input: %w", err)
 	}
+	var (
+		ids               []string
+		userTasks         = map[string][]*definition.Activity{}
+		activities        = map[string]*definition.Activity{}
+		taskIDs, messages []string
+	)
+	for _, def := range defs {
+		ids = append(ids, def.ID)
+		for _, a := range def.Activities {
+			if _, seen := activities[a.ID]; !seen {
+				activities[a.ID] = a
+			}
+			switch a.Type {
+			case definition.TypeUserTask:
+				userTasks[a.ID] = append(userTasks[a.ID], a)
+				taskIDs = append(taskIDs, a.ID)
+			case definition.TypeReceive:
+				messages = append(messages, a.Message)
+			}
+		}
+	}
+	owners := strings.Join(ids, " and ")
 	for _, id := range slices.Sorted(maps.Keys(o.outcomes)) {
-		outcome, a := o.outcomes[id], def.Activity(id)
+		outcome := o.outcomes[id]
 		flag := fmt.Sprintf("--outcome %s=%s", id, outcome)
-		switch {
-		case a == nil:
-			return fmt.Errorf("%s: %s has no activity %q", flag, def.ID, id)
-		case a.Type != definition.TypeUserTask:
-			return fmt.Errorf("%s: activity %q is a %s, not a userTask", flag, id, a.Type)
-		case len(a.Outcomes) == 0 && outcome != "":
-			return fmt.Errorf("%s: user task %q declares no outcomes", flag, id)
-		case len(a.Outcomes) > 0 && !slices.Contains(a.Outcomes, outcome):
-			return fmt.Errorf("%s: want one of %s", flag, strings.Join(a.Outcomes, ", "))
+		tasks := userTasks[id]
+		if len(tasks) == 0 {
+			noTasks := owners + " has no user task"
+			if a := activities[id]; a != nil {
+				return fmt.Errorf("%s: activity %q is a %s, not a userTask%s", flag, id, a.Type, nameHint(id, taskIDs, noTasks))
+			}
+			return fmt.Errorf("%s: %s", flag, unknownName("user task", id, taskIDs, noTasks))
+		}
+		for _, a := range tasks {
+			switch {
+			case len(a.Outcomes) == 0 && outcome != "":
+				return fmt.Errorf("%s: user task %q declares no outcomes; give %s=", flag, id, id)
+			case len(a.Outcomes) > 0 && !slices.Contains(a.Outcomes, outcome):
+				return fmt.Errorf("%s: unknown outcome %q of user task %q%s", flag, outcome, id, nameHint(outcome, a.Outcomes, ""))
+			}
 		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(o.messages)) {
-		if !slices.ContainsFunc(def.Activities, func(a *definition.Activity) bool {
-			return a.Type == definition.TypeReceive && a.Message == name
-		}) {
-			return fmt.Errorf("--message %s: no receive of %s waits for message %q", name, def.ID, name)
+		if !slices.Contains(messages, name) {
+			return fmt.Errorf("--message %s: no receive waits for message %q%s", name, name, nameHint(name, messages, owners+" has no receive"))
 		}
 	}
 	return nil

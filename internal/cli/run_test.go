@@ -122,7 +122,43 @@ func TestRunCommand(t *testing.T) {
 			name:   "OutcomeNotDeclared",
 			args:   []string{def("approval.yaml"), "--outcome", "approve=maybe"},
 			code:   1,
-			stderr: []string{`waymark: --outcome approve=maybe: want one of approved, rejected`},
+			stderr: []string{`waymark: --outcome approve=maybe: unknown outcome "maybe" of user task "approve"; want one of approved, rejected` + "\n"},
+		},
+		{
+			name:   "OutcomeMisspelt",
+			args:   []string{def("approval.yaml"), "--outcome", "approve=aproved"},
+			code:   1,
+			stderr: []string{`waymark: --outcome approve=aproved: unknown outcome "aproved" of user task "approve"; did you mean "approved"?` + "\n"},
+		},
+		{
+			name:   "OutcomeUserTaskMisspelt",
+			args:   []string{def("approval.yaml"), "--outcome", "aprove=approved"},
+			code:   1,
+			stderr: []string{`waymark: --outcome aprove=approved: unknown user task "aprove"; did you mean "approve"?` + "\n"},
+		},
+		{
+			name:   "OutcomeUserTaskCase",
+			args:   []string{def("approval.yaml"), "--outcome", "Approve=approved"},
+			code:   1,
+			stderr: []string{`waymark: --outcome Approve=approved: unknown user task "Approve"; did you mean "approve"?` + "\n"},
+		},
+		{
+			name:   "OutcomeUnknownUserTask",
+			args:   []string{def("approval.yaml"), "--outcome", "ship=sent"},
+			code:   1,
+			stderr: []string{`waymark: --outcome ship=sent: unknown user task "ship"; want one of approve` + "\n"},
+		},
+		{
+			name:   "OutcomeNotAUserTask",
+			args:   []string{def("approval.yaml"), "--outcome", "accept=yes"},
+			code:   1,
+			stderr: []string{`waymark: --outcome accept=yes: activity "accept" is a set, not a userTask; want one of approve` + "\n"},
+		},
+		{
+			name:   "OutcomeWithoutUserTasks",
+			args:   []string{def("sequential.yaml"), "--outcome", "approve=approved"},
+			code:   1,
+			stderr: []string{`waymark: --outcome approve=approved: unknown user task "approve"; sequential has no user task` + "\n"},
 		},
 		{
 			name:   "MessageNotJSON",
@@ -134,7 +170,19 @@ func TestRunCommand(t *testing.T) {
 			name:   "MessageNobodyWaitsFor",
 			args:   []string{def("receive.yaml"), "--message", "refund={}"},
 			code:   1,
-			stderr: []string{`waymark: --message refund: no receive of payment waits for message "refund"`},
+			stderr: []string{`waymark: --message refund: no receive waits for message "refund"; want one of payment-received` + "\n"},
+		},
+		{
+			name:   "MessageMisspelt",
+			args:   []string{def("receive.yaml"), "--message", "payment-recieved={}"},
+			code:   1,
+			stderr: []string{`waymark: --message payment-recieved: no receive waits for message "payment-recieved"; did you mean "payment-received"?` + "\n"},
+		},
+		{
+			name:   "MessageWithoutReceives",
+			args:   []string{def("approval.yaml"), "--message", "payment-received={}"},
+			code:   1,
+			stderr: []string{`waymark: --message payment-received: no receive waits for message "payment-received"; approval has no receive` + "\n"},
 		},
 	}
 	for _, tt := range tests {
