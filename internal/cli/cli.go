@@ -11,6 +11,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/waymarkdev/waymark/bench"
 )
 
 // Exit statuses every command shares. Commands return others through an
@@ -32,6 +34,9 @@ type env struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// benchRunFunc, if set, runs the benchmarks of waymark bench instead of
+	// bench.Run: tests see the configuration the flags make.
+	benchRunFunc func(context.Context, *bench.Config) ([]*bench.Result, error)
 }
 
 // Run executes the waymark command line with args (without the program name)
