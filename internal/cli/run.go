@@ -19,6 +19,7 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/store"
 )
 
 // runUser completes the user tasks of waymark run.
@@ -31,40 +32,51 @@ func newRunCommand(e *env) *cobra.Command {
 		timeout            time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "run FILE",
+		Use:   "run FILE...",
 		Short: "Run one instance of a workflow definition in-process and print each step",
-		Long: `Deploy a workflow definition to a temporary SQLite database, run one instance
-of it in this process and print every step as it happens: the quickest way to
-try a workflow. Every task handler is simulated and returns its input. User
-tasks are completed by user waymark-run with their --outcome, else their first
+		Long: `Deploy workflow definitions to a temporary SQLite database, run one instance
+of the first in this process and print every step as it happens: the
+quickest way to try a workflow. The other files are the definitions its
+subworkflow activities start; their instances are driven too, and their
+events are printed after their definition id and the end of their instance
+id. Every task handler is simulated and returns its input. User tasks are
+completed by user waymark-run with their --outcome, else their first
 declared outcome. A receive gets the payload of the --message named like its
-message. When the instance only waits for timers or due dates, time jumps to
-the next one. The FILE - reads the definition from standard input.
+message. When the instances only wait for timers or due dates, time jumps to
+the next one. The FILE - reads a definition from standard input.
 
-Exit status: 0 when the instance completes, 1 when it ends otherwise or
---timeout passes, 2 when it waits for something run cannot provide, 130 when
-interrupted. With --db,
-use a scratch database: run simulates handlers and moves time for every
-instance there.`,
+Exit status, that of the first file's instance: 0 when it completes, 1 when
+it ends otherwise or --timeout passes, 2 when it waits for something run
+cannot provide (or on a usage error), 130 when interrupted. With --db, use a
+scratch database: run simulates handlers and moves time for every instance
+there.`,
 		Example: `  waymark run examples/hello.yaml --input '{"name":"Ada"}'
   waymark run examples/order.yaml --input '{"order":"o-1","amount":1200}' \
-      --outcome approve=approved --message payment-received='{"paid":1200}'`,
-		Args: exactArgs(1),
+      --outcome approve=approved --message payment-received='{"paid":1200}'
+  waymark run shipping.yaml packing.yaml --input '{"order":"o-1"}' \
+      --message label-printed='{"label":"L-1"}'`,
+		Args: minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			opts, err := parseRunFlags(input, outcomes, messages, timeout)
 			if err != nil {
 				return err
 			}
-			src, err := e.loadDefinition(cmd.Context(), e.stderr, args[0])
-			if errors.Is(err, errProblems) {
-				return &ExitError{Code: 1}
-			} else if err != nil {
+			srcs, err := e.loadDefinitions(ctx, args)
+			if err != nil {
 				return err
 			}
-			if err := opts.check([]*definition.Definition{src.def}); err != nil {
+			defs := make([]*definition.Definition, len(srcs))
+			for i, src := range srcs {
+				defs[i] = src.def
+			}
+			if err := opts.check(defs); err != nil {
 				return err
 			}
-			return runDefinition(cmd.Context(), e, src.data, src.def, opts, dbURL)
+			if dbURL == "" {
+				warnMissingChildren(e.stderr, srcs)
+			}
+			return runDefinitions(ctx, e, srcs, opts, dbURL)
 		},
 	}
 	f := cmd.Flags()
@@ -178,8 +190,64 @@ func (o *runOptions) check(defs []*definition.Definition) error {
 	return nil
 }
 
-// runDefinition deploys src, runs one instance to its end and reports it.
-func runDefinition(ctx context.Context, e *env, src []byte, def *definition.Definition, opts *runOptions, dbURL string) error {
+// loadDefinitions reads and parses the files of waymark run. Every file's
+// problems are printed before it gives up; two files may not define the
+// same id.
+func (e *env) loadDefinitions(ctx context.Context, paths []string) ([]*source, error) {
+	var srcs []*source
+	failed := false
+	for _, path := range paths {
+		src, err := e.loadDefinition(ctx, e.stderr, path)
+		switch {
+		case errors.Is(err, errProblems):
+			failed = true
+			continue
+		case err != nil:
+			return nil, err
+		}
+		for _, other := range srcs {
+			if other.def.ID == src.def.ID {
+				return nil, fmt.Errorf("%s and %s both define %q", sourceName(other.path), sourceName(path), src.def.ID)
+			}
+		}
+		srcs = append(srcs, src)
+	}
+	if failed {
+		return nil, &ExitError{Code: 1}
+	}
+	return srcs, nil
+}
+
+// warnMissingChildren warns of the subworkflow activities that start a
+// definition no file defines: on a temporary database they fail if they
+// run.
+func warnMissingChildren(w io.Writer, srcs []*source) {
+	ids := make([]string, len(srcs))
+	for i, src := range srcs {
+		ids[i] = src.def.ID
+	}
+	for _, src := range srcs {
+		for _, a := range src.def.Activities {
+			if a.Type == definition.TypeSubworkflow && !slices.Contains(ids, a.Definition) {
+				fmt.Fprintf(w, "waymark: %s: no file defines %q%s, which subworkflow %s starts: give its file after %s, or it fails when it runs\n",
+					sourceName(src.path), a.Definition, suggestionOnly(a.Definition, ids), a.ID, sourceName(srcs[0].path))
+			}
+		}
+	}
+}
+
+// suggestionOnly is " (did you mean …?)" when a candidate is close to
+// word, else "".
+func suggestionOnly(word string, candidates []string) string {
+	if best, ok := closest(word, candidates); ok {
+		return fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return ""
+}
+
+// runDefinitions deploys every source, runs one instance of the first to
+// its end, driving its subworkflow children too, and reports it.
+func runDefinitions(ctx context.Context, e *env, srcs []*source, opts *runOptions, dbURL string) error {
 	out := &lockedWriter{w: e.stdout} // events arrive on engine goroutines
 	where := "a temporary SQLite database"
 	if dbURL == "" {
@@ -203,13 +271,14 @@ func runDefinition(ctx context.Context, e *env, src []byte, def *definition.Defi
 	}
 
 	handlers := map[string]waymark.TaskHandler{}
-	for _, a := range def.Activities {
-		if a.Type == definition.TypeTask {
-			handlers[a.Handler] = echoHandler
+	for _, src := range srcs {
+		for _, a := range src.def.Activities {
+			if a.Type == definition.TypeTask {
+				handlers[a.Handler] = echoHandler
+			}
 		}
 	}
-	r := &runner{out: out, store: s, opts: opts, changed: make(chan struct{}, 1),
-		clock: waymark.NewManualClock(time.Now().Truncate(time.Second))}
+	r := newRunner(out, s, opts)
 	r.engine, err = waymark.New(s, &waymark.Config{
 		Handlers: handlers, Clock: r.clock, OnEvent: r.onEvent,
 	})
@@ -218,26 +287,30 @@ func runDefinition(ctx context.Context, e *env, src []byte, def *definition.Defi
 	}
 	ctx, cancel := context.WithTimeout(ctx, opts.timeout)
 	defer cancel()
-	rec, created, err := r.engine.Deploy(ctx, src)
-	if err != nil {
-		return fmt.Errorf("deploy: %w", err)
+	var first *store.Definition
+	for _, src := range srcs {
+		rec, created, err := r.engine.Deploy(ctx, src.data)
+		if err != nil {
+			return fmt.Errorf("deploy %s: %w", sourceName(src.path), err)
+		}
+		verb := "deployed to"
+		if !created {
+			verb = "already deployed to"
+		}
+		fmt.Fprintf(out, "%s v%d %s %s\n", rec.ID, rec.Version, verb, where)
+		if first == nil {
+			first = rec
+		}
 	}
-	verb := "deployed to"
-	if !created {
-		verb = "already deployed to"
-	}
-	fmt.Fprintf(out, "%s v%d %s %s\n", rec.ID, rec.Version, verb, where)
 	for _, name := range slices.Sorted(maps.Keys(handlers)) {
 		fmt.Fprintf(out, "handler %s is simulated: it returns its input\n", name)
 	}
 	r.began = time.Now()
-	inst, err := r.engine.StartInstance(ctx, &waymark.StartParams{Definition: rec.ID, Version: rec.Version, Input: opts.input})
+	inst, err := r.engine.StartInstance(ctx, &waymark.StartParams{Definition: first.ID, Version: first.Version, Input: opts.input})
 	if err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
-	r.mu.Lock()
-	r.root = inst.ID // written here only: this goroutine reads it unlocked
-	r.mu.Unlock()
+	r.setRoot(inst.ID)
 	if err := r.engine.Start(ctx); err != nil {
 		return err
 	}

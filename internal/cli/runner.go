@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
 )
 
-// runner drives one instance to its end.
+// runner drives one instance, the root, to its end, and with it the
+// instances its subworkflow activities start (its descendants).
 type runner struct {
 	out     io.Writer
 	store   store.Store
@@ -29,22 +31,42 @@ type runner struct {
 
 	mu   sync.Mutex
 	root string
+	// labels holds the run's instances seen in events, and the label their
+	// events are printed with: "" for the root.
+	labels map[string]string
 }
 
-// onEvent prints the events of the run's instance and wakes drive. The
-// instance starts before the engine does: until StartInstance returns, every
-// event is the run's.
-func (r *runner) onEvent(ev waymark.Event) {
+func newRunner(out io.Writer, s store.Store, opts *runOptions) *runner {
+	return &runner{out: out, store: s, opts: opts, changed: make(chan struct{}, 1), labels: map[string]string{},
+		clock: waymark.NewManualClock(time.Now().Truncate(time.Second))}
+}
+
+// setRoot records the root once StartInstance returns it.
+func (r *runner) setRoot(id string) {
 	r.mu.Lock()
-	root := r.root
-	r.mu.Unlock()
-	if root == "" || ev.InstanceID == root {
+	defer r.mu.Unlock()
+	r.root = id // written here only: drive's goroutine reads it unlocked
+	r.labels[id] = ""
+}
+
+// childLabel labels the events of a descendant: its definition id and the
+// end of its instance id, the random part of a UUIDv7.
+func childLabel(definitionID, instanceID string) string {
+	return definitionID + "/" + instanceID[max(0, len(instanceID)-8):]
+}
+
+// onEvent prints the events of the run's instances and wakes drive.
+func (r *runner) onEvent(ev waymark.Event) {
+	if label, ours := r.label(ev); ours {
 		subject := ev.ActivityID
 		if ev.Type == waymark.EventInstanceStarted {
 			subject = fmt.Sprintf("%s v%d", ev.DefinitionID, ev.DefinitionVersion)
 		}
+		if label != "" {
+			label += "  "
+		}
 		words := slices.DeleteFunc([]string{subject, eventDetail(ev)}, func(w string) bool { return w == "" })
-		line := fmt.Sprintf("%7.3fs  %-20s %s", time.Since(r.began).Seconds(), ev.Type, strings.Join(words, "  "))
+		line := fmt.Sprintf("%7.3fs  %s%-20s %s", time.Since(r.began).Seconds(), label, ev.Type, strings.Join(words, "  "))
 		fmt.Fprintln(r.out, strings.TrimRight(line, " "))
 	}
 	select {
@@ -53,10 +75,31 @@ func (r *runner) onEvent(ev waymark.Event) {
 	}
 }
 
-// drive waits for commits and, whenever the instance has nothing left to
-// run, gives it what it waits for: a task completion, a message, or the time
-// of its next due bookmark. It returns the final report, to print once the
-// engine has stopped.
+// label tells whether ev is of one of the run's instances, and its label.
+// The root starts before the engine does, and only StartInstance starts an
+// instance without a parent: until StartInstance returns, the one started
+// is the root. An instance started by one of the run's is the run's.
+func (r *runner) label(ev waymark.Event) (label string, ours bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ev.Type == waymark.EventInstanceStarted {
+		switch parent, _ := ev.Data["parentId"].(string); {
+		case parent == "" && r.root == "":
+			r.labels[ev.InstanceID] = ""
+		case parent != "":
+			if _, known := r.labels[parent]; known {
+				r.labels[ev.InstanceID] = childLabel(ev.DefinitionID, ev.InstanceID)
+			}
+		}
+	}
+	label, ours = r.labels[ev.InstanceID]
+	return label, ours
+}
+
+// drive waits for commits and, whenever the run's instances have nothing
+// left to run, gives them what they wait for: a task completion, a message,
+// or the time of their next due bookmark. It returns the final report, to
+// print once the engine has stopped.
 func (r *runner) drive(ctx context.Context) (func() error, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -84,43 +127,100 @@ func (r *runner) drive(ctx context.Context) (func() error, error) {
 	}
 }
 
-// pass looks at the instance once and acts if it is idle. A non-nil report
-// ends the run.
-func (r *runner) pass(ctx context.Context) (func() error, error) {
-	inst, err := r.store.InstanceGet(ctx, r.root)
-	if err != nil {
-		return nil, err
-	}
-	if inst.Status.Finished() || inst.Status == store.InstanceSuspended {
-		return func() error { return r.finished(inst) }, nil
-	}
-	execs, err := r.store.ExecutionListByInstance(ctx, r.root)
-	if err != nil {
-		return nil, err
-	}
-	if slices.ContainsFunc(execs, func(x *store.ActivityExecution) bool { return x.Status == waymark.ExecScheduled }) {
-		return nil, nil // runnable work: the engine's workers are on it
-	}
-	open, err := r.store.BookmarkListOpen(ctx, &store.BookmarkListParams{InstanceID: r.root, Limit: 1000})
-	if err != nil {
-		return nil, err
-	}
-	// Every step bumps the instance's version: an unchanged version means
-	// the reads above saw one consistent state.
-	again, err := r.store.InstanceGet(ctx, r.root)
-	if err != nil || again.Version != inst.Version {
-		return nil, err
-	}
-	return r.act(ctx, open, execs)
+// tree is what one pass read of the run's instances.
+type tree struct {
+	insts  []*store.Instance // the root first, then its descendants
+	labels map[string]string // by instance id; "" for the root
+	open   []*store.Bookmark
+	execs  []*store.ActivityExecution
 }
 
-// act gives an idle instance what it waits for: a user task's completion, a
-// message, or else the time of its next due bookmark (the clock jumps).
-func (r *runner) act(ctx context.Context, open []*store.Bookmark, execs []*store.ActivityExecution) (func() error, error) {
+// where names an activity of one of the run's instances in messages.
+func (t *tree) where(instanceID, activityID string) string {
+	if label := t.labels[instanceID]; label != "" {
+		return label + " " + activityID
+	}
+	return activityID
+}
+
+// pass looks at the run's instances once and acts if they are idle. A
+// non-nil report ends the run, whose outcome is the root's.
+func (r *runner) pass(ctx context.Context) (func() error, error) {
+	insts, err := r.readInstances(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if root := insts[0]; root.Status.Finished() || root.Status == store.InstanceSuspended {
+		return func() error { return r.finished(root) }, nil
+	}
+	t := &tree{insts: insts, labels: map[string]string{}}
+	for _, inst := range insts {
+		if inst.ID != r.root {
+			t.labels[inst.ID] = childLabel(inst.DefinitionID, inst.ID)
+		}
+		if inst.Status.Finished() {
+			continue
+		}
+		execs, err := r.store.ExecutionListByInstance(ctx, inst.ID)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(execs, func(x *store.ActivityExecution) bool { return x.Status == waymark.ExecScheduled }) {
+			return nil, nil // runnable work: the engine's workers are on it
+		}
+		t.execs = append(t.execs, execs...)
+		if inst.Status == store.InstanceSuspended {
+			continue // nothing of it moves until it is resumed
+		}
+		open, err := r.store.BookmarkListOpen(ctx, &store.BookmarkListParams{InstanceID: inst.ID, Limit: 1000})
+		if err != nil {
+			return nil, err
+		}
+		t.open = append(t.open, open...)
+	}
+	// Every step bumps the versions of the instances it changes, and a
+	// step that starts a child changes its parent: unchanged versions mean
+	// the reads above saw one consistent state.
+	again, err := r.readInstances(ctx)
+	if err != nil || !slices.EqualFunc(insts, again, func(a, b *store.Instance) bool {
+		return a.ID == b.ID && a.Version == b.Version
+	}) {
+		return nil, err
+	}
+	return r.act(ctx, t)
+}
+
+// readInstances reads the run's instances from the store: the root, then
+// its descendants, breadth first.
+func (r *runner) readInstances(ctx context.Context) ([]*store.Instance, error) {
+	root, err := r.store.InstanceGet(ctx, r.root)
+	if err != nil {
+		return nil, err
+	}
+	insts := []*store.Instance{root}
+	for i := 0; i < len(insts); i++ {
+		for before := ""; ; {
+			page, err := r.store.InstanceList(ctx, &store.InstanceListParams{ParentID: insts[i].ID, Before: before, Limit: 1000})
+			if err != nil {
+				return nil, err
+			}
+			insts = append(insts, page...)
+			if len(page) < 1000 {
+				break
+			}
+			before = page[len(page)-1].ID
+		}
+	}
+	return insts, nil
+}
+
+// act gives idle instances what they wait for: a user task's completion, a
+// message, or else the time of their next due bookmark (the clock jumps).
+func (r *runner) act(ctx context.Context, t *tree) (func() error, error) {
 	var next *time.Time
 	var missing, timingOut []*store.Bookmark
 	waitsOnTimers := false
-	for _, b := range open {
+	for _, b := range t.open {
 		name, correlation, _ := strings.Cut(b.Key, "\x1f")
 		switch payload, ok := r.opts.messages[name]; {
 		case b.Type == store.BookmarkUserAction:
@@ -136,19 +236,19 @@ func (r *runner) act(ctx context.Context, open []*store.Bookmark, execs []*store
 			timingOut = append(timingOut, b)
 		}
 		if b.DueAt != nil {
-			waitsOnTimers = waitsOnTimers || b.ActivityID != "" // not only the instance deadline
+			waitsOnTimers = waitsOnTimers || b.ActivityID != "" // not only an instance deadline
 			if next == nil || b.DueAt.Before(*next) {
 				next = b.DueAt
 			}
 		}
 	}
 	if next == nil || (len(missing) > 0 && !waitsOnTimers) {
-		return func() error { return r.stuck(missing, open, execs) }, nil
+		return func() error { return r.stuck(t, missing) }, nil
 	}
 	for _, b := range timingOut {
 		if b.DueAt.Equal(*next) {
 			name, _, _ := strings.Cut(b.Key, "\x1f")
-			fmt.Fprintf(r.out, "  (no --message %s=JSON: %s times out)\n", name, b.ActivityID)
+			fmt.Fprintf(r.out, "  (no --message %s=JSON: %s times out)\n", name, t.where(b.InstanceID, b.ActivityID))
 		}
 	}
 	if d := next.Sub(r.clock.Now()); d > 0 {
@@ -192,21 +292,61 @@ func (r *runner) finished(inst *store.Instance) error {
 	return &ExitError{Code: 1}
 }
 
-// stuck reports an instance waiting for what run cannot provide: messages
-// no --message gives, or a join or subworkflow that nothing open leads to.
-func (r *runner) stuck(missing, open []*store.Bookmark, execs []*store.ActivityExecution) error {
-	fmt.Fprintf(r.out, "instance %s waits for something run cannot provide:\n", r.root)
+// stuck reports instances waiting for what run cannot provide: messages
+// no --message gives, a suspended descendant, or a join or subworkflow that
+// nothing open leads to.
+func (r *runner) stuck(t *tree, missing []*store.Bookmark) error {
+	var reasons []string
 	for _, b := range missing {
 		name, correlation, _ := strings.Cut(b.Key, "\x1f")
-		fmt.Fprintf(r.out, "  %s: message %q with correlation %q; give it with --message %s=JSON\n",
-			b.ActivityID, name, correlation, name)
+		reasons = append(reasons, fmt.Sprintf("%s: message %q with correlation %q; give it with --message %s=JSON",
+			t.where(b.InstanceID, b.ActivityID), name, correlation, name))
 	}
-	for _, x := range execs {
-		if x.Status == waymark.ExecWaiting && !slices.ContainsFunc(open, func(b *store.Bookmark) bool { return b.ExecutionID == x.ID }) {
-			fmt.Fprintf(r.out, "  %s: a waiting %s\n", x.ActivityID, x.Type)
+	status := map[string]store.InstanceStatus{}
+	for _, inst := range t.insts {
+		status[inst.ID] = inst.Status
+		if inst.Status == store.InstanceSuspended {
+			reasons = append(reasons, fmt.Sprintf("%s: suspended: %s", t.labels[inst.ID], errorText(inst.Error)))
 		}
 	}
+	for _, x := range t.execs {
+		if x.Status != waymark.ExecWaiting || slices.ContainsFunc(t.open, func(b *store.Bookmark) bool { return b.ExecutionID == x.ID }) {
+			continue
+		}
+		if x.Type != string(definition.TypeSubworkflow) {
+			reasons = append(reasons, fmt.Sprintf("%s: a waiting %s", t.where(x.InstanceID, x.ActivityID), x.Type))
+			continue
+		}
+		var in struct {
+			ChildID string `json:"childId"`
+		}
+		_ = json.Unmarshal(x.Input, &in)
+		switch st, ok := status[in.ChildID]; {
+		case !ok:
+			reasons = append(reasons, fmt.Sprintf("%s: a waiting subworkflow", t.where(x.InstanceID, x.ActivityID)))
+		case st.Finished():
+			reasons = append(reasons, fmt.Sprintf("%s: a subworkflow still waiting for child %s, which is %s",
+				t.where(x.InstanceID, x.ActivityID), in.ChildID, st))
+		}
+		// Else the child waits, for what the other lines say.
+	}
+	if len(reasons) == 0 {
+		reasons = append(reasons, "nothing run can see: no open wait and no runnable activity")
+	}
+	fmt.Fprintf(r.out, "instance %s waits for something run cannot provide:\n", r.root)
+	for _, reason := range reasons {
+		fmt.Fprintf(r.out, "  %s\n", reason)
+	}
 	return &ExitError{Code: 2}
+}
+
+// errorText is the message of a stored error, or the error as it is.
+func errorText(raw json.RawMessage) string {
+	var info waymark.ErrorInfo
+	if err := json.Unmarshal(raw, &info); err == nil && info.Message != "" {
+		return info.Message
+	}
+	return string(raw)
 }
 
 // eventDetail is the short data of an event worth a glance.

@@ -24,7 +24,7 @@ func TestUsageError(t *testing.T) {
 		{"GraphTwoFiles", []string{"graph", "a.yaml", "b.yaml"},
 			"waymark graph: unexpected argument \"b.yaml\"\nusage: waymark graph FILE [flags]\n"},
 		{"RunNoFile", []string{"run", "--input", "{}"},
-			"waymark run: missing FILE\nusage: waymark run FILE [flags]\n"},
+			"waymark run: missing FILE\nusage: waymark run FILE... [flags]\n"},
 		{"MigrateArgument", []string{"migrate", "up"},
 			"waymark migrate: unexpected argument \"up\"\nusage: waymark migrate [flags]\n"},
 		{"VersionArgument", []string{"version", "short"},
