@@ -239,7 +239,7 @@ func warnMissingChildren(w io.Writer, srcs []*source) {
 // suggestionOnly is " (did you mean …?)" when a candidate is close to
 // word, else "".
 func suggestionOnly(word string, candidates []string) string {
-	if best, ok := closest(word, candidates); ok {
+	if best, ok := definition.Closest(word, candidates); ok {
 		return fmt.Sprintf(" (did you mean %q?)", best)
 	}
 	return ""

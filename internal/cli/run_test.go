@@ -381,9 +381,8 @@ func TestRunCommandSubworkflow(t *testing.T) {
 
 	t.Run("InstantChild", func(t *testing.T) {
 		t.Parallel()
-		// A child that completes in the step that starts it leaves its
-		// parent waiting; the engine fix is on main.
-		t.Skip("needs engine fix for instant subworkflow children")
+		// A child that completes in the step that starts it resumes its
+		// parent in that step.
 		var stdout, stderr bytes.Buffer
 		code := Run(context.Background(), []string{"run", def("instant-parent.yaml"), def("instant-child.yaml")}, nil, &stdout, &stderr)
 		require.Equal(t, 0, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())

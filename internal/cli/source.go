@@ -8,13 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"time"
+
+	"github.com/waymarkdev/waymark/definition"
 )
 
-// maxSourceSize is the most bytes a command reads of a definition source.
-// Definitions are small (the parser itself takes at most
-// definition.MaxSourceSize); the limit keeps a wrong path, a log file or
-// /dev/zero, from filling memory before the parser can refuse it.
-const maxSourceSize = 4 << 20
+// maxSourceSize is the most bytes a command reads of a definition source:
+// the most the parser takes (definition.MaxSourceSize). The limit keeps a
+// wrong path, a log file or /dev/zero from filling memory.
+const maxSourceSize = definition.MaxSourceSize
 
 // stdinName names standard input, the source "-", in messages.
 const stdinName = "<stdin>"

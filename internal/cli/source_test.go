@@ -55,16 +55,16 @@ func TestReadSource(t *testing.T) {
 			args:   func(*testing.T, *testBundle) []string { return []string{"validate", "-"} },
 			stdin:  bytes.NewReader(make([]byte, maxSourceSize+1)),
 			code:   1,
-			stderr: "waymark: <stdin>: larger than 4 MiB\n",
+			stderr: "waymark: <stdin>: larger than 1 MiB\n",
 		},
 		{
 			// Exactly the limit is read; the parser's own, lower limit
 			// refuses it.
 			name:   "StdinAtTheLimit",
 			args:   func(*testing.T, *testBundle) []string { return []string{"validate", "-"} },
-			stdin:  bytes.NewReader(bytes.Repeat([]byte(" "), maxSourceSize)),
-			code:   1,
-			stdout: []string{"<stdin>: definition is 4194304 bytes, more than the limit of 1048576"},
+			stdin:  bytes.NewReader(atTheLimit("id: x\nactivities: [{id: e, type: end}]\n")),
+			code:   0,
+			stdout: []string{"<stdin>: ok"},
 		},
 		{
 			name: "SparseFile",
@@ -75,7 +75,7 @@ func TestReadSource(t *testing.T) {
 				return []string{"validate", path}
 			},
 			code:   1,
-			stderr: "huge.yaml: larger than 4 MiB\n",
+			stderr: "huge.yaml: larger than 1 MiB\n",
 		},
 		{
 			name:   "Directory",
@@ -143,4 +143,9 @@ func TestReadSourceStdinInterrupted(t *testing.T) {
 	require.Equal(t, exitInterrupted, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 	require.Equal(t, "waymark: interrupted\n", stderr.String())
 	require.Empty(t, stdout.String())
+}
+
+// atTheLimit pads a definition with spaces to exactly maxSourceSize bytes.
+func atTheLimit(def string) []byte {
+	return append([]byte(def), bytes.Repeat([]byte(" "), maxSourceSize-len(def))...)
 }

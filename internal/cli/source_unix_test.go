@@ -24,7 +24,7 @@ func TestReadSourceDevZero(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			code := Run(context.Background(), []string{command, "/dev/zero"}, nil, &stdout, &stderr)
 			require.Equal(t, 1, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-			require.Equal(t, "waymark: /dev/zero: larger than 4 MiB\n", stderr.String())
+			require.Equal(t, "waymark: /dev/zero: larger than 1 MiB\n", stderr.String())
 			require.Empty(t, stdout.String())
 		})
 	}
