@@ -32,4 +32,3 @@ func nameHint(word string, candidates []string, none string) string {
 	list := slices.Compact(slices.Sorted(slices.Values(candidates)))
 	return "; want one of " + strings.Join(list, ", ")
 }
-
