@@ -112,15 +112,17 @@ func (b *bundle) waitStatus(id string, status store.InstanceStatus) *store.Insta
 	deadline := time.After(20 * time.Second)
 	for {
 		inst, err := b.s.InstanceGet(b.ctx, id)
-		require.NoError(b.t, err)
-		if inst.Status == status {
-			return inst
+		if !store.IsRetryable(err) { // a fault test may have dropped the connection
+			require.NoError(b.t, err)
+			if inst.Status == status {
+				return inst
+			}
 		}
 		select {
 		case <-b.commit:
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
-			b.t.Fatalf("instance %s is %s, still not %s", id, inst.Status, status)
+			b.t.Fatalf("instance %s is still not %s (last read: %+v, %v)", id, status, inst, err)
 		}
 	}
 }

@@ -150,9 +150,12 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 	db := context.WithoutCancel(ctx)
 	inst, err := e.store.InstanceGet(db, item.InstanceID)
 	if err != nil && !isNotFound(err) {
-		return err
+		return e.giveBack(db, item, err)
 	}
 	x, xerr := e.store.ExecutionGet(db, item.ExecutionID)
+	if xerr != nil && !isNotFound(xerr) {
+		return e.giveBack(db, item, xerr)
+	}
 	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
 		// Nothing to run any more (cancelled, finished, suspended): drop it.
 		return e.dropWork(db, item)
@@ -305,6 +308,16 @@ func (r *runningHandlers) cancel(executionID string) {
 	if cancel != nil {
 		cancel(errCancelled)
 	}
+}
+
+// giveBack returns a claimed item that could not even be looked at (the
+// database hiccuped) to be claimed again in a second, instead of after its
+// lease, and reports why.
+func (e *Engine) giveBack(ctx context.Context, item *store.WorkItem, cause error) error {
+	_ = e.store.WorkRelease(ctx, &store.WorkReleaseParams{
+		ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC().Add(time.Second),
+	})
+	return cause
 }
 
 func (e *Engine) dropWork(ctx context.Context, item *store.WorkItem) error {
