@@ -29,7 +29,10 @@ type StartParams struct {
 
 // StartInstance starts an instance and runs it up to its first wait or
 // task, all in one transaction.
-func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*store.Instance, error) {
+//
+// An instance that needs nothing from outside may complete inside the call:
+// the returned instance then has its final status and output.
+func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, error) {
 	if p == nil || p.Definition == "" {
 		return nil, invalid("definition", "is required")
 	}
@@ -56,7 +59,7 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*store.Inst
 	})
 	if errors.Is(err, store.ErrDuplicate) && p.IdempotencyKey != "" {
 		// A concurrent start with the same key won.
-		return e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+		inst, err = e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
 	}
 	if err != nil {
 		return nil, err
@@ -64,17 +67,14 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*store.Inst
 	if started != nil {
 		inst = started.inst // as written at the end of the transaction
 	}
-	return inst, nil
+	return instanceFrom(inst)
 }
 
 // startInstance creates an instance inside t and runs it from its start.
 func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*instState, error) {
 	cd, err := t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
 	if err != nil {
-		if isNotFound(err) {
-			return nil, fmt.Errorf("%w: definition %q version %d", store.ErrNotFound, p.Definition, p.Version)
-		}
-		return nil, err
+		return nil, notDeployed(p.Definition, p.Version, err)
 	}
 	if err := cd.def.ValidateInput(p.Input); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)

@@ -204,7 +204,7 @@ func (s *instState) closeBookmarksOf(x *execution) error {
 			continue
 		}
 		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
-			ID: b.ID, ConsumedBy: s.t.actor, ConsumeKey: "skipped", At: s.t.now,
+			ID: b.ID, ConsumedBy: s.t.actor, ConsumeKey: consumeSkipped, At: s.t.now,
 		}); err != nil {
 			return err
 		}

@@ -24,6 +24,8 @@ type Engine struct {
 	defsMu sync.Mutex
 	defs   map[defKey]*compiledDef
 
+	watchers watchers
+
 	workWake  chan struct{}
 	timerWake chan struct{}
 	results   chan *taskResult

@@ -99,7 +99,7 @@ func (b *bundle) deploy(src string) {
 	require.NoError(b.t, err)
 }
 
-func (b *bundle) start(def string, input string) *store.Instance {
+func (b *bundle) start(def string, input string) *waymark.Instance {
 	b.t.Helper()
 	inst, err := b.e.StartInstance(b.ctx, &waymark.StartParams{Definition: def, Input: json.RawMessage(input)})
 	require.NoError(b.t, err)
@@ -149,10 +149,20 @@ func (b *bundle) logEvents(id string) []string {
 	return out
 }
 
-func vars(t *testing.T, inst *store.Instance) map[string]any {
+// vars decodes the variables of a *store.Instance or a *waymark.Instance.
+func vars(t *testing.T, inst any) map[string]any {
 	t.Helper()
+	var raw json.RawMessage
+	switch i := inst.(type) {
+	case *store.Instance:
+		raw = i.Variables
+	case *waymark.Instance:
+		raw = i.Variables
+	default:
+		t.Fatalf("vars of %T", inst)
+	}
 	var v map[string]any
-	require.NoError(t, json.Unmarshal(inst.Variables, &v))
+	require.NoError(t, json.Unmarshal(raw, &v))
 	return v
 }
 

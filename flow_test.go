@@ -306,7 +306,7 @@ activities:
 		fresh := b.start("versioned", `{}`)
 		require.Equal(t, 2, fresh.DefinitionVersion)
 
-		for _, inst := range []*store.Instance{old, fresh} {
+		for _, inst := range []*waymark.Instance{old, fresh} {
 			task := b.openTasks(inst.ID)[0]
 			_, err := b.e.CompleteTask(b.ctx, task.ID, &waymark.CompleteTaskParams{User: "u"})
 			require.NoError(t, err)
@@ -334,7 +334,7 @@ activities:
 `)
 		inst := b.start("nomatch", `{"n":0}`)
 		require.Equal(t, store.InstanceFailed, inst.Status)
-		require.Contains(t, string(inst.Error), "no case matched")
+		require.Contains(t, inst.Error.Message, "no case matched")
 	})
 }
 

@@ -212,7 +212,7 @@ func (s *instState) closeBookmarks() error {
 	}
 	for _, b := range open {
 		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
-			ID: b.ID, ConsumedBy: "engine", ConsumeKey: "closed", At: s.t.now,
+			ID: b.ID, ConsumedBy: "engine", ConsumeKey: consumeClosed, At: s.t.now,
 		}); err != nil {
 			return err
 		}

@@ -108,7 +108,7 @@ func (t *txn) fire(bookmarkID string) error {
 	// the resume (enter defers it).
 	lateness := t.now.Sub(*b.DueAt)
 	if _, err := t.tx.BookmarkConsume(t.ctx, &store.BookmarkConsumeParams{
-		ID: b.ID, ConsumedBy: "timer", ConsumeKey: "timer", At: t.now,
+		ID: b.ID, ConsumedBy: "timer", ConsumeKey: consumeTimer, At: t.now,
 	}); err != nil {
 		return err
 	}

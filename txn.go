@@ -85,6 +85,9 @@ func (e *Engine) afterCommit(t *txn) {
 	if t.wakeTimers {
 		e.wakeTimers()
 	}
+	for _, s := range t.order {
+		e.watchers.notify(s.inst.ID)
+	}
 	for _, ev := range t.events {
 		e.cfg.Logger.LogAttrs(t.ctx, levelFor(ev.Type), "engine: "+ev.Type, eventAttrs(ev)...)
 		if e.cfg.OnEvent != nil {

@@ -17,6 +17,14 @@ type taskPayload struct {
 	DueAt          string   `json:"dueAt,omitempty"`
 }
 
+// ConsumeKeys the engine writes when it, not a user or a message, consumes
+// a bookmark.
+const (
+	consumeClosed  = "closed"  // the instance ended or moved on
+	consumeTimer   = "timer"   // the bookmark's due time passed
+	consumeSkipped = "skipped" // an operator skipped the activity
+)
+
 // deadlineKey is the key of the Timer bookmark that enforces an instance's
 // deadline (it has no activity).
 const deadlineKey = "instance-deadline"

@@ -62,7 +62,7 @@ func (e *Engine) workLoop(ctx context.Context) {
 		}
 		wait := e.cfg.PollInterval
 		if claimed == 0 && free > 0 {
-			if next, err := e.store.WorkNextRunAt(ctx); err == nil && next != nil {
+			if next, err := e.store.WorkNextRunAt(ctx, handlers); err == nil && next != nil {
 				wait = min(wait, max(time.Until(e.realTime(*next)), time.Millisecond))
 			}
 		}

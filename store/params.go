@@ -281,3 +281,33 @@ type MessageTakeParams struct {
 	ConsumedBy  string
 	Now         time.Time
 }
+
+// WorkReleaseParams give back Owner's lease on ID unattempted: the item is
+// runnable again at RunAt and its claim does not count as an attempt.
+type WorkReleaseParams struct {
+	ID    string
+	Owner string
+	RunAt time.Time
+}
+
+// TaskStatus filters TaskList.
+type TaskStatus string
+
+// Task statuses for TaskList: open (not consumed), closed (consumed in any
+// way), or "" for both.
+const (
+	TaskOpen   TaskStatus = "open"
+	TaskClosed TaskStatus = "closed"
+)
+
+// TaskListParams filter and page the user tasks (UserAction bookmarks).
+// Empty fields match all; AfterID is the cursor (ids are time-ordered).
+type TaskListParams struct {
+	InstanceID string
+	Assignee   string
+	// Role matches tasks that name it among their candidate roles.
+	Role    string
+	Status  TaskStatus
+	AfterID string
+	Limit   int
+}

@@ -67,6 +67,8 @@ type Executor interface {
 	// BookmarkListDue returns unconsumed bookmarks whose DueAt is at or
 	// before p.Now, earliest first. Never one that is not yet due.
 	BookmarkListDue(ctx context.Context, p *BookmarkListDueParams) ([]*Bookmark, error)
+	// TaskList pages through user tasks (UserAction bookmarks) by id.
+	TaskList(ctx context.Context, p *TaskListParams) ([]*Bookmark, error)
 	// BookmarkNextDue returns the earliest DueAt of any unconsumed bookmark,
 	// or nil when none has one.
 	BookmarkNextDue(ctx context.Context) (*time.Time, error)
@@ -110,6 +112,8 @@ type Executor interface {
 	// ErrDuplicate, and changes nothing.
 	InboxInsert(ctx context.Context, p *InboxInsertParams) (*InboxEntry, error)
 
+	// WorkEnqueue adds a work item. An execution has at most one: when it
+	// has one already, WorkEnqueue changes nothing and returns ErrDuplicate.
 	WorkEnqueue(ctx context.Context, p *WorkEnqueueParams) (*WorkItem, error)
 	// WorkClaim leases up to p.Limit due, unleased (or lease-expired) items
 	// to p.Owner. No item is held by two owners at once.
@@ -121,19 +125,36 @@ type Executor interface {
 	// WorkRetry releases owner's lease and reschedules the item at p.RunAt
 	// with attempts+1; ErrConflict if owner lost it.
 	WorkRetry(ctx context.Context, p *WorkRetryParams) (*WorkItem, error)
-	// WorkNextRunAt returns the earliest time any item becomes claimable,
-	// or nil when there is none.
-	WorkNextRunAt(ctx context.Context) (*time.Time, error)
+	// WorkRelease gives back a lease unattempted (ErrConflict if owner
+	// lost it).
+	WorkRelease(ctx context.Context, p *WorkReleaseParams) error
+	// WorkDeleteByExecution deletes the work item of an execution, leased
+	// or not, and returns how many it deleted (0 or 1).
+	WorkDeleteByExecution(ctx context.Context, executionID string) (int, error)
+	// WorkNextRunAt returns the earliest time an item for one of handlers
+	// (nil: any) becomes claimable, or nil when there is none.
+	WorkNextRunAt(ctx context.Context, handlers []string) (*time.Time, error)
 
 	MessageInsert(ctx context.Context, p *MessageInsertParams) (*Message, error)
+	// MessageLock serialises, until the unit of work ends, every unit of
+	// work that delivers or waits for messages of (name, correlation), so a
+	// message and the receive it belongs to cannot miss each other.
+	MessageLock(ctx context.Context, name, correlation string) error
 	// MessageTake consumes the oldest unexpired, unconsumed message with the
 	// name and correlation, or returns ErrNotFound.
 	MessageTake(ctx context.Context, p *MessageTakeParams) (*Message, error)
 }
 
+// Clock is the database's clock, the one time every engine sharing the
+// database agrees on.
+type Clock interface {
+	ClockNow(ctx context.Context) (time.Time, error)
+}
+
 // Store is a database holding Waymark's state.
 type Store interface {
 	Executor
+	Clock
 	// Begin starts a unit of work. Everything done through the Tx commits
 	// together or, on Rollback or a crash, leaves no trace.
 	Begin(ctx context.Context) (Tx, error)

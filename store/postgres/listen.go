@@ -4,15 +4,16 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
-// WakeChannel is the notification channel the store signals on: payload
-// "work" when runnable work is enqueued, "timer" when a bookmark with a due
-// time is created. Notifications are sent when the transaction commits.
-const WakeChannel = "waymark_wake"
-
-// Listen calls fn with the payload of every notification on WakeChannel
-// until ctx ends, reconnecting (with a growing pause) when the connection
+// Listen calls fn with the payload of every notification on the schema's
+// wake channel ("waymark_wake_" and the md5 of the schema name, so engines
+// on other schemas of the database are not woken): payload "work" when
+// runnable work is enqueued, "timer" when a bookmark with a due time is
+// created, sent when the transaction commits. It calls fn until ctx ends,
+// reconnecting (with a growing pause) when the connection
 // drops. It returns ctx's error. fn runs on Listen's goroutine.
 func (s *Store) Listen(ctx context.Context, fn func(payload string)) error {
 	pause := 100 * time.Millisecond
@@ -40,7 +41,11 @@ func (s *Store) listenOnce(ctx context.Context, fn func(string)) error {
 	// the pool.
 	conn := pooled.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+WakeChannel); err != nil {
+	var channel string
+	if err := conn.QueryRow(ctx, s.dialect.Queries["WakeChannel"]).Scan(&channel); err != nil {
+		return fmt.Errorf("listen: wake channel: %w", err)
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	// Anything enqueued before LISTEN took effect is found by the

@@ -120,7 +120,7 @@ WITH ins AS (
     RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
         consumed_at, consumed_by, consume_key, result, version, created_at
 ), wake AS (
-    SELECT pg_notify('waymark_wake', 'timer') WHERE $9::timestamptz IS NOT NULL
+    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'timer') WHERE $9::timestamptz IS NOT NULL
 )
 SELECT ins.* FROM ins LEFT JOIN wake ON true;
 
@@ -313,26 +313,48 @@ RETURNING source, message_id, received_at, result;
 SELECT source, message_id, received_at, result FROM inbox WHERE source = $1 AND message_id = $2;
 
 -- name: WorkEnqueue
--- The notification wakes every listening engine when the transaction
--- commits (PostgreSQL folds repeats within a transaction into one).
+-- At most one item per execution: enqueueing an execution that has one
+-- returns no row. The notification wakes every listening engine of this
+-- schema when the transaction commits (PostgreSQL folds repeats within a
+-- transaction into one).
 WITH ins AS (
     INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (execution_id) DO NOTHING
     RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
         lease_expires_at, created_at
 ), wake AS (
-    SELECT pg_notify('waymark_wake', 'work')
+    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'work') FROM ins LIMIT 1
 )
-SELECT ins.* FROM ins, wake;
+SELECT ins.* FROM ins LEFT JOIN wake ON true;
 
 -- name: WorkClaim
+-- $6 lists the handlers the claimer runs: each is looked up on its own
+-- (handler, run_at) index range, so items for other handlers cost nothing.
+UPDATE work_items w
+SET lease_owner = $1, lease_expires_at = $3, run_at = $3, attempts = w.attempts + 1
+FROM (
+    SELECT c.id
+    FROM jsonb_array_elements_text($6::jsonb) AS h(handler)
+    CROSS JOIN LATERAL (
+        SELECT id, run_at FROM work_items
+        WHERE handler = h.handler AND run_at <= $2 AND ($5 = '' OR kind = $5)
+        ORDER BY run_at, id
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED) c
+    ORDER BY c.run_at, c.id
+    LIMIT $4
+) c
+WHERE w.id = c.id
+RETURNING w.id, w.instance_id, w.execution_id, w.kind, w.handler, w.run_at, w.attempts,
+    w.lease_owner, w.lease_expires_at, w.created_at;
+
+-- name: WorkClaimAny
 UPDATE work_items w
 SET lease_owner = $1, lease_expires_at = $3, run_at = $3, attempts = w.attempts + 1
 FROM (
     SELECT id FROM work_items
-    WHERE run_at <= $2
-      AND ($5 = '' OR kind = $5)
-      AND ($6::jsonb IS NULL OR handler IN (SELECT jsonb_array_elements_text($6::jsonb)))
+    WHERE run_at <= $2 AND ($5 = '' OR kind = $5)
     ORDER BY run_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -362,7 +384,21 @@ RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_
 SELECT 1 FROM work_items WHERE id = $1;
 
 -- name: WorkNextRunAt
-SELECT min(run_at) FROM work_items;
+-- $1 lists handlers (NULL: all).
+SELECT CASE WHEN $1::jsonb IS NULL THEN (SELECT min(run_at) FROM work_items)
+    ELSE (SELECT min(n.run_at)
+          FROM jsonb_array_elements_text($1::jsonb) AS h(handler)
+          CROSS JOIN LATERAL (
+              SELECT run_at FROM work_items WHERE handler = h.handler ORDER BY run_at LIMIT 1) n)
+    END;
+
+-- name: WorkRelease
+UPDATE work_items
+SET lease_owner = '', lease_expires_at = NULL, run_at = $3, attempts = greatest(attempts - 1, 0)
+WHERE id = $1 AND lease_owner = $2;
+
+-- name: WorkDeleteByExecution
+DELETE FROM work_items WHERE execution_id = $1;
 
 -- name: MessageInsert
 INSERT INTO messages (id, name, correlation, payload, source, message_id, received_at, expires_at)
@@ -381,3 +417,27 @@ WHERE id = (
     FOR UPDATE SKIP LOCKED)
 RETURNING id, name, correlation, payload, source, message_id, received_at, expires_at,
     consumed_at, consumed_by;
+
+-- name: MessageLock
+-- Serialises a message's delivery with the opening of the receive it
+-- correlates to, until the transaction ends.
+SELECT pg_advisory_xact_lock(hashtextextended('waymark.message' || chr(31) || $1 || chr(31) || $2, 0));
+
+-- name: ClockNow
+SELECT clock_timestamp();
+
+-- name: WakeChannel
+SELECT 'waymark_wake_' || md5(current_schema());
+
+-- name: TaskList
+SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at
+FROM bookmarks
+WHERE type = 'UserAction'
+  AND ($1 = '' OR instance_id = $1)
+  AND ($2 = '' OR assignee = $2)
+  AND ($3 = '' OR payload->'candidateRoles' @> to_jsonb($3::text))
+  AND ($4 = '' OR ($4 = 'open') = (consumed_at IS NULL))
+  AND ($5 = '' OR id > $5)
+ORDER BY id
+LIMIT $6;

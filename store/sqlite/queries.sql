@@ -312,17 +312,31 @@ SELECT source, message_id, received_at, result FROM inbox WHERE source = ?1 AND 
 -- name: WorkEnqueue
 INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+ON CONFLICT (execution_id) DO NOTHING
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
     lease_expires_at, created_at;
 
 -- name: WorkClaim
+-- ?6 lists the handlers the claimer runs; the (handler, run_at) index
+-- keeps items for other handlers out of the search.
 UPDATE work_items
 SET lease_owner = ?1, lease_expires_at = ?3, run_at = ?3, attempts = attempts + 1
 WHERE id IN (
     SELECT id FROM work_items
-    WHERE run_at <= ?2
+    WHERE handler IN (SELECT value FROM json_each(?6))
+      AND run_at <= ?2
       AND (?5 = '' OR kind = ?5)
-      AND (?6 IS NULL OR handler IN (SELECT value FROM json_each(?6)))
+    ORDER BY run_at, id
+    LIMIT ?4)
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
+
+-- name: WorkClaimAny
+UPDATE work_items
+SET lease_owner = ?1, lease_expires_at = ?3, run_at = ?3, attempts = attempts + 1
+WHERE id IN (
+    SELECT id FROM work_items
+    WHERE run_at <= ?2 AND (?5 = '' OR kind = ?5)
     ORDER BY run_at, id
     LIMIT ?4)
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
@@ -349,7 +363,19 @@ RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_
 SELECT 1 FROM work_items WHERE id = ?1;
 
 -- name: WorkNextRunAt
-SELECT min(run_at) FROM work_items;
+-- ?1 lists handlers (NULL: all); each handler's minimum is one index seek.
+SELECT CASE WHEN ?1 IS NULL THEN (SELECT min(run_at) FROM work_items)
+    ELSE (SELECT min((SELECT min(w.run_at) FROM work_items w WHERE w.handler = j.value))
+          FROM json_each(?1) j)
+    END;
+
+-- name: WorkRelease
+UPDATE work_items
+SET lease_owner = '', lease_expires_at = NULL, run_at = ?3, attempts = max(attempts - 1, 0)
+WHERE id = ?1 AND lease_owner = ?2;
+
+-- name: WorkDeleteByExecution
+DELETE FROM work_items WHERE execution_id = ?1;
 
 -- name: MessageInsert
 INSERT INTO messages (id, name, correlation, payload, source, message_id, received_at, expires_at)
@@ -367,3 +393,27 @@ WHERE id = (
     LIMIT 1)
 RETURNING id, name, correlation, payload, source, message_id, received_at, expires_at,
     consumed_at, consumed_by;
+
+-- name: MessageLock
+-- One writer at a time already serialises delivery and receive on SQLite.
+UPDATE messages SET consumed_by = consumed_by WHERE 0 AND ?1 <> ?2;
+
+-- name: ClockNow
+SELECT CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER);
+
+-- name: TaskList
+SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at
+FROM bookmarks
+WHERE type = 'UserAction'
+  AND (?1 = '' OR instance_id = ?1)
+  AND (?2 = '' OR assignee = ?2)
+  AND (?3 = '' OR EXISTS (SELECT 1 FROM json_each(payload, '$.candidateRoles') r WHERE r.value = ?3))
+  AND (?4 = '' OR (?4 = 'open') = (consumed_at IS NULL))
+  AND (?5 = '' OR id > ?5)
+ORDER BY id
+LIMIT ?6;
+
+-- name: WakeChannel
+-- SQLite has no notifications; engines on one file poll.
+SELECT '';

@@ -180,3 +180,46 @@ func runLog(t *testing.T, h Harness) {
 	require.Len(t, rest, 2)
 	require.Equal(t, got[3].Seq, rest[0].Seq)
 }
+
+func runTaskList(t *testing.T, h Harness) {
+	f := newFixture(t, h)
+	other := f.newInstance(t, "")
+	insert := func(inst *store.Instance, assignee string, roles ...string) *store.Bookmark {
+		t.Helper()
+		payload, err := json.Marshal(map[string]any{"title": "t", "candidateRoles": roles})
+		require.NoError(t, err)
+		b, err := f.s.BookmarkInsert(f.ctx, &store.BookmarkInsertParams{
+			ID: store.NewID(), InstanceID: inst.ID, ExecutionID: store.NewID(), ActivityID: "approve",
+			Type: store.BookmarkUserAction, Payload: payload, Assignee: assignee, CreatedAt: t0,
+		})
+		require.NoError(t, err)
+		return b
+	}
+	a := insert(f.inst, "ann", "finance")
+	b := insert(f.inst, "", "finance", "legal")
+	c := insert(other, "bob")
+	f.newBookmark(t, store.BookmarkTimer, "", nil) // not a task
+	_, err := f.s.BookmarkConsume(f.ctx, &store.BookmarkConsumeParams{ID: c.ID, ConsumedBy: "bob", At: t0})
+	require.NoError(t, err)
+
+	ids := func(p *store.TaskListParams) []string {
+		t.Helper()
+		got, err := f.s.TaskList(f.ctx, p)
+		require.NoError(t, err)
+		var out []string
+		for _, x := range got {
+			out = append(out, x.ID)
+		}
+		return out
+	}
+	require.Equal(t, []string{a.ID, b.ID, c.ID}, ids(&store.TaskListParams{}))
+	require.Equal(t, []string{a.ID, b.ID}, ids(&store.TaskListParams{Status: store.TaskOpen}))
+	require.Equal(t, []string{c.ID}, ids(&store.TaskListParams{Status: store.TaskClosed}))
+	require.Equal(t, []string{a.ID}, ids(&store.TaskListParams{Assignee: "ann"}))
+	require.Equal(t, []string{b.ID}, ids(&store.TaskListParams{Role: "legal"}))
+	require.Equal(t, []string{a.ID, b.ID}, ids(&store.TaskListParams{Role: "finance"}))
+	require.Empty(t, ids(&store.TaskListParams{Role: "fin"}), "a role matches whole, not as a prefix")
+	require.Equal(t, []string{c.ID}, ids(&store.TaskListParams{InstanceID: other.ID}))
+	require.Equal(t, []string{a.ID}, ids(&store.TaskListParams{Limit: 1}))
+	require.Equal(t, []string{b.ID, c.ID}, ids(&store.TaskListParams{AfterID: a.ID}))
+}

@@ -249,7 +249,7 @@ func runUnitOfWork(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		o, err := f.s.OutboxList(f.ctx, &store.OutboxListParams{})
 		require.NoError(t, err)
-		next, err = f.s.WorkNextRunAt(f.ctx)
+		next, err = f.s.WorkNextRunAt(f.ctx, nil)
 		require.NoError(t, err)
 		inst, err = f.s.InstanceGet(f.ctx, f.inst.ID)
 		require.NoError(t, err)

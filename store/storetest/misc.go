@@ -205,3 +205,46 @@ func runErrors(t *testing.T, h Harness) {
 			"the other side goes on or fails retryably too; got %v and %v", err1, err2)
 	})
 }
+
+func runClockAndMessageLock(t *testing.T, h Harness) {
+	t.Run("ClockNow", func(t *testing.T) {
+		t.Parallel()
+		s := h.Open(t)
+		before := time.Now()
+		now, err := s.ClockNow(ctxFor(t))
+		require.NoError(t, err)
+		require.Equal(t, time.UTC, now.Location())
+		require.WithinDuration(t, before, now, 2*time.Second, "the database runs on this machine's clock here")
+	})
+
+	t.Run("MessageLockSerialises", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		second := h.OpenSecond(t, f.s)
+		tx1, err := f.s.Begin(f.ctx)
+		require.NoError(t, err)
+		defer tx1.Rollback(f.ctx)
+		require.NoError(t, tx1.MessageLock(f.ctx, "receipt", "E-1"))
+
+		done := make(chan error, 1)
+		go func() {
+			done <- store.WithTx(f.ctx, second, func(tx store.Tx) error {
+				return tx.MessageLock(f.ctx, "receipt", "E-1")
+			})
+		}()
+		select {
+		case err := <-done:
+			// SQLite refuses a second writer (busy) instead of waiting.
+			require.True(t, store.IsRetryable(err), "a second lock of the key while the first is held: %v", err)
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
+		require.NoError(t, tx1.Commit(f.ctx))
+		select {
+		case err := <-done:
+			require.True(t, err == nil || store.IsRetryable(err), "after the holder commits: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("the second lock was never granted")
+		}
+	})
+}

@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 1
+const LatestSchemaVersion = 2
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -49,6 +49,8 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Inbox", func(t *testing.T) { t.Parallel(); runInbox(t, h) })
 	t.Run("Message", func(t *testing.T) { t.Parallel(); runMessage(t, h) })
 	t.Run("Errors", func(t *testing.T) { t.Parallel(); runErrors(t, h) })
+	t.Run("TaskList", func(t *testing.T) { t.Parallel(); runTaskList(t, h) })
+	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
 }
 
 // t0 is the suite's fixed "now", at microsecond precision like the stores.

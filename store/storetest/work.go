@@ -14,7 +14,7 @@ import (
 func (f *fixture) enqueue(t *testing.T, kind, handler string, runAt time.Time) *store.WorkItem {
 	t.Helper()
 	w, err := f.s.WorkEnqueue(f.ctx, &store.WorkEnqueueParams{
-		ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: "exec", Kind: kind, Handler: handler,
+		ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: store.NewID(), Kind: kind, Handler: handler,
 		RunAt: runAt, CreatedAt: runAt,
 	})
 	require.NoError(t, err)
@@ -86,7 +86,7 @@ func runWork(t *testing.T, h Harness) {
 		require.Equal(t, t0.Add(10*time.Second), *got[0].LeaseExpiresAt)
 
 		require.Empty(t, claim("b", t0.Add(9*time.Second)), "held until the lease expires")
-		next, err := f.s.WorkNextRunAt(f.ctx)
+		next, err := f.s.WorkNextRunAt(f.ctx, nil)
 		require.NoError(t, err)
 		require.Equal(t, t0.Add(10*time.Second), *next)
 
@@ -112,9 +112,78 @@ func runWork(t *testing.T, h Harness) {
 
 		require.NoError(t, f.s.WorkComplete(f.ctx, item.ID, "c"))
 		require.ErrorIs(t, f.s.WorkComplete(f.ctx, item.ID, "c"), store.ErrNotFound)
-		next, err = f.s.WorkNextRunAt(f.ctx)
+		next, err = f.s.WorkNextRunAt(f.ctx, nil)
 		require.NoError(t, err)
 		require.Nil(t, next)
+	})
+
+	t.Run("OneItemPerExecution", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		first := f.enqueue(t, "task", "h", t0)
+		_, err := f.s.WorkEnqueue(f.ctx, &store.WorkEnqueueParams{
+			ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: first.ExecutionID, Kind: "task", Handler: "h",
+			RunAt: t0, CreatedAt: t0,
+		})
+		require.ErrorIs(t, err, store.ErrDuplicate)
+		got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: "a", Now: t0, LeaseFor: time.Minute, Limit: 10})
+		require.NoError(t, err)
+		require.Len(t, got, 1, "the second enqueue added nothing")
+		require.Equal(t, first.ID, got[0].ID)
+	})
+
+	t.Run("ClaimAndNextRunAtSeeOnlyTheirHandlers", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		f.enqueue(t, "task", "foreign", t0)
+		mine := f.enqueue(t, "task", "mine", t0.Add(time.Second))
+		next, err := f.s.WorkNextRunAt(f.ctx, []string{"", "mine"})
+		require.NoError(t, err)
+		require.Equal(t, t0.Add(time.Second), *next, "the foreign item is not this engine's business")
+		next, err = f.s.WorkNextRunAt(f.ctx, []string{"", "absent"})
+		require.NoError(t, err)
+		require.Nil(t, next)
+		next, err = f.s.WorkNextRunAt(f.ctx, nil)
+		require.NoError(t, err)
+		require.Equal(t, t0, *next)
+
+		got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{
+			Owner: "a", Now: t0.Add(time.Hour), LeaseFor: time.Minute, Limit: 10, Handlers: []string{"", "mine"},
+		})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.Equal(t, mine.ID, got[0].ID)
+		got, err = f.s.WorkClaim(f.ctx, &store.WorkClaimParams{
+			Owner: "a", Now: t0.Add(time.Hour), LeaseFor: time.Minute, Limit: 10, Handlers: []string{},
+		})
+		require.NoError(t, err)
+		require.Empty(t, got, "an empty handler list claims nothing")
+	})
+
+	t.Run("ReleaseAndDeleteByExecution", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		item := f.enqueue(t, "task", "h", t0)
+		claim := func(owner string, now time.Time) []*store.WorkItem {
+			got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: owner, Now: now, LeaseFor: time.Minute, Limit: 1})
+			require.NoError(t, err)
+			return got
+		}
+		require.Len(t, claim("a", t0), 1)
+		require.ErrorIs(t, f.s.WorkRelease(f.ctx, &store.WorkReleaseParams{ID: item.ID, Owner: "b", RunAt: t0}), store.ErrConflict)
+		require.NoError(t, f.s.WorkRelease(f.ctx, &store.WorkReleaseParams{ID: item.ID, Owner: "a", RunAt: t0.Add(time.Second)}))
+		require.Empty(t, claim("b", t0), "released to run at t0+1s")
+		got := claim("b", t0.Add(time.Second))
+		require.Len(t, got, 1, "released: claimable before the old lease would have expired")
+		require.Equal(t, 1, got[0].Attempts, "a released claim is not an attempt")
+
+		n, err := f.s.WorkDeleteByExecution(f.ctx, item.ExecutionID)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		require.ErrorIs(t, f.s.WorkComplete(f.ctx, item.ID, "b"), store.ErrNotFound)
+		n, err = f.s.WorkDeleteByExecution(f.ctx, item.ExecutionID)
+		require.NoError(t, err)
+		require.Zero(t, n)
 	})
 
 	t.Run("ClaimFilters", func(t *testing.T) {

@@ -84,3 +84,9 @@ func (q *Queries) BookmarkNextDue(ctx context.Context) (*time.Time, error) {
 	}
 	return next, nil
 }
+
+// TaskList implements store.Executor.
+func (q *Queries) TaskList(ctx context.Context, p *store.TaskListParams) ([]*store.Bookmark, error) {
+	return list(ctx, q, "list tasks", "TaskList", scanBookmark,
+		p.InstanceID, p.Assignee, p.Role, string(p.Status), p.AfterID, limit(p.Limit))
+}

@@ -2,6 +2,7 @@ package sqlcore
 
 import (
 	"context"
+	"time"
 
 	"github.com/waymarkdev/waymark/store"
 )
@@ -24,6 +25,23 @@ func (q *Queries) MessageInsert(ctx context.Context, p *store.MessageInsertParam
 func (q *Queries) MessageTake(ctx context.Context, p *store.MessageTakeParams) (*store.Message, error) {
 	return one(ctx, q, "take message", "MessageTake", scanMessage,
 		p.Name, p.Correlation, p.ConsumedBy, q.t(p.Now))
+}
+
+// MessageLock implements store.Executor.
+func (q *Queries) MessageLock(ctx context.Context, name, correlation string) error {
+	if _, err := q.db.Exec(ctx, q.sql("MessageLock"), name, correlation); err != nil {
+		return q.err("lock message key", err)
+	}
+	return nil
+}
+
+// ClockNow implements store.Executor.
+func (q *Queries) ClockNow(ctx context.Context) (time.Time, error) {
+	var now time.Time
+	if err := q.db.QueryRow(ctx, q.sql("ClockNow")).Scan(timeDest{&now}); err != nil {
+		return time.Time{}, q.err("read the database clock", err)
+	}
+	return now, nil
 }
 
 var _ store.Executor = (*Queries)(nil)

@@ -115,8 +115,9 @@ var queryNames = []string{
 	"OutboxRelease", "OutboxList", "OutboxReplay",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
 	"InboxInsert", "InboxGet",
-	"WorkEnqueue", "WorkClaim", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
-	"MessageInsert", "MessageTake",
+	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
+	"WorkRelease", "WorkDeleteByExecution",
+	"MessageInsert", "MessageTake", "MessageLock", "ClockNow", "TaskList",
 }
 
 // CheckDialect reports the queries a dialect is missing.

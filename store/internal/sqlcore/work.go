@@ -20,8 +20,15 @@ func scanWork(r Row) (*store.WorkItem, error) {
 
 // WorkEnqueue implements store.Executor.
 func (q *Queries) WorkEnqueue(ctx context.Context, p *store.WorkEnqueueParams) (*store.WorkItem, error) {
-	return one(ctx, q, "enqueue work", "WorkEnqueue", scanWork,
-		p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt))
+	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkEnqueue"),
+		p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt)))
+	if q.noRows(err) {
+		return nil, q.err("enqueue work", store.ErrDuplicate)
+	}
+	if err != nil {
+		return nil, q.err("enqueue work", err)
+	}
+	return w, nil
 }
 
 // WorkClaim implements store.Executor. Items are returned in the order they
@@ -30,16 +37,16 @@ func (q *Queries) WorkClaim(ctx context.Context, p *store.WorkClaimParams) ([]*s
 	if p.Owner == "" || p.LeaseFor <= 0 {
 		return nil, fmt.Errorf("claim work: owner and a positive lease are required")
 	}
-	var handlers any
-	if len(p.Handlers) > 0 {
-		b, err := json.Marshal(p.Handlers)
-		if err != nil {
-			return nil, fmt.Errorf("claim work: %w", err)
-		}
-		handlers = string(b)
+	query := "WorkClaimAny"
+	args := []any{p.Owner, q.t(p.Now), q.t(p.Now.Add(p.LeaseFor)), limit(p.Limit), p.Kind}
+	handlers, err := handlerList(p.Handlers)
+	if err != nil {
+		return nil, fmt.Errorf("claim work: %w", err)
 	}
-	items, err := list(ctx, q, "claim work", "WorkClaim", scanWork,
-		p.Owner, q.t(p.Now), q.t(p.Now.Add(p.LeaseFor)), limit(p.Limit), p.Kind, handlers)
+	if handlers != nil {
+		query, args = "WorkClaim", append(args, handlers)
+	}
+	items, err := list(ctx, q, "claim work", query, scanWork, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -92,10 +99,47 @@ func (q *Queries) workLost(ctx context.Context, op string, err error, id string)
 	return q.err(op, store.ErrConflict)
 }
 
+// handlerList encodes a handler filter as a JSON array; nil means all.
+func handlerList(handlers []string) (any, error) {
+	if handlers == nil {
+		return nil, nil
+	}
+	b, err := json.Marshal(handlers)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+// WorkRelease implements store.Executor.
+func (q *Queries) WorkRelease(ctx context.Context, p *store.WorkReleaseParams) error {
+	n, err := q.db.Exec(ctx, q.sql("WorkRelease"), p.ID, p.Owner, q.t(p.RunAt))
+	if err != nil {
+		return q.err("release work", err)
+	}
+	if n == 0 {
+		return q.workLost(ctx, "release work", nil, p.ID)
+	}
+	return nil
+}
+
+// WorkDeleteByExecution implements store.Executor.
+func (q *Queries) WorkDeleteByExecution(ctx context.Context, executionID string) (int, error) {
+	n, err := q.db.Exec(ctx, q.sql("WorkDeleteByExecution"), executionID)
+	if err != nil {
+		return 0, q.err("delete work", err)
+	}
+	return int(n), nil
+}
+
 // WorkNextRunAt implements store.Executor.
-func (q *Queries) WorkNextRunAt(ctx context.Context) (*time.Time, error) {
+func (q *Queries) WorkNextRunAt(ctx context.Context, handlers []string) (*time.Time, error) {
+	list, err := handlerList(handlers)
+	if err != nil {
+		return nil, fmt.Errorf("next work run time: %w", err)
+	}
 	var next *time.Time
-	if err := q.db.QueryRow(ctx, q.sql("WorkNextRunAt")).Scan(nullTimeDest{&next}); err != nil {
+	if err := q.db.QueryRow(ctx, q.sql("WorkNextRunAt"), list).Scan(nullTimeDest{&next}); err != nil {
 		return nil, q.err("next work run time", err)
 	}
 	return next, nil

@@ -1,0 +1,100 @@
+package waymark
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/waymarkdev/waymark/store"
+)
+
+// watchers wakes Await calls when a commit of this engine touches their
+// instance. Commits of other processes are found by polling.
+type watchers struct {
+	mu sync.Mutex
+	m  map[string]map[chan struct{}]struct{}
+}
+
+func (w *watchers) add(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[string]map[chan struct{}]struct{}{}
+	}
+	if w.m[id] == nil {
+		w.m[id] = map[chan struct{}]struct{}{}
+	}
+	w.m[id][ch] = struct{}{}
+	w.mu.Unlock()
+	return ch, func() {
+		w.mu.Lock()
+		delete(w.m[id], ch)
+		if len(w.m[id]) == 0 {
+			delete(w.m, id)
+		}
+		w.mu.Unlock()
+	}
+}
+
+func (w *watchers) notify(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for ch := range w.m[id] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// settled reports whether an instance has stopped for now: it ended, or it
+// waits for the outside world or an operator.
+func settled(s store.InstanceStatus) bool {
+	return s.Finished() || s == store.InstanceWaiting || s == store.InstanceSuspended
+}
+
+// Await returns the instance, with its executions and open bookmarks, once
+// it has ended or waits (for a task, a message, a timer, a child, or an
+// operator: suspended), or ctx's error when ctx ends first. It returns at
+// once when the instance is already there, so it never misses a state
+// reached before the call — an instance that completed inside
+// StartInstance is simply returned.
+//
+// Commits of this engine wake Await at once; those of other processes
+// sharing the database are seen within Config.PollInterval.
+func (e *Engine) Await(ctx context.Context, id string) (*Instance, error) {
+	if id == "" {
+		return nil, invalid("instance", "is required")
+	}
+	for {
+		woken, stop := e.watchers.add(id)
+		rec, err := e.store.InstanceGet(ctx, id)
+		if err != nil {
+			stop()
+			return nil, notFoundInstance(id, err)
+		}
+		if settled(rec.Status) {
+			stop()
+			return e.Instance(ctx, id)
+		}
+		timer := time.NewTimer(e.cfg.PollInterval)
+		select {
+		case <-woken:
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		stop()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func notFoundInstance(id string, err error) error {
+	if isNotFound(err) {
+		return fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
+	}
+	return err
+}
