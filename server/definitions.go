@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
+
+	"github.com/waymarkdev/waymark"
 )
 
 // Deployment is the answer to a deploy.
@@ -25,6 +27,23 @@ type Deployment struct {
 
 type deployInput struct {
 	RawBody []byte `contentType:"application/yaml"`
+}
+
+type definitionsOutput struct {
+	Body *waymark.Page[*waymark.DefinitionInfo]
+}
+
+type definitionInput struct {
+	ID string `path:"id"`
+}
+
+type definitionVersionInput struct {
+	ID      string `path:"id"`
+	Version int    `path:"version" minimum:"1"`
+}
+
+type definitionOutput struct {
+	Body *waymark.DefinitionInfo
 }
 
 type deployOutput struct {
@@ -64,4 +83,56 @@ func (s *Server) registerDefinitions() {
 	// parse the body as JSON itself.
 	body := s.api.OpenAPI().Paths[op.Path].Post.RequestBody
 	body.Content["application/json"] = &huma.MediaType{Schema: body.Content["application/yaml"].Schema}
+
+	register(s, huma.Operation{
+		OperationID: "list-definitions", Method: http.MethodGet, Path: Prefix + "/definitions",
+		Tags: []string{"definitions"}, Summary: "The latest version of every definition (without its source)",
+	}, permRead, func(ctx context.Context, _ *Principal, _ *struct{}) (*definitionsOutput, error) {
+		defs, err := s.engine.Definitions(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return &definitionsOutput{Body: &waymark.Page[*waymark.DefinitionInfo]{Items: withoutSource(defs)}}, nil
+	})
+	register(s, huma.Operation{
+		OperationID: "get-definition", Method: http.MethodGet, Path: Prefix + "/definitions/{id}",
+		Tags: []string{"definitions"}, Summary: "The latest version of a definition, with its source",
+		Errors: []int{http.StatusNotFound},
+	}, permRead, func(ctx context.Context, _ *Principal, in *definitionInput) (*definitionOutput, error) {
+		d, err := s.engine.Definition(ctx, in.ID, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &definitionOutput{Body: d}, nil
+	})
+	register(s, huma.Operation{
+		OperationID: "list-definition-versions", Method: http.MethodGet, Path: Prefix + "/definitions/{id}/versions",
+		Tags: []string{"definitions"}, Summary: "Every version of a definition, oldest first (without sources)",
+		Errors: []int{http.StatusNotFound},
+	}, permRead, func(ctx context.Context, _ *Principal, in *definitionInput) (*definitionsOutput, error) {
+		defs, err := s.engine.DefinitionVersions(ctx, in.ID)
+		if err != nil {
+			return nil, err
+		}
+		return &definitionsOutput{Body: &waymark.Page[*waymark.DefinitionInfo]{Items: withoutSource(defs)}}, nil
+	})
+	register(s, huma.Operation{
+		OperationID: "get-definition-version", Method: http.MethodGet, Path: Prefix + "/definitions/{id}/versions/{version}",
+		Tags: []string{"definitions"}, Summary: "One version of a definition, with its source",
+		Errors: []int{http.StatusNotFound},
+	}, permRead, func(ctx context.Context, _ *Principal, in *definitionVersionInput) (*definitionOutput, error) {
+		d, err := s.engine.Definition(ctx, in.ID, in.Version)
+		if err != nil {
+			return nil, err
+		}
+		return &definitionOutput{Body: d}, nil
+	})
+}
+
+// withoutSource drops the sources of a list, which can be large.
+func withoutSource(defs []*waymark.DefinitionInfo) []*waymark.DefinitionInfo {
+	for _, d := range defs {
+		d.Source = ""
+	}
+	return defs
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/server"
 	"github.com/waymarkdev/waymark/store"
 )
@@ -81,6 +82,39 @@ func TestDeploy(t *testing.T) {
 		require.Equal(t, http.StatusCreated, resp.status, "body: %s", resp.body)
 		resp.decode(t, &d)
 		require.Equal(t, 2, d.Version)
+
+		get := func(path string) *response {
+			return b.do(req{method: http.MethodGet, path: server.Prefix + path, token: viewerKey})
+		}
+		resp = get("/definitions")
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		var list waymark.Page[*waymark.DefinitionInfo]
+		resp.decode(t, &list)
+		require.Len(t, list.Items, 1)
+		require.Equal(t, 2, list.Items[0].Version)
+		require.Empty(t, list.Items[0].Source, "lists leave sources out")
+
+		resp = get("/definitions/hello")
+		var info waymark.DefinitionInfo
+		resp.decode(t, &info)
+		require.Equal(t, 2, info.Version)
+		require.Contains(t, info.Source, "Hello 2")
+
+		resp = get("/definitions/hello/versions/1")
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		resp.decode(t, &info)
+		require.Equal(t, helloYAML, info.Source)
+
+		resp = get("/definitions/hello/versions")
+		resp.decode(t, &list)
+		require.Len(t, list.Items, 2)
+
+		get("/definitions/nope").requireError(t, http.StatusNotFound, server.CodeNotFound)
+		get("/definitions/nope/versions").requireError(t, http.StatusNotFound, server.CodeNotFound)
+		get("/definitions/hello/versions/9").requireError(t, http.StatusNotFound, server.CodeNotFound)
+		get("/definitions/hello/versions/0").requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		b.do(req{method: http.MethodGet, path: server.Prefix + "/definitions", token: financeKey}).
+			requireError(t, http.StatusForbidden, server.CodeForbidden)
 	})
 }
 

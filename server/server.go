@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,6 +115,8 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerHealth()
 	s.registerDefinitions()
 	s.registerMessages()
+	s.registerInstances()
+	s.registerTasks()
 	s.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
@@ -310,6 +313,7 @@ func register[I, O any](s *Server, op huma.Operation, perm permission, h func(ct
 		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
 	}
 	op.Errors = dedupe(op.Errors)
+	own422 := slices.Contains(op.Errors, http.StatusUnprocessableEntity)
 	huma.Register(s.api, op, func(ctx context.Context, in *I) (*O, error) {
 		info := requestInfoFrom(ctx)
 		if !public && !info.principal.may(perm) {
@@ -323,19 +327,38 @@ func register[I, O any](s *Server, op huma.Operation, perm permission, h func(ct
 		return out, nil
 	})
 	s.routes = append(s.routes, Route{Method: op.Method, Path: op.Path, Public: public})
+	// huma documents 422 for the requests its schema checks refuse; this
+	// server answers those with 400 (see installHumaErrors).
+	if doc := s.operation(op.Method, op.Path); doc.Responses["422"] != nil {
+		if doc.Responses["400"] == nil {
+			doc.Responses["400"] = &huma.Response{Description: http.StatusText(http.StatusBadRequest), Content: doc.Responses["422"].Content}
+		}
+		if !own422 {
+			delete(doc.Responses, "422")
+		}
+	}
+}
+
+// operation returns the documented operation of method and path.
+func (s *Server) operation(method, path string) *huma.Operation {
+	item := s.api.OpenAPI().Paths[path]
+	switch method {
+	case http.MethodGet:
+		return item.Get
+	case http.MethodPost:
+		return item.Post
+	case http.MethodPut:
+		return item.Put
+	case http.MethodDelete:
+		return item.Delete
+	}
+	return item.Patch
 }
 
 // documentStatus documents another success status of an operation, with
 // the body of its default one.
 func (s *Server) documentStatus(method, path string, status int, description string) {
-	item := s.api.OpenAPI().Paths[path]
-	var op *huma.Operation
-	switch method {
-	case http.MethodGet:
-		op = item.Get
-	case http.MethodPost:
-		op = item.Post
-	}
+	op := s.operation(method, path)
 	def := op.Responses[strconv.Itoa(op.DefaultStatus)]
 	op.Responses[strconv.Itoa(status)] = &huma.Response{Description: description, Content: def.Content, Headers: def.Headers}
 }

@@ -401,3 +401,14 @@ func TestUnknownRoute(t *testing.T) {
 	b.do(req{method: http.MethodGet, path: server.Prefix + "/nothing", token: adminKey}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 	b.do(req{method: http.MethodGet, path: "/nothing"}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 }
+
+func TestInternalErrorsDoNotLeak(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	require.NoError(t, b.s.Close()) // every query now fails inside the driver
+	resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/definitions", token: viewerKey})
+	e := resp.requireError(t, http.StatusInternalServerError, server.CodeInternal)
+	require.Equal(t, "internal error; the server log has the details", e.Error.Message)
+	require.NotContains(t, string(resp.body), "sql")
+	b.do(req{method: http.MethodGet, path: server.PathReady}).requireError(t, http.StatusServiceUnavailable, server.CodeUnavailable)
+}
