@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
@@ -17,16 +18,18 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-// env is what every command shares: where to write.
+// env is what every command shares: where to write, and the process
+// environment.
 type env struct {
-	stdout io.Writer
-	stderr io.Writer
+	stdout    io.Writer
+	stderr    io.Writer
+	lookupEnv func(string) (string, bool)
 }
 
 // Run executes the waymark command line with args (without the program name)
 // and returns the process exit code.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr}
+	e := &env{stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
 	root := newRootCommand(e)
 	root.SetArgs(args)
 	root.SetOut(stdout)
@@ -65,4 +68,7 @@ var commands = []func(*env) *cobra.Command{
 	newGraphCommand,
 	newRunCommand,
 	newBenchCommand,
+	newServeCommand,
+	newDevCommand,
+	newTokenCommand,
 }
