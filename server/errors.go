@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -153,10 +154,26 @@ func errorFor(ctx context.Context, log *slog.Logger, err error, ifMatch bool) *E
 	return newError(http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details")
 }
 
-// engineMessage is the text of an error of the engine's own making (one of
-// its sentinels, wrapped with what it concerns), which is meant for the
-// caller.
-func engineMessage(err error) string { return err.Error() }
+// storeSentinels are the sentinels drivers wrap their own errors in: the
+// text after one of them is the driver's and stays in the server.
+var storeSentinels = []error{store.ErrNotFound, store.ErrConflict, store.ErrStale, store.ErrDuplicate}
+
+// engineMessage is the text of an error of the engine's own making: one of
+// its sentinels, wrapped with what it concerns, which is meant for the
+// caller. What a driver appended after a store sentinel (a "sql: no rows"
+// and the like) is cut off.
+func engineMessage(err error) string {
+	msg := err.Error()
+	for _, s := range storeSentinels {
+		if !errors.Is(err, s) {
+			continue
+		}
+		if i := strings.Index(msg, s.Error()); i >= 0 {
+			msg = msg[:i] + strings.TrimPrefix(s.Error(), "store: ")
+		}
+	}
+	return msg
+}
 
 // unavailable reports an error that says the database cannot be reached or
 // is too busy right now, rather than that the request is wrong.

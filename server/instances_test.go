@@ -111,7 +111,8 @@ func TestInstanceErrors(t *testing.T) {
 	start(viewerKey, map[string]any{"definition": "hello"}, "").requireError(t, http.StatusForbidden, server.CodeForbidden)
 
 	get := func(path string) *response { return b.do(req{method: http.MethodGet, path: path, token: viewerKey}) }
-	get(server.Prefix+"/instances/no-such-id").requireError(t, http.StatusNotFound, server.CodeNotFound)
+	e = get(server.Prefix+"/instances/no-such-id").requireError(t, http.StatusNotFound, server.CodeNotFound)
+	require.Equal(t, "instance no-such-id: get instance: not found", e.Error.Message, "no driver text")
 	get(server.Prefix+"/instances/no-such-id/log").requireError(t, http.StatusNotFound, server.CodeNotFound)
 	get(server.Prefix+"/instances?status=bogus").requireError(t, http.StatusBadRequest, server.CodeInvalid)
 	get(server.Prefix+"/instances?limit=5000").requireError(t, http.StatusBadRequest, server.CodeInvalid)

@@ -295,6 +295,9 @@ func (r *response) requireError(t *testing.T, status int, code string) *apiError
 	r.decode(t, &e)
 	require.Equal(t, code, e.Error.Code, "body: %s", r.body)
 	require.NotEmpty(t, e.Error.Message)
+	for _, leak := range []string{"sql", "pgx", "goroutine", ".go:"} {
+		require.NotContains(t, strings.ToLower(e.Error.Message), leak, "no driver text or stack in answers")
+	}
 	return &e
 }
 
