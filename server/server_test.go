@@ -185,7 +185,7 @@ func eachStore(t *testing.T, fn func(t *testing.T, s store.Store)) {
 	})
 }
 
-func openSQLite(t *testing.T) store.Store {
+func openSQLite(t testing.TB) store.Store {
 	t.Helper()
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "waymark.db"), nil)
 	require.NoError(t, err)
