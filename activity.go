@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -12,24 +13,23 @@ import (
 )
 
 // enter creates an execution of activity id and runs it as far as it can go
-// inside this transaction.
+// inside this transaction. An instance that has ended or is compensating
+// starts nothing new: the path that led here ends.
 func (s *instState) enter(id string) error {
+	if s.status.Finished() || s.status == store.InstanceCompensating {
+		return nil
+	}
 	a := s.cd.def.Activity(id)
 	if a == nil {
 		return fmt.Errorf("instance %s: no activity %q in %s v%d", s.inst.ID, id, s.inst.DefinitionID, s.inst.DefinitionVersion)
 	}
 	x := s.newExecution(a.ID, string(a.Type))
 	s.t.emit(s, EventActivityStarted, x, nil)
-	if s.status == store.InstanceSuspended || s.t.budget <= 0 {
-		// Run it later: after a resume, or in a step of its own.
-		handler := ""
-		if a.Type == definition.TypeTask {
-			handler = a.Handler
-		}
-		if s.status == store.InstanceSuspended {
-			return nil
-		}
-		return s.enqueue(x, handler, s.t.now)
+	switch {
+	case s.status == store.InstanceSuspended:
+		return nil // runs after the resume (settle queues it)
+	case s.t.budget <= 0:
+		return s.enqueue(x, "", s.t.now) // runs in a step of its own
 	}
 	return s.run(a, x)
 }
@@ -49,14 +49,18 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		return s.enqueue(x, a.Handler, s.t.now)
 
 	case definition.TypeSet:
+		// Assign in the order written, each value seeing the ones before
+		// it, on a copy: a failing value leaves the variables as they were.
 		c := s.exprContext()
-		for name, v := range a.Vars {
-			val, err := v.Eval(ctx, c)
+		c.Vars = maps.Clone(s.vars)
+		for _, v := range a.Vars {
+			val, err := v.Value.Eval(ctx, c)
 			if err != nil {
-				return s.failActivity(a, x, evalError("vars."+name, err))
+				return s.failActivity(a, x, evalError("vars."+v.Name, err))
 			}
-			s.vars[name] = val
+			c.Vars[v.Name] = val
 		}
+		s.vars = c.Vars
 		return s.complete(a, x, nil, a.Next)
 
 	case definition.TypeSwitch:
@@ -80,19 +84,7 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		if err != nil {
 			return s.failActivity(a, x, evalError("payload", err))
 		}
-		body, err := encodeJSON(map[string]any{
-			"id": newID(), "type": a.Event, "instanceId": s.inst.ID, "definition": s.inst.DefinitionID,
-			"version": s.inst.DefinitionVersion, "activityId": a.ID, "occurredAt": s.t.now,
-			"traceId": s.traceID(), "data": payload,
-		})
-		if err != nil {
-			return err
-		}
-		if _, err := s.t.tx.OutboxInsert(ctx, &store.OutboxInsertParams{
-			ID: newID(), InstanceID: s.inst.ID, Type: a.Event, Payload: body, OccurredAt: s.t.now,
-		}); err != nil {
-			return err
-		}
+		s.t.emitCustom(s, a.Event, x, payload)
 		return s.complete(a, x, payload, a.Next)
 
 	case definition.TypeParallel:
@@ -191,24 +183,31 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	x.rec.Error = info.json()
 	s.setStatus(x, ExecFailed)
 	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info})
+	if isCompensation(x) {
+		// A compensation that fails leaves the instance for an operator;
+		// resuming it runs the compensation again.
+		return s.suspendCompensation(info)
+	}
 	if info.Code == CodeBusiness {
 		if to := a.ErrorTarget(info.Name); to != "" {
 			return s.enter(to)
 		}
 	}
-	if isCompensation(x) {
-		// A compensation that fails leaves the instance for an operator.
-		return s.suspend(&info)
-	}
 	return s.fail(store.InstanceFailed, &info)
 }
 
 // fail ends the instance with status after compensating what it completed.
+// Every other path stops at once: running and waiting executions are
+// cancelled, children cancelled, and nothing new starts (see enter). The
+// first failure wins: an instance already compensating or ended keeps its
+// error and its compensation.
 func (s *instState) fail(status store.InstanceStatus, info *ErrorInfo) error {
-	if s.status.Finished() {
+	if s.status.Finished() || s.status == store.InstanceCompensating {
 		return nil
 	}
-	s.cancelActive()
+	if err := s.cancelActive(); err != nil {
+		return err
+	}
 	if err := s.cancelChildren(); err != nil {
 		return err
 	}
@@ -221,6 +220,40 @@ func (s *instState) fail(status store.InstanceStatus, info *ErrorInfo) error {
 		return s.compensateNext()
 	}
 	return s.finish(status, info)
+}
+
+// suspendCompensation suspends an instance whose compensation failed. Its
+// error record keeps what it needs to go on compensating when resumed: the
+// error that started the compensation (Cause) and the final status (Then).
+func (s *instState) suspendCompensation(info ErrorInfo) error {
+	orig, err := s.currentError()
+	if err != nil {
+		return err
+	}
+	if orig != nil {
+		if orig.Cause != nil { // it failed before: keep the first cause
+			orig = orig.Cause
+		}
+		info.Then, info.Cause = orig.Then, orig
+	}
+	return s.suspend(&info)
+}
+
+// currentError is the instance's error record: set in this step, or stored.
+func (s *instState) currentError() (*ErrorInfo, error) {
+	if s.errInfo != nil {
+		return s.errInfo, nil
+	}
+	info, err := errorInfoFrom(s.inst.Error)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", s.inst.ID, err)
+	}
+	return info, nil
+}
+
+// inCompensation reports whether the instance has started compensating.
+func (s *instState) inCompensation() bool {
+	return slices.ContainsFunc(s.execs, isCompensation)
 }
 
 func (s *instState) suspend(info *ErrorInfo) error {
@@ -286,11 +319,13 @@ func (s *instState) pendingCompensations() int {
 }
 
 // compensationPlan lists, latest completion first, the executions still to
-// be compensated.
+// be compensated: an execution counts as compensated once a compensation
+// of it completed (or an operator skipped it), and as under way while one
+// runs or waits; a failed or cancelled compensation leaves it to do.
 func (s *instState) compensationPlan() []*execution {
 	done := map[string]bool{}
 	for _, x := range s.execs {
-		if x.compensates != "" {
+		if x.compensates != "" && (x.active() || x.rec.Status == ExecCompleted || x.rec.Status == ExecSkipped) {
 			done[x.compensates] = true
 		}
 	}
@@ -356,6 +391,9 @@ func (s *instState) compensateNext() error {
 		status := store.InstanceFailed
 		if s.errInfo != nil && s.errInfo.Then != "" {
 			status = store.InstanceStatus(s.errInfo.Then)
+		}
+		if s.errInfo != nil && s.errInfo.Cause != nil {
+			s.errInfo = s.errInfo.Cause // the error that began it all
 		}
 		return s.finish(status, s.errInfo)
 	}

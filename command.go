@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/waymarkdev/waymark/expr"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -41,6 +42,10 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 	}
 	var inst *store.Instance
 	var started *instState
+	// The id is chosen once: if a commit whose outcome was unknown (the
+	// connection dropped) had succeeded, its retry fails on the id and the
+	// instance it created is returned.
+	id := newID()
 	err := e.inTx(ctx, "", func(t *txn) error {
 		inst, started = nil, nil
 		if p.IdempotencyKey != "" {
@@ -54,12 +59,16 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 			}
 		}
 		var err error
-		started, err = t.startInstance(p, "", "")
+		started, err = t.startInstance(id, p, "", "")
 		return err
 	})
-	if errors.Is(err, store.ErrDuplicate) && p.IdempotencyKey != "" {
-		// A concurrent start with the same key won.
-		inst, err = e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+	if errors.Is(err, store.ErrDuplicate) {
+		if p.IdempotencyKey != "" {
+			// A concurrent start with the same key won.
+			inst, err = e.store.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
+		} else if again, gerr := e.store.InstanceGet(ctx, id); gerr == nil {
+			inst, err = again, nil
+		}
 	}
 	if err != nil {
 		return nil, err
@@ -71,7 +80,7 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 }
 
 // startInstance creates an instance inside t and runs it from its start.
-func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*instState, error) {
+func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID string) (*instState, error) {
 	cd, err := t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
 	if err != nil {
 		return nil, notDeployed(p.Definition, p.Version, err)
@@ -89,7 +98,7 @@ func (t *txn) startInstance(p *StartParams, parentID, parentExecID string) (*ins
 		input = json.RawMessage("null")
 	}
 	inst, err := t.tx.InstanceInsert(t.ctx, &store.InstanceInsertParams{
-		ID: newID(), DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
+		ID: id, DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
 		Input: input, Variables: json.RawMessage("{}"), BusinessKey: p.BusinessKey, ParentID: parentID,
 		ParentExecutionID: parentExecID, IdempotencyKey: p.IdempotencyKey, Deadline: deadline, CreatedAt: t.now,
 	})
@@ -179,7 +188,9 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 		}
 		x := s.exec(b.ExecutionID)
 		if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
-			return fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict)
+			// The bookmark read open, so a concurrent step moved the
+			// instance on: run again to see how that step left the task.
+			return raced(fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict))
 		}
 		result = &TaskResult{TaskID: b.ID, InstanceID: b.InstanceID, Outcome: p.Outcome, User: p.User, Data: p.Data}
 		raw, err := encodeJSON(result)
@@ -189,13 +200,16 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
 			ID: b.ID, ConsumedBy: p.User, ConsumeKey: p.IdempotencyKey, Result: raw, At: t.now,
 		}); err != nil {
-			return err
+			// A concurrent completion won: run again, to return its result
+			// (same idempotency key) or a clear conflict.
+			return raced(err)
 		}
 		a := s.cd.def.Activity(x.rec.ActivityID)
 		var data any
 		if err := decodeJSON(p.Data, &data); err != nil {
 			return err
 		}
+		s.task = &expr.Task{Outcome: p.Outcome, Data: data, User: p.User}
 		t.emit(s, EventTaskCompleted, x, map[string]any{"taskId": b.ID, "outcome": p.Outcome, "user": p.User})
 		output := map[string]any{"outcome": p.Outcome, "data": data, "user": p.User}
 		return s.complete(a, x, output, a.NextFor(p.Outcome))
@@ -301,8 +315,19 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		return nil, invalid("payload", "is not valid JSON")
 	}
 	var result *MessageResult
+	// A message without an id gets one for this call, so that a retry
+	// after a commit with an unknown outcome has no second effect.
+	messageID, implicit := p.MessageID, p.MessageID == ""
+	if implicit {
+		messageID = "waymark:" + newID()
+	}
 	err := e.inTx(ctx, p.Source, func(t *txn) error {
 		result = &MessageResult{}
+		// Serialise with receives of this (name, correlation) opening at
+		// the same moment (see openReceive).
+		if err := t.tx.MessageLock(ctx, p.Name, p.Correlation); err != nil {
+			return err
+		}
 		open, err := t.tx.BookmarkListOpen(ctx, &store.BookmarkListParams{
 			Type: store.BookmarkExternalMessage, Key: messageKey(p.Name, p.Correlation), Limit: 1,
 		})
@@ -314,33 +339,31 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		} else {
 			result.Stored = true
 		}
-		if p.MessageID != "" {
-			raw, _ := encodeJSON(result)
-			first, err := t.tx.InboxInsert(ctx, &store.InboxInsertParams{
-				Source: p.Source, MessageID: p.MessageID, ReceivedAt: t.now, Result: raw,
-			})
-			if errors.Is(err, store.ErrDuplicate) {
-				result = &MessageResult{}
-				if err := decodeJSON(first.Result, result); err != nil {
-					return err
-				}
-				result.Duplicate = true
-				return nil
-			}
-			if err != nil {
+		raw, _ := encodeJSON(result)
+		first, err := t.tx.InboxInsert(ctx, &store.InboxInsertParams{
+			Source: p.Source, MessageID: messageID, ReceivedAt: t.now, Result: raw,
+		})
+		if errors.Is(err, store.ErrDuplicate) {
+			result = &MessageResult{}
+			if err := decodeJSON(first.Result, result); err != nil {
 				return err
 			}
+			result.Duplicate = !implicit // an internal retry is not the caller's duplicate
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 		if result.Stored {
 			_, err := t.tx.MessageInsert(ctx, &store.MessageInsertParams{
 				ID: newID(), Name: p.Name, Correlation: p.Correlation, Payload: p.Payload, Source: p.Source,
-				MessageID: p.MessageID, ReceivedAt: t.now, ExpiresAt: t.now.Add(e.cfg.MessageTTL),
+				MessageID: messageID, ReceivedAt: t.now, ExpiresAt: t.now.Add(e.cfg.MessageTTL),
 			})
 			return err
 		}
 		b := open[0]
 		if _, err := t.tx.BookmarkConsume(ctx, &store.BookmarkConsumeParams{
-			ID: b.ID, ConsumedBy: "message", ConsumeKey: p.MessageID, Result: p.Payload, At: t.now,
+			ID: b.ID, ConsumedBy: "message", ConsumeKey: messageID, Result: p.Payload, At: t.now,
 		}); err != nil {
 			if errors.Is(err, store.ErrConflict) {
 				// Another message took this receive first: run again, and
@@ -357,7 +380,7 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 		if x == nil || x.rec.Status != ExecWaiting {
 			return fmt.Errorf("bookmark %s has no waiting execution: %w", b.ID, store.ErrConflict)
 		}
-		return s.receive(s.cd.def.Activity(x.rec.ActivityID), x, p.Payload, p.MessageID)
+		return s.receive(s.cd.def.Activity(x.rec.ActivityID), x, p.Payload, messageID)
 	})
 	if err != nil {
 		return nil, err

@@ -8,15 +8,12 @@ import (
 	"time"
 )
 
-// Clock tells the engine the time. Tests and `waymark run` use a
-// ManualClock; everything else uses the system clock.
+// Clock tells the engine the time. By default the engine uses the
+// database's clock (see Config.Clock); tests and `waymark run` use a
+// ManualClock.
 type Clock interface {
 	Now() time.Time
 }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // ManualClock is a Clock that moves only when told to. It is safe for
 // concurrent use.
@@ -59,7 +56,11 @@ type Config struct {
 	Handlers map[string]TaskHandler
 	// Logger receives the engine's structured logs. Defaults to discarding.
 	Logger *slog.Logger
-	// Clock is the engine's time source. Defaults to the system clock.
+	// Clock is the engine's time source. Defaults to the database's clock,
+	// read when the engine is created and every 30s after, and carried
+	// forward in between on this process's monotonic clock: every engine
+	// sharing the database then agrees on the time, so leases and due
+	// times hold whatever the machines' clocks say.
 	Clock Clock
 	// NodeID names this engine in leases and logs. Defaults to a new id.
 	NodeID string
@@ -79,10 +80,22 @@ type Config struct {
 	// TimerBatch is how many due timers one pass of the timer service
 	// fires. Defaults to 100.
 	TimerBatch int
+	// StopGrace is how long Stop lets running task handlers finish before
+	// it cancels their contexts. Defaults to 0: cancel at once (handlers
+	// that return a result anyway still have it committed).
+	StopGrace time.Duration
+	// LogPartitionsAhead is how many months of execution log partitions,
+	// after the current month's, the engine keeps made on a store whose log
+	// is partitioned (PostgreSQL); it looks hourly. Defaults to 3.
+	LogPartitionsAhead int
 	// OnEvent, if set, is called after every commit with the events the
-	// commit wrote, in order. It runs on the engine's goroutine: keep it
-	// quick.
+	// commit wrote, in order, including those of emit activities. It runs
+	// on the engine's goroutine: keep it quick.
 	OnEvent func(Event)
+
+	// localClock replaces time.Now under the database clock (tests skew
+	// it to play a machine whose clock is off).
+	localClock func() time.Time
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.
@@ -93,9 +106,6 @@ func (c *Config) WithDefaults() *Config {
 	}
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if out.Clock == nil {
-		out.Clock = systemClock{}
 	}
 	if out.NodeID == "" {
 		out.NodeID = "node-" + newID()[24:]
@@ -115,6 +125,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.TimerBatch == 0 {
 		out.TimerBatch = 100
 	}
+	if out.LogPartitionsAhead == 0 {
+		out.LogPartitionsAhead = 3
+	}
 	return &out
 }
 
@@ -130,6 +143,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.MessageTTL %s: must not be negative", ErrInvalid, c.MessageTTL)
 	case c.TimerBatch < 0:
 		return fmt.Errorf("%w: Config.TimerBatch %d: must not be negative", ErrInvalid, c.TimerBatch)
+	case c.StopGrace < 0:
+		return fmt.Errorf("%w: Config.StopGrace %s: must not be negative", ErrInvalid, c.StopGrace)
+	case c.LogPartitionsAhead < 1 || c.LogPartitionsAhead > 120:
+		return fmt.Errorf("%w: Config.LogPartitionsAhead %d: must be from 1 to 120", ErrInvalid, c.LogPartitionsAhead)
 	}
 	for name, h := range c.Handlers {
 		if name == "" {

@@ -26,6 +26,8 @@ func TestNewValidatesConfig(t *testing.T) {
 		{"ShortLease", &waymark.Config{LeaseDuration: time.Millisecond}, "Config.LeaseDuration"},
 		{"NoPoll", &waymark.Config{PollInterval: time.Nanosecond}, "Config.PollInterval"},
 		{"NegativeTTL", &waymark.Config{MessageTTL: -time.Second}, "Config.MessageTTL"},
+		{"NegativePartitionsAhead", &waymark.Config{LogPartitionsAhead: -1}, "Config.LogPartitionsAhead"},
+		{"TooManyPartitionsAhead", &waymark.Config{LogPartitionsAhead: 121}, "Config.LogPartitionsAhead"},
 		{"EmptyHandlerName", &waymark.Config{Handlers: map[string]waymark.TaskHandler{"": nil}}, "handler name is empty"},
 		{"NilHandler", &waymark.Config{Handlers: map[string]waymark.TaskHandler{"x": nil}}, `Handlers["x"] is nil`},
 	}

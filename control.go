@@ -33,11 +33,17 @@ func (e *Engine) Cancel(ctx context.Context, instanceID string, p *CancelParams)
 		}
 		info := &ErrorInfo{Code: "cancelled", Message: p.Reason}
 		if !p.Compensate {
-			s.cancelActive()
+			// This also stops a compensation under way.
+			if err := s.cancelActive(); err != nil {
+				return err
+			}
 			if err := s.cancelChildren(); err != nil {
 				return err
 			}
 			return s.finish(store.InstanceCancelled, info)
+		}
+		if s.status == store.InstanceCompensating || s.inCompensation() {
+			return fmt.Errorf("instance %s is compensating already: %w", s.inst.ID, store.ErrConflict)
 		}
 		s.status = store.InstanceRunning // compensation runs even when suspended
 		return s.fail(store.InstanceCancelled, info)
@@ -55,29 +61,52 @@ func (e *Engine) Suspend(ctx context.Context, instanceID, actor string, version 
 	})
 }
 
-// Resume continues a suspended instance where it stopped.
+// Resume continues a suspended instance where it stopped. An instance
+// suspended because a compensation failed goes on compensating: the failed
+// compensation runs again.
 func (e *Engine) Resume(ctx context.Context, instanceID, actor string, version int64) error {
 	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
 		if s.status != store.InstanceSuspended {
 			return fmt.Errorf("instance %s is %s, not suspended: %w", s.inst.ID, s.status, store.ErrConflict)
 		}
-		s.status = store.InstanceRunning
-		s.errInfo = nil
-		s.inst.Error = nil
-		s.changed = true
 		s.t.emit(s, EventInstanceResumed, nil, nil)
-		return s.rescheduleScheduled()
+		return s.unsuspend()
 	})
 }
 
-// rescheduleScheduled queues every scheduled execution again.
+// unsuspend takes a suspended instance back to running, or to compensating
+// when a compensation had failed; settle then queues what the suspension
+// held back.
+func (s *instState) unsuspend() error {
+	s.changed = true
+	if s.inCompensation() {
+		orig, err := s.currentError()
+		if err != nil {
+			return err
+		}
+		if orig != nil && orig.Cause != nil {
+			orig = orig.Cause
+		}
+		s.status, s.errInfo = store.InstanceCompensating, orig
+		return nil
+	}
+	s.status = store.InstanceRunning
+	s.errInfo = nil
+	s.inst.Error = nil
+	return nil
+}
+
+// rescheduleScheduled queues every scheduled execution that has no work
+// item (enqueueing is idempotent): a task whose input was evaluated goes to
+// its handler; an execution whose activity never ran (deferred while
+// suspended) runs as a step first.
 func (s *instState) rescheduleScheduled() error {
 	for _, x := range s.execs {
-		if x.rec.Status != ExecScheduled {
+		if x.rec.Status != ExecScheduled || x.isNew {
 			continue
 		}
 		handler := ""
-		if a := s.activityFor(x); a != nil && a.Type == definition.TypeTask {
+		if a := s.activityFor(x); a != nil && a.Type == definition.TypeTask && x.rec.Input != nil {
 			handler = a.Handler
 		}
 		if err := s.enqueue(x, handler, s.t.now); err != nil {
@@ -93,6 +122,11 @@ func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version in
 		if s.status != store.InstanceFailed && s.status != store.InstanceSuspended {
 			return fmt.Errorf("instance %s is %s: only failed or suspended instances are retried: %w",
 				s.inst.ID, s.status, store.ErrConflict)
+		}
+		if s.status == store.InstanceSuspended && s.inCompensation() {
+			// Retrying a failed compensation is resuming the compensation.
+			s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": 1})
+			return s.unsuspend()
 		}
 		var retried int
 		for _, x := range s.execs {
@@ -113,9 +147,6 @@ func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version in
 		}
 		if s.status == store.InstanceSuspended {
 			s.status = store.InstanceRunning
-			if err := s.rescheduleScheduled(); err != nil {
-				return err
-			}
 		}
 		if retried == 0 && s.status != store.InstanceRunning {
 			return fmt.Errorf("instance %s has no failed activity to retry: %w", s.inst.ID, store.ErrConflict)
@@ -159,8 +190,8 @@ func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output
 			return fmt.Errorf("activity %q of instance %s is not scheduled, waiting or failed: %w",
 				activityID, s.inst.ID, store.ErrConflict)
 		}
-		if s.status == store.InstanceFailed || s.status == store.InstanceSuspended {
-			s.status = store.InstanceRunning
+		if s.status.Finished() && !isCompensation(target) {
+			s.status = store.InstanceRunning // a failed instance goes on
 		}
 		var out any
 		if err := decodeJSON(output, &out); err != nil {
@@ -173,6 +204,16 @@ func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output
 		target.rec.Output = output
 		s.setStatus(target, ExecSkipped)
 		s.t.emit(s, EventActivitySkipped, target, nil)
+		if s.status == store.InstanceSuspended {
+			if err := s.unsuspend(); err != nil {
+				return err
+			}
+		}
+		if isCompensation(target) {
+			// A skipped compensation counts as done; compensation goes on
+			// with the next one (settle).
+			return nil
+		}
 		if a.Output != "" && out != nil {
 			s.vars[a.Output] = out
 		}
@@ -206,7 +247,7 @@ func (s *instState) closeBookmarksOf(x *execution) error {
 		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
 			ID: b.ID, ConsumedBy: s.t.actor, ConsumeKey: consumeSkipped, At: s.t.now,
 		}); err != nil {
-			return err
+			return raced(err)
 		}
 	}
 	return nil

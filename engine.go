@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
@@ -25,15 +26,14 @@ type Engine struct {
 	defs   map[defKey]*compiledDef
 
 	watchers watchers
+	running  runningHandlers
 
 	workWake  chan struct{}
 	timerWake chan struct{}
 	results   chan *taskResult
 
 	runMu   sync.Mutex
-	cancel  context.CancelFunc
-	done    chan struct{}
-	started bool
+	started *run // set between Start and Stop
 }
 
 type defKey struct {
@@ -59,13 +59,24 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return &Engine{
+	e := &Engine{
 		store: s, cfg: cfg, clock: cfg.Clock,
 		defs:      map[defKey]*compiledDef{},
 		workWake:  make(chan struct{}, 1),
 		timerWake: make(chan struct{}, 1),
 		results:   make(chan *taskResult, cfg.Workers),
-	}, nil
+	}
+	if e.clock == nil {
+		c := newDBClock(s, cfg.localClock)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := c.sync(ctx); err != nil {
+			// Go on with the local clock; Start synchronises again.
+			cfg.Logger.Warn("engine: read the database clock; using this machine's for now", slog.Any("error", err))
+		}
+		e.clock = c
+	}
+	return e, nil
 }
 
 // Store returns the engine's store.

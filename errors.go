@@ -83,6 +83,9 @@ type ErrorInfo struct {
 	ActivityID string `json:"activityId,omitempty"`
 	// Then is the status an instance takes once its compensations ran.
 	Then string `json:"then,omitempty"`
+	// Cause is, while a failed compensation holds the instance suspended,
+	// the error that started the compensation.
+	Cause *ErrorInfo `json:"cause,omitempty"`
 }
 
 // Error codes of ErrorInfo.
@@ -108,7 +111,4 @@ func classify(err error, timedOut bool) ErrorInfo {
 	return ErrorInfo{Code: CodeTransient, Message: err.Error(), Retryable: true}
 }
 
-func (e ErrorInfo) json() json.RawMessage {
-	b, _ := json.Marshal(e)
-	return b
-}
+func (e ErrorInfo) json() json.RawMessage { return mustJSON(e) }

@@ -45,17 +45,17 @@ type Event struct {
 	Actor             string         `json:"actor,omitempty"`
 	TraceID           string         `json:"traceId"`
 	Data              map[string]any `json:"data,omitempty"`
+
+	// body, set for the events of emit activities, is the outbox payload
+	// as the definition wrote it; such events are not execution-log rows.
+	body json.RawMessage
 }
 
-func (ev *Event) payload() json.RawMessage {
-	b, _ := json.Marshal(ev)
-	return b
-}
+func (ev *Event) payload() json.RawMessage { return mustJSON(ev) }
 
 func (ev *Event) details() json.RawMessage {
 	if len(ev.Data) == 0 {
 		return nil
 	}
-	b, _ := json.Marshal(ev.Data)
-	return b
+	return mustJSON(ev.Data)
 }

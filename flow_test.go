@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -317,6 +318,74 @@ activities:
 		got, err = s.InstanceGet(b.ctx, fresh.ID)
 		require.NoError(t, err)
 		require.Equal(t, "two", vars(t, got)["version"])
+	})
+}
+
+// TestSetAssignsInOrder runs a set whose every value reads the one written
+// before it: assignment follows the source order, every time.
+func TestSetAssignsInOrder(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{})
+		// Names in an order unrelated to their spelling: v00, v07, v14, …
+		var src strings.Builder
+		src.WriteString("id: chain\nactivities:\n  - id: init\n    type: set\n    vars:\n")
+		prev, want := "", ""
+		for i := range 20 {
+			name := fmt.Sprintf("v%02d", i*7%20)
+			letter := string(rune('a' + i))
+			if prev == "" {
+				fmt.Fprintf(&src, "      %s: %s\n", name, letter)
+			} else {
+				fmt.Fprintf(&src, "      %s: '${ vars.%s + \"%s\" }'\n", name, prev, letter)
+			}
+			prev, want = name, want+letter
+		}
+		src.WriteString("    next: failing\n")
+		// A failing set assigns nothing, not even the values before the
+		// failing one.
+		src.WriteString("  - {id: failing, type: set, vars: {partial: 1, broken: '${ input.missing }'}}\n")
+		b.deploy(src.String())
+		for range 10 {
+			inst := b.start("chain", `{}`)
+			require.Equal(t, store.InstanceFailed, inst.Status)
+			v := vars(t, inst)
+			require.Equal(t, want, v[prev])
+			require.NotContains(t, v, "partial")
+		}
+	})
+}
+
+// TestSetCountsWithJSONNumbers loops on a counter kept in vars: integral
+// numbers from JSON are ints in expressions, an int meeting a double gives
+// a double, and each value of a set sees the ones before it.
+func TestSetCountsWithJSONNumbers(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{})
+		b.deploy(`
+id: counter
+activities:
+  - {id: init, type: set, vars: {count: 0, total: 0}, next: step}
+  - id: step
+    type: set
+    vars:
+      count: '${ vars.count + 1 }'
+      double: '${ vars.count * 2 }'
+      half: '${ vars.count / 2 }'
+      total: '${ vars.total + input.amount * 1.5 }'
+    next: check
+  - id: check
+    type: switch
+    cases:
+      - {when: '${ vars.count < input.times }', next: step}
+    default: done
+  - {id: done, type: end}
+`)
+		// Everything runs inside the start's transaction.
+		inst := b.start("counter", `{"amount": 100, "times": 3}`)
+		require.Equal(t, store.InstanceCompleted, inst.Status, "%+v", inst.Error)
+		require.Equal(t, map[string]any{"count": 3.0, "double": 6.0, "half": 1.0, "total": 450.0}, vars(t, inst))
 	})
 }
 

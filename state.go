@@ -1,6 +1,7 @@
 package waymark
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -45,6 +46,13 @@ type instState struct {
 	// steps holds the outputs of completed activities for expressions;
 	// built on first use, then kept up to date by setStatus.
 	steps map[string]any
+	// task and message are what expressions see as task and message in
+	// the step that completes a user task or receives a message.
+	task    *expr.Task
+	message any
+	// rescheduled is set once the step has queued again what a suspension
+	// held back.
+	rescheduled bool
 }
 
 // execution is an activity execution inside a transaction.
@@ -88,7 +96,9 @@ func (s *instState) exprContext() *expr.Context {
 			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
 		},
-		Now: s.t.now,
+		Now:     s.t.now,
+		Task:    s.task,
+		Message: s.message,
 	}
 }
 
@@ -145,6 +155,14 @@ func (s *instState) hasActive() bool {
 func (s *instState) settle() error {
 	if s.status.Finished() || s.status == store.InstanceSuspended {
 		return nil
+	}
+	if s.inst.Status == store.InstanceSuspended && !s.rescheduled {
+		// Leaving a suspension (resume, retry, skip, cancel): whatever it
+		// held back runs now. Enqueueing is idempotent per execution.
+		s.rescheduled = true
+		if err := s.rescheduleScheduled(); err != nil {
+			return err
+		}
 	}
 	if s.hasActive() {
 		status := store.InstanceWaiting
@@ -214,20 +232,41 @@ func (s *instState) closeBookmarks() error {
 		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
 			ID: b.ID, ConsumedBy: "engine", ConsumeKey: consumeClosed, At: s.t.now,
 		}); err != nil {
-			return err
+			return raced(err)
 		}
 	}
 	return nil
 }
 
-// cancelActive cancels every running or waiting execution.
-func (s *instState) cancelActive() {
-	for _, x := range s.execs {
-		if x.active() {
-			s.setStatus(x, ExecCancelled)
-			s.t.emit(s, EventActivityCancelled, x, nil)
-		}
+// raced turns a bookmark consumed meanwhile by a concurrent step (a
+// completion, a message, a timer) into a retry of the whole unit of work,
+// which then sees that step's outcome.
+func raced(err error) error {
+	if errors.Is(err, store.ErrConflict) {
+		return fmt.Errorf("%w: %w", store.ErrRetryable, err)
 	}
+	return err
+}
+
+// cancelActive cancels every running or waiting execution: its work item
+// goes, and a handler running it sees its context cancelled (here at once
+// after the commit; in another engine at its next heartbeat).
+func (s *instState) cancelActive() error {
+	for _, x := range s.execs {
+		if !x.active() {
+			continue
+		}
+		s.setStatus(x, ExecCancelled)
+		s.t.emit(s, EventActivityCancelled, x, nil)
+		if x.isNew {
+			continue
+		}
+		if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+			return err
+		}
+		s.t.cancelled = append(s.t.cancelled, x.rec.ID)
+	}
+	return nil
 }
 
 // write stores the instance and the executions that changed.
@@ -301,6 +340,9 @@ func (s *instState) enqueue(x *execution, handler string, runAt time.Time) error
 		ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, Kind: kind, Handler: handler,
 		RunAt: runAt, CreatedAt: s.t.now,
 	})
+	if errors.Is(err, store.ErrDuplicate) {
+		return nil // it has its work item already
+	}
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", x.rec.ActivityID, err)
 	}

@@ -144,32 +144,51 @@ func (t *txn) fire(bookmarkID string) error {
 	return nil
 }
 
-// Start runs the engine's background services — task workers and the timer
-// service — until Stop. It returns at once.
+// Start runs the engine's background services — task workers, the timer
+// service, the commit loop, wake-ups from other processes, the clock's
+// synchronisation with the database and, on PostgreSQL, the log partition
+// service — until Stop. It returns at once. An engine can be started again
+// after Stop.
 func (e *Engine) Start(ctx context.Context) error {
 	e.runMu.Lock()
 	defer e.runMu.Unlock()
-	if e.started {
+	if e.started != nil {
 		return fmt.Errorf("engine: already started")
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	e.cancel = cancel
-	e.done = make(chan struct{})
-	e.started = true
+	base := context.WithoutCancel(ctx)
+	loopCtx, stopLoops := context.WithCancel(base)
+	handlerCtx, stopHandlers := context.WithCancel(base)
+	commitCtx, stopCommits := context.WithCancel(base)
+	r := &run{stopLoops: stopLoops, stopHandlers: stopHandlers, workersDone: make(chan struct{}), done: make(chan struct{})}
+	e.started = r
 	go func() {
-		defer close(e.done)
-		var wg sync.WaitGroup
-		wg.Go(func() { e.workLoop(runCtx) })
-		wg.Go(func() { e.timerLoop(runCtx) })
-		wg.Go(func() { e.commitLoop(runCtx) })
+		defer close(r.done)
+		var loops, commits sync.WaitGroup
+		commits.Go(func() { e.commitLoop(commitCtx) })
+		loops.Go(func() { e.timerLoop(loopCtx) })
+		loops.Go(func() { e.partitionLoop(loopCtx) })
 		if l, ok := e.store.(listener); ok {
-			wg.Go(func() { e.listen(runCtx, l) })
+			loops.Go(func() { e.listen(loopCtx, l) })
 		}
-		wg.Wait()
+		if c, ok := e.clock.(*dbClock); ok {
+			loops.Go(func() { c.syncLoop(loopCtx, e.cfg.Logger) })
+		}
+		e.workLoop(loopCtx, handlerCtx) // returns when its handlers have
+		close(r.workersDone)
+		loops.Wait()
+		stopCommits()
+		commits.Wait()
+		stopHandlers()
 	}()
 	e.cfg.Logger.InfoContext(ctx, "engine: started", slog.String("node_id", e.cfg.NodeID),
 		slog.Int("workers", e.cfg.Workers), slog.Int("handlers", len(e.cfg.Handlers)))
 	return nil
+}
+
+// run is one Start…Stop of an engine.
+type run struct {
+	stopLoops, stopHandlers context.CancelFunc
+	workersDone, done       chan struct{}
 }
 
 // listener is a store that tells of work and timers other processes
@@ -193,21 +212,34 @@ func (e *Engine) listen(ctx context.Context, l listener) {
 	})
 }
 
-// Stop ends the background services and waits for them: running handlers
-// see their context cancelled, and their work is taken up again (by this or
-// another engine) once its lease expires. Stop is safe to call more than
-// once and before Start.
+// Stop ends the background services and waits for them. It stops claiming
+// work and firing timers at once; running handlers get Config.StopGrace
+// to finish (bounded by ctx), then see their context cancelled. Every
+// result a handler returns is committed; a handler that fails because it
+// was cancelled gives its work back at once, so another engine need not
+// wait for the lease to expire. Stop is safe to call more than once and
+// before Start.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.runMu.Lock()
-	cancel, done := e.cancel, e.done
-	e.cancel = nil
+	r := e.started
+	e.started = nil
 	e.runMu.Unlock()
-	if cancel == nil {
+	if r == nil {
 		return nil
 	}
-	cancel()
+	r.stopLoops()
+	if e.cfg.StopGrace > 0 {
+		grace := time.NewTimer(e.cfg.StopGrace)
+		select {
+		case <-r.workersDone:
+		case <-grace.C:
+		case <-ctx.Done():
+		}
+		grace.Stop()
+	}
+	r.stopHandlers()
 	select {
-	case <-done:
+	case <-r.done:
 		e.cfg.Logger.InfoContext(ctx, "engine: stopped", slog.String("node_id", e.cfg.NodeID))
 		return nil
 	case <-ctx.Done():

@@ -1,6 +1,7 @@
 package waymark
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -30,13 +31,19 @@ type txn struct {
 	// wakeWork and wakeTimers ask the engine's loops to look again after
 	// the commit.
 	wakeWork, wakeTimers bool
+	// cancelled lists executions the step cancelled: their handlers, if
+	// running here, see their context cancelled after the commit.
+	cancelled []string
 }
 
 // inTx runs fn in a transaction, retrying the whole unit when it loses an
-// optimistic-concurrency race or the database reports a transient failure.
-// Events reach Config.OnEvent only after the commit.
+// optimistic-concurrency race or the database reports a transient failure
+// (a busy lock, a serialization failure, a dropped connection). Races are
+// retried at once with a little jitter; a database that stays unreachable
+// is retried with growing pauses, for about a minute in all, or until ctx
+// ends. Events reach Config.OnEvent only after the commit.
 func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) error {
-	const maxTries = 50
+	const maxTries = 60
 	for try := 1; ; try++ {
 		t, err := e.runTx(ctx, actor, fn)
 		if err == nil {
@@ -46,14 +53,23 @@ func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) 
 		if !store.IsRetryable(err) || try >= maxTries || ctx.Err() != nil {
 			return err
 		}
-		// Back off a little, with jitter, so racing steps spread out.
-		pause := time.Duration(rand.Int64N(int64(time.Millisecond)*int64(min(try, 20)))) + 100*time.Microsecond
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(pause):
+		case <-time.After(retryPause(try)):
 		}
 	}
+}
+
+// retryPause is the pause before try+1 of a unit of work: under a
+// millisecond at first (racing steps spread out), then growing to 2s (an
+// outage: a restarting database, a dropped connection).
+func retryPause(try int) time.Duration {
+	jitter := func(d time.Duration) time.Duration { return d/2 + time.Duration(rand.Int64N(int64(d))) }
+	if try <= 20 {
+		return jitter(time.Duration(try)*time.Millisecond) + 100*time.Microsecond
+	}
+	return jitter(min(20*time.Millisecond<<min(try-20, 7), 2*time.Second))
 }
 
 func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error) (*txn, error) {
@@ -87,6 +103,9 @@ func (e *Engine) afterCommit(t *txn) {
 	}
 	for _, s := range t.order {
 		e.watchers.notify(s.inst.ID)
+	}
+	for _, id := range t.cancelled {
+		e.running.cancel(id)
 	}
 	for _, ev := range t.events {
 		e.cfg.Logger.LogAttrs(t.ctx, levelFor(ev.Type), "engine: "+ev.Type, eventAttrs(ev)...)
@@ -140,12 +159,25 @@ func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
 }
 
 // flush settles every touched instance and writes what changed. Settling
-// may touch further instances (a finished child resumes its parent), so it
-// runs until nothing new is touched.
+// may change instances already settled (a child that finishes resumes its
+// parent), so it repeats until a whole pass changes nothing.
 func (t *txn) flush() error {
-	for i := 0; i < len(t.order); i++ {
-		if err := t.order[i].settle(); err != nil {
-			return err
+	for pass := 0; ; pass++ {
+		if pass == 100 {
+			return fmt.Errorf("settling the step did not come to rest after %d passes", pass)
+		}
+		states, events := len(t.order), len(t.events)
+		var changed bool
+		for i := 0; i < len(t.order); i++ {
+			s := t.order[i]
+			before := s.status
+			if err := s.settle(); err != nil {
+				return err
+			}
+			changed = changed || s.status != before
+		}
+		if !changed && len(t.order) == states && len(t.events) == events {
+			break
 		}
 	}
 	for _, s := range t.order {
@@ -156,15 +188,19 @@ func (t *txn) flush() error {
 	if len(t.events) == 0 {
 		return nil
 	}
-	logs := make([]*store.LogAppendParams, len(t.events))
+	logs := make([]*store.LogAppendParams, 0, len(t.events))
 	outbox := make([]*store.OutboxInsertParams, len(t.events))
 	for i, ev := range t.events {
-		logs[i] = &store.LogAppendParams{
-			InstanceID: ev.InstanceID, ActivityID: ev.ActivityID, Event: ev.Type, At: ev.OccurredAt,
-			Actor: ev.Actor, Details: ev.details(), TraceID: ev.TraceID,
+		body := ev.body
+		if body == nil {
+			body = ev.payload()
+			logs = append(logs, &store.LogAppendParams{
+				InstanceID: ev.InstanceID, ActivityID: ev.ActivityID, Event: ev.Type, At: ev.OccurredAt,
+				Actor: ev.Actor, Details: ev.details(), TraceID: ev.TraceID,
+			})
 		}
 		outbox[i] = &store.OutboxInsertParams{
-			ID: ev.ID, InstanceID: ev.InstanceID, Type: ev.Type, Payload: ev.payload(), OccurredAt: ev.OccurredAt,
+			ID: ev.ID, InstanceID: ev.InstanceID, Type: ev.Type, Payload: body, OccurredAt: ev.OccurredAt,
 		}
 	}
 	if err := t.tx.OutboxInsertBatch(t.ctx, outbox); err != nil {
@@ -186,6 +222,30 @@ func (t *txn) emit(s *instState, typ string, x *execution, data map[string]any) 
 	t.events = append(t.events, ev)
 }
 
+// emitCustom records the event of an emit activity: sent through the
+// outbox with the definition's payload as its data, seen by OnEvent, but
+// not an execution-log row (the activity's own rows are).
+func (t *txn) emitCustom(s *instState, typ string, x *execution, payload any) {
+	t.emit(s, typ, x, nil)
+	ev := t.events[len(t.events)-1]
+	if m, ok := payload.(map[string]any); ok {
+		ev.Data = m
+	} else if payload != nil {
+		ev.Data = map[string]any{"value": payload}
+	}
+	ev.body = mustJSON(struct {
+		ID                string    `json:"id"`
+		Type              string    `json:"type"`
+		InstanceID        string    `json:"instanceId"`
+		DefinitionID      string    `json:"definition"`
+		DefinitionVersion int       `json:"version"`
+		ActivityID        string    `json:"activityId"`
+		OccurredAt        time.Time `json:"occurredAt"`
+		TraceID           string    `json:"traceId"`
+		Data              any       `json:"data"`
+	}{ev.ID, ev.Type, ev.InstanceID, ev.DefinitionID, ev.DefinitionVersion, ev.ActivityID, ev.OccurredAt, ev.TraceID, payload})
+}
+
 func decodeJSON(raw json.RawMessage, v any) error {
 	if len(raw) == 0 {
 		return nil
@@ -193,13 +253,26 @@ func decodeJSON(raw json.RawMessage, v any) error {
 	return json.Unmarshal(raw, v)
 }
 
+// encodeJSON encodes v as stored and sent: no HTML escaping (">=" stays
+// ">=", not "\u003e="), no trailing newline. nil encodes as nil (SQL NULL).
 func encodeJSON(v any) (json.RawMessage, error) {
 	if v == nil {
 		return nil, nil
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode JSON: %w", err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// mustJSON encodes values that always encode (the engine's own records).
+func mustJSON(v any) json.RawMessage {
+	b, err := encodeJSON(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }

@@ -86,7 +86,13 @@ func (s *instState) openReceive(a *definition.Activity, x *execution) error {
 			return s.failActivity(a, x, evalError("correlation", err))
 		}
 	}
-	// A message that arrived before this receive is waiting for it.
+	// A message that arrived before this receive is waiting for it. The
+	// lock keeps a delivery of this (name, correlation) from slipping in
+	// between: it either committed before (and is taken here) or waits and
+	// then finds the bookmark.
+	if err := s.t.tx.MessageLock(s.t.ctx, a.Message, correlation); err != nil {
+		return err
+	}
 	m, err := s.t.tx.MessageTake(s.t.ctx, &store.MessageTakeParams{
 		Name: a.Message, Correlation: correlation, ConsumedBy: x.rec.ID, Now: s.t.now,
 	})
@@ -119,6 +125,10 @@ func (s *instState) receive(a *definition.Activity, x *execution, payload json.R
 		return fmt.Errorf("message payload: %w", err)
 	}
 	s.t.emit(s, EventMessageCorrelated, x, map[string]any{"message": a.Message, "messageId": messageID})
+	s.message = msg
+	if s.message == nil {
+		s.message = map[string]any{}
+	}
 	return s.complete(a, x, msg, a.Next)
 }
 
@@ -167,7 +177,7 @@ func (s *instState) startChild(a *definition.Activity, x *execution) error {
 		return err
 	}
 	s.setStatus(x, ExecWaiting)
-	child, err := s.t.startInstance(&StartParams{
+	child, err := s.t.startInstance(newID(), &StartParams{
 		Definition: a.Definition, Version: a.Version, Input: raw, BusinessKey: s.inst.BusinessKey,
 	}, s.inst.ID, x.rec.ID)
 	if err != nil {
@@ -231,7 +241,9 @@ func (s *instState) cancelChildren() error {
 		if child.status.Finished() {
 			continue
 		}
-		child.cancelActive()
+		if err := child.cancelActive(); err != nil {
+			return err
+		}
 		if err := child.cancelChildren(); err != nil {
 			return err
 		}

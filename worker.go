@@ -16,14 +16,11 @@ import (
 	"github.com/waymarkdev/waymark/store"
 )
 
-// workLoop claims runnable work and runs it, up to Config.Workers at once.
-func (e *Engine) workLoop(ctx context.Context) {
-	handlers := make([]string, 0, len(e.cfg.Handlers)+1)
-	handlers = append(handlers, "") // internal steps
-	for name := range e.cfg.Handlers {
-		handlers = append(handlers, name)
-	}
-	sort.Strings(handlers)
+// workLoop claims runnable work while ctx lasts and runs it, up to
+// Config.Workers at once, handlers under handlerCtx. It returns once every
+// piece of work it started has finished.
+func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
+	handlers := e.handlerNames()
 	slots := make(chan struct{}, e.cfg.Workers)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -50,7 +47,7 @@ func (e *Engine) workLoop(ctx context.Context) {
 						default:
 						}
 					}()
-					e.runWork(ctx, item)
+					e.runWork(handlerCtx, item)
 				})
 			}
 		}
@@ -79,6 +76,18 @@ func (e *Engine) workLoop(ctx context.Context) {
 	}
 }
 
+// handlerNames lists what this engine claims: its internal steps ("") and
+// its handlers.
+func (e *Engine) handlerNames() []string {
+	handlers := make([]string, 0, len(e.cfg.Handlers)+1)
+	handlers = append(handlers, "") // internal steps
+	for name := range e.cfg.Handlers {
+		handlers = append(handlers, name)
+	}
+	sort.Strings(handlers)
+	return handlers
+}
+
 // realTime maps a time on the engine's clock to the wall clock, so a loop
 // can sleep until it.
 func (e *Engine) realTime(t time.Time) time.Time {
@@ -93,11 +102,11 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 	case workTask:
 		err = e.runTask(ctx, item)
 	case workStep:
-		err = e.runStep(ctx, item)
+		err = e.runStep(context.WithoutCancel(ctx), item)
 	default:
 		err = fmt.Errorf("unknown work kind %q", item.Kind)
 	}
-	if err != nil && ctx.Err() == nil {
+	if err != nil {
 		e.cfg.Logger.WarnContext(ctx, "engine: work failed; it will be retried",
 			slog.String(logInstanceID, item.InstanceID), slog.String("execution_id", item.ExecutionID),
 			slog.Any("error", err))
@@ -125,23 +134,34 @@ func (e *Engine) runStep(ctx context.Context, item *store.WorkItem) error {
 	})
 }
 
+// Why a handler's context ends before the handler does.
+var (
+	errLeaseLost      = errors.New("waymark: the work's lease was lost (taken over or the activity cancelled)")
+	errLeaseUncertain = errors.New("waymark: the lease could not be extended in time; another engine may take the work over")
+	errCancelled      = errors.New("waymark: the activity was cancelled")
+)
+
 // runTask runs a task handler outside any transaction, then records its
-// result and advances the instance in one.
+// result and advances the instance in one. ctx ends when the engine stops
+// (after Config.StopGrace): the handler sees it, and a handler that then
+// fails gives its lease back so another engine runs it at once. A finished
+// result is committed even while the engine stops.
 func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
-	inst, err := e.store.InstanceGet(ctx, item.InstanceID)
+	db := context.WithoutCancel(ctx)
+	inst, err := e.store.InstanceGet(db, item.InstanceID)
 	if err != nil && !isNotFound(err) {
 		return err
 	}
-	x, xerr := e.store.ExecutionGet(ctx, item.ExecutionID)
+	x, xerr := e.store.ExecutionGet(db, item.ExecutionID)
 	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
 		// Nothing to run any more (cancelled, finished, suspended): drop it.
-		return e.dropWork(ctx, item)
+		return e.dropWork(db, item)
 	}
 	handler := e.cfg.Handlers[item.Handler]
 	if handler == nil {
-		return e.dropWork(ctx, item) // claimed by mistake; cannot happen with the handler filter
+		return e.dropWork(db, item) // claimed by mistake; cannot happen with the handler filter
 	}
-	cd, err := e.definition(ctx, e.store, inst.DefinitionID, inst.DefinitionVersion)
+	cd, err := e.definition(db, e.store, inst.DefinitionID, inst.DefinitionVersion)
 	if err != nil {
 		return err
 	}
@@ -150,9 +170,34 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 		InstanceID: inst.ID, ActivityID: x.ActivityID, ExecutionID: x.ID, Handler: item.Handler,
 		Attempt: item.Attempts, IdempotencyKey: x.ID, Input: x.Input, BusinessKey: inst.BusinessKey,
 	}
-	output, runErr, timedOut := e.callHandler(ctx, handler, task, a.Timeout, item)
-	if ctx.Err() != nil {
-		return ctx.Err() // shutting down: the lease expires and another attempt follows
+
+	// The lease is kept alive from here until the result is committed.
+	hctx, cancelHandler := context.WithCancelCause(ctx)
+	defer cancelHandler(nil)
+	unregister := e.running.add(x.ID, cancelHandler)
+	defer unregister()
+	hbCtx, stopHeartbeat := context.WithCancel(db)
+	var hb sync.WaitGroup
+	hb.Go(func() { e.heartbeat(hbCtx, item, cancelHandler) })
+	defer func() { stopHeartbeat(); hb.Wait() }()
+
+	output, runErr, timedOut := e.callHandler(hctx, handler, task, a.Timeout)
+	switch cause := context.Cause(hctx); {
+	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
+		// Another engine has (or may have) the work, or there is none
+		// left: this result counts for nothing.
+		e.cfg.Logger.InfoContext(db, "engine: handler result discarded",
+			slog.String(logInstanceID, item.InstanceID), slog.String(logActivityID, x.ActivityID),
+			slog.String("reason", cause.Error()))
+		return nil
+	case ctx.Err() != nil && runErr != nil:
+		// Stopping: give the work back unattempted rather than count the
+		// interrupted attempt as a failure.
+		err := e.store.WorkRelease(db, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC()})
+		if errors.Is(err, store.ErrConflict) || isNotFound(err) {
+			return nil
+		}
+		return err
 	}
 	var raw json.RawMessage
 	if runErr == nil {
@@ -160,22 +205,29 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 			runErr = Permanent(fmt.Errorf("handler output: %w", err))
 		}
 	}
-	return e.commitResult(ctx, &taskResult{
-		item: item, activity: a, output: raw, err: runErr, timedOut: timedOut, done: make(chan error, 1),
-	})
+	r := &taskResult{item: item, activity: a, output: raw, err: runErr, timedOut: timedOut}
+	// Hold the result until it is committed: through a database outage
+	// too, for as long as the lease may still be ours.
+	for try := 1; ; try++ {
+		r.done = make(chan error, 1)
+		err = e.commitResult(db, r)
+		if err == nil || !store.IsRetryable(err) || errors.Is(context.Cause(hctx), errLeaseLost) {
+			return err
+		}
+		e.cfg.Logger.WarnContext(db, "engine: commit task result; retrying",
+			slog.String(logInstanceID, item.InstanceID), slog.Any("error", err))
+		time.Sleep(retryPause(20 + try))
+	}
 }
 
-// callHandler runs a handler with the activity's timeout, keeps the lease
-// alive while it runs, and turns a panic into an error.
-func (e *Engine) callHandler(ctx context.Context, h TaskHandler, task *Task, timeout time.Duration, item *store.WorkItem) (out any, err error, timedOut bool) {
+// callHandler runs a handler with the activity's timeout and turns a panic
+// into an error.
+func (e *Engine) callHandler(ctx context.Context, h TaskHandler, task *Task, timeout time.Duration) (out any, err error, timedOut bool) {
 	hctx, cancel := context.WithCancel(ctx)
 	if timeout > 0 {
 		hctx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	defer cancel()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() { e.heartbeat(hctx, item, stop) })
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -184,31 +236,74 @@ func (e *Engine) callHandler(ctx context.Context, h TaskHandler, task *Task, tim
 		}()
 		out, err = h(hctx, task)
 	}()
-	close(stop)
-	wg.Wait()
-	timedOut = err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded)
+	timedOut = err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
 	return out, err, timedOut
 }
 
-// heartbeat extends the lease on item until stop closes.
-func (e *Engine) heartbeat(ctx context.Context, item *store.WorkItem, stop <-chan struct{}) {
+// heartbeat extends the lease on item every third of the lease until ctx
+// ends. When the lease is lost (another engine took the work over, or the
+// activity was cancelled and its work deleted), or cannot be extended for a
+// whole lease, it cancels the handler: another engine may be running it.
+func (e *Engine) heartbeat(ctx context.Context, item *store.WorkItem, cancelHandler context.CancelCauseFunc) {
 	every := e.cfg.LeaseDuration / 3
-	t := time.NewTicker(every)
+	lastOK := time.Now() // the claim; monotonic, so immune to clock steps
+	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-stop:
-			return
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_, err := e.store.WorkExtend(ctx, &store.WorkExtendParams{
-				ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
-			})
-			if err != nil && ctx.Err() == nil {
-				e.cfg.Logger.WarnContext(ctx, "engine: extend lease", slog.String("work_id", item.ID), slog.Any("error", err))
-			}
 		}
+		_, err := e.store.WorkExtend(ctx, &store.WorkExtendParams{
+			ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
+		})
+		switch {
+		case err == nil:
+			lastOK = time.Now()
+			t.Reset(every)
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, store.ErrConflict) || isNotFound(err):
+			cancelHandler(errLeaseLost)
+			return
+		default:
+			e.cfg.Logger.WarnContext(ctx, "engine: extend lease", slog.String("work_id", item.ID), slog.Any("error", err))
+			if time.Since(lastOK) >= e.cfg.LeaseDuration-every/2 {
+				cancelHandler(errLeaseUncertain)
+			}
+			t.Reset(every / 4) // try again soon
+		}
+	}
+}
+
+// runningHandlers maps the executions whose handlers run in this engine to
+// the cancel functions of their contexts.
+type runningHandlers struct {
+	mu sync.Mutex
+	m  map[string]context.CancelCauseFunc
+}
+
+func (r *runningHandlers) add(executionID string, cancel context.CancelCauseFunc) func() {
+	r.mu.Lock()
+	if r.m == nil {
+		r.m = map[string]context.CancelCauseFunc{}
+	}
+	r.m[executionID] = cancel
+	r.mu.Unlock()
+	return func() {
+		r.mu.Lock()
+		delete(r.m, executionID)
+		r.mu.Unlock()
+	}
+}
+
+func (r *runningHandlers) cancel(executionID string) {
+	r.mu.Lock()
+	cancel := r.m[executionID]
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel(errCancelled)
 	}
 }
 

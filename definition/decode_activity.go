@@ -118,18 +118,20 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 			}
 		})
 	case "vars":
-		a.Vars = map[string]*Value{}
+		// mapping visits the keys in source order, which is the order
+		// of assignment; for JSON sources too, since they are parsed as
+		// YAML.
 		p.mapping(s, key, v, func(name string, nameNode, val *yaml.Node) {
 			field := join(key, name)
 			if !identifierPattern.MatchString(name) {
 				s.add(field, nameNode.Line, "%q is not a valid variable name (letters, digits and '_', not starting with a digit)", name)
 				return
 			}
-			if value := p.value(s, field, val, expr.KindAny); value != nil {
-				a.Vars[name] = value
-			} else {
-				a.Vars[name] = literalValue(nil)
+			value := p.value(s, field, val, expr.KindAny)
+			if value == nil {
+				value = literalValue(nil)
 			}
+			a.Vars = append(a.Vars, VarAssign{Name: name, Value: value})
 		})
 	case "event":
 		a.Event = p.name(s, key, v)

@@ -235,8 +235,10 @@ type Activity struct {
 	// Branches a parallel activity starts.
 	Branches []string
 
-	// Vars a set activity assigns, by variable name.
-	Vars map[string]*Value
+	// Vars a set activity assigns, in the order written. The engine
+	// assigns them one after the other: each value sees the variables
+	// assigned before it in the same activity.
+	Vars []VarAssign
 
 	// Event is the type of the event an emit activity writes to the outbox.
 	Event string
@@ -264,6 +266,14 @@ type HTTPRequest struct {
 	Headers map[string]*Value
 	// Body is sent as JSON; nil for no body.
 	Body *Value
+}
+
+// VarAssign is one variable a set activity assigns.
+type VarAssign struct {
+	// Name of the variable, vars.<Name> in expressions.
+	Name string
+	// Value is evaluated and stored under Name.
+	Value *Value
 }
 
 // Case is one branch of a switch.

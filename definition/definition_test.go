@@ -304,6 +304,27 @@ func TestHashYAMLAndJSONTwins(t *testing.T) {
 	require.Equal(t, yamlDef.Hash(), jsonDef.Hash())
 }
 
+// TestHashSetVarsOrder: the order of a set's vars is the order of
+// assignment, so unlike other key order it changes the hash.
+func TestHashSetVarsOrder(t *testing.T) {
+	t.Parallel()
+
+	hash := func(src string) string {
+		t.Helper()
+		def, err := Parse([]byte(src))
+		require.NoError(t, err)
+		return def.Hash()
+	}
+	const ab = "id: h\nactivities:\n  - {id: s, type: set, vars: {a: 1, b: '${ vars.a }'}}\n"
+	const ba = "id: h\nactivities:\n  - {id: s, type: set, vars: {b: '${ vars.a }', a: 1}}\n"
+	const abJSON = `{"id": "h", "activities": [{"id": "s", "type": "set", "vars": {"a": 1, "b": "${ vars.a }"}}]}`
+	require.NotEqual(t, hash(ab), hash(ba))
+	require.Equal(t, hash(ab), hash(abJSON))
+	for range 20 {
+		require.Equal(t, hash(ab), hash(ab))
+	}
+}
+
 func TestValidationErrorMessage(t *testing.T) {
 	t.Parallel()
 

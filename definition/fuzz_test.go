@@ -86,7 +86,7 @@ func activityValues(a *Activity) []*Value {
 		out = append(out, c.When)
 	}
 	for _, v := range a.Vars {
-		out = append(out, v)
+		out = append(out, v.Value)
 	}
 	return out
 }

@@ -25,7 +25,8 @@ func hashDefinition(def *Definition) string {
 
 // canonical maps the normalised model to plain data. encoding/json writes
 // map keys sorted and numbers in one form, so the encoding is canonical:
-// key order, comments, whitespace, YAML versus JSON, duration spelling
+// key order (except among a set's vars, whose order is the order of
+// assignment), comments, whitespace, YAML versus JSON, duration spelling
 // (90m and 1h30m) and the shorthands Parse expands (a default start, a
 // single onError target, one next for every outcome) do not change it.
 func canonical(def *Definition) map[string]any {
@@ -89,9 +90,11 @@ func canonicalActivity(a *Activity) map[string]any {
 	put(m, "default", a.Default)
 	putStrings(m, "branches", a.Branches)
 	if len(a.Vars) > 0 {
-		vars := make(map[string]any, len(a.Vars))
-		for k, v := range a.Vars {
-			vars[k] = v.Raw()
+		// A list of [name, value] pairs, not a map: the order of a set's
+		// vars is the order of assignment, so it is part of the meaning.
+		vars := make([]any, len(a.Vars))
+		for i, v := range a.Vars {
+			vars[i] = []any{v.Name, v.Value.Raw()}
 		}
 		m["vars"] = vars
 	}

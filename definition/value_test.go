@@ -67,7 +67,8 @@ func TestValueLiteralIsCopied(t *testing.T) {
     vars:
       config: {retries: [1, 2]}
 `)
-	v := a.Vars["config"]
+	require.Equal(t, "config", a.Vars[0].Name)
+	v := a.Vars[0].Value
 	first, err := v.Eval(context.Background(), nil)
 	require.NoError(t, err)
 	first.(map[string]any)["retries"].([]any)[0] = "changed"

@@ -3,13 +3,17 @@ package expr
 import (
 	"time"
 
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/interpreter"
 )
 
 // Context is the data expressions are evaluated against. Values are plain Go
 // values as produced by encoding/json (map[string]any, []any, string,
 // float64, bool, nil); other Go types CEL knows (ints, time.Time,
-// time.Duration) are accepted too. A Context is only read during evaluation.
+// time.Duration) are accepted too. Expressions see an integral float64 as a
+// CEL int (see the package documentation). A Context is only read during
+// evaluation.
 type Context struct {
 	// Input is the start input of the instance.
 	Input any
@@ -43,6 +47,14 @@ type Task struct {
 	Outcome string
 	Data    any
 	User    string
+}
+
+// unset is what task and message resolve to where the engine has not set
+// them: an error that says when the variable is available, rather than
+// CEL's "no such attribute". It is built on every use because CEL labels an
+// error value with the expression node it came from, in place.
+func unset(name, when string) ref.Val {
+	return types.NewErr("%s is only set %s", name, when)
 }
 
 // activation resolves CEL variables lazily from a Context, so a variable an
@@ -80,7 +92,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		return a.Now.UTC(), true
 	case "task":
 		if a.Task == nil {
-			return nil, false
+			return unset("task", "while completing a user task"), true
 		}
 		return map[string]any{
 			"outcome": a.Task.Outcome,
@@ -89,7 +101,7 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}, true
 	case "message":
 		if a.Message == nil {
-			return nil, false
+			return unset("message", "while receiving a message"), true
 		}
 		return a.Message, true
 	}

@@ -24,6 +24,20 @@
 //	task      {outcome, data, user} while completing a user task
 //	message   the message being received by a receive activity
 //
+// The engine sets task and message only where the list says; elsewhere an
+// expression that reads them fails to evaluate with an error saying when
+// they are available.
+//
+// Numbers arrive as encoding/json decodes them, as float64. An integral one
+// (within ±2^53, where float64 integers are exact) is a CEL int, at any
+// depth inside maps and lists, and every other number a double, so
+// vars.count + 1 works on a count read from JSON. Because the type of a
+// number then depends on its value, +, -, * and / also accept an int and a
+// double, converting the int to double: input.amount * 1.1 works whether
+// amount is 100 or 100.5. Between two ints, / is integer division (7 / 2 is
+// 3); write 7 / 2.0 or double(x) / 2 for a fraction. Comparisons and ==
+// compare numbers of either type by value.
+//
 // Results are converted to plain Go values that encoding/json can marshal:
 // nil, bool, float64 (and int64/uint64 beyond ±2^53), string, []any and
 // map[string]any. Timestamps become RFC 3339 strings in UTC, durations Go

@@ -117,8 +117,20 @@ type Program struct {
 var sharedEnv = sync.OnceValues(newEnv)
 
 func newEnv() (*cel.Env, error) {
+	registry, err := types.NewRegistry()
+	if err != nil {
+		return nil, fmt.Errorf("build CEL environment: %w", err)
+	}
+	arith, err := arithmetic()
+	if err != nil {
+		return nil, fmt.Errorf("build CEL environment: %w", err)
+	}
 	dynMap := cel.MapType(cel.StringType, cel.DynType)
-	env, err := cel.NewEnv(
+	opts := []cel.EnvOption{
+		cel.CustomTypeProvider(registry),
+		cel.CustomTypeAdapter(numberAdapter{registry}),
+		stdlibWithoutArithmetic(),
+		arith,
 		cel.Variable("input", cel.DynType),
 		cel.Variable("vars", dynMap),
 		cel.Variable("steps", dynMap),
@@ -134,7 +146,9 @@ func newEnv() (*cel.Env, error) {
 		ext.Math(),
 		ext.Lists(ext.ListsMaxRangeSize(maxListRange)),
 		ext.Encoders(),
-	)
+	}
+	opts = append(opts, roundingOverloads()...)
+	env, err := cel.NewCustomEnv(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}

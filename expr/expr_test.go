@@ -222,6 +222,54 @@ func TestEvalErrors(t *testing.T) {
 	}
 }
 
+// TestEvalTaskAndMessage: task and message are what the engine binds while
+// completing a user task and while receiving a message; elsewhere they are
+// unset, and using them is an evaluation error that says so.
+func TestEvalTaskAndMessage(t *testing.T) {
+	t.Parallel()
+
+	set := &Context{
+		Task: &Task{
+			Outcome: "approved", User: "grace",
+			Data: map[string]any{"amount": 100.0, "note": "fine"},
+		},
+		Message: map[string]any{"ok": true, "paid": 1200.0},
+	}
+	tests := []struct {
+		name   string
+		source string
+		want   any
+		unset  string
+	}{
+		{name: "TaskUser", source: `task.user`, want: "grace", unset: "task is only set while completing a user task"},
+		{name: "TaskData", source: `task.data.amount + 1`, want: 101.0, unset: "task is only set while completing a user task"},
+		{name: "TaskOutcome", source: `task.outcome == "approved"`, want: true, unset: "task is only set while completing a user task"},
+		{name: "TaskPresence", source: `has(task.data.note)`, want: true, unset: "task is only set while completing a user task"},
+		{name: "Message", source: `message.ok`, want: true, unset: "message is only set while receiving a message"},
+		{name: "MessageNumber", source: `message.paid >= 1000`, want: true, unset: "message is only set while receiving a message"},
+		{name: "WholeMessage", source: `message`, want: map[string]any{"ok": true, "paid": 1200.0}, unset: "message is only set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			prog, err := Compile(tt.source, KindAny)
+			require.NoError(t, err)
+			got, err := prog.Eval(context.Background(), set)
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+
+			for _, c := range []*Context{nil, {}, {Input: map[string]any{"a": 1.0}}} {
+				require.NotPanics(t, func() {
+					_, err = prog.Eval(context.Background(), c)
+				})
+				var evalErr *EvalError
+				require.ErrorAs(t, err, &evalErr)
+				require.ErrorContains(t, err, tt.unset)
+			}
+		})
+	}
+}
+
 func TestEvalTimestampKindNormalisesStrings(t *testing.T) {
 	t.Parallel()
 

@@ -20,9 +20,22 @@ var (
 	// message, an idempotency key, a definition version.
 	ErrDuplicate = errors.New("store: duplicate")
 
-	// ErrRetryable marks a transient database failure (SQLITE_BUSY, a
-	// serialization failure or deadlock on PostgreSQL). The whole unit of
-	// work may be retried.
+	// ErrRetryable marks a transient database failure: SQLITE_BUSY or
+	// SQLITE_LOCKED; on PostgreSQL a serialization failure, deadlock or lock
+	// timeout, or a connection that could not be made or broke (the server
+	// terminating the backend or shutting down, too many connections, a
+	// reset or closed socket). The whole unit of work may be run again; on
+	// PostgreSQL it gets a fresh connection.
+	//
+	// A Commit that fails because its connection broke may have committed
+	// all the same: the server may have received the COMMIT. Running the
+	// unit again is still safe for the engine's steps, because each one
+	// checks the versions and leases it read and the bookmarks it consumes:
+	// if the first run did commit, the second fails with ErrStale or
+	// ErrConflict, or finds its work item gone, rather than apply twice. A
+	// unit that only inserts new rows has no such check unless it carries a
+	// key of its own (an idempotency key, an inbox message id); without one,
+	// running it again after such a Commit may insert the rows twice.
 	ErrRetryable = errors.New("store: retryable")
 )
 

@@ -165,6 +165,9 @@ type Store interface {
 // Tx is one unit of work.
 type Tx interface {
 	Executor
+	// Commit makes the unit of work durable. An error wrapping
+	// ErrRetryable because the connection broke leaves the outcome unknown:
+	// see ErrRetryable for when running the unit again is safe.
 	Commit(ctx context.Context) error
 	// Rollback abandons the unit of work. It is safe after Commit.
 	Rollback(ctx context.Context) error

@@ -12,7 +12,11 @@ import (
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,8 +56,9 @@ func (c *Config) validate() error {
 // Store is a store.Store on PostgreSQL.
 type Store struct {
 	*sqlcore.Queries
-	pool    *pgxpool.Pool
-	dialect *sqlcore.Dialect
+	pool       *pgxpool.Pool
+	dialect    *sqlcore.Dialect
+	partitions map[string]string // partition.sql
 }
 
 var _ store.Store = (*Store)(nil)
@@ -81,6 +86,10 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	if err := sqlcore.CheckDialect(d); err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
+	partitions, err := partitionQueries()
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: parse url: %w", err)
@@ -96,7 +105,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", translateError(err))
 	}
-	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d}
+	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d, partitions: partitions}
 	if cfg.AutoMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			pool.Close()
@@ -189,27 +198,77 @@ func (t *Tx) Rollback(ctx context.Context) error {
 }
 
 // translateError maps PostgreSQL's errors onto the store sentinels, keeping
-// the original in the chain.
+// the original in the chain. Every error from pgx passes through it at this
+// package's boundary (sqlcore applies it through the Dialect); translating
+// an error twice changes nothing.
+//
+// Connection faults are retryable: the unit of work runs again as a whole on
+// another connection. A COMMIT whose connection broke after it was sent has
+// an unknown outcome; store.ErrRetryable says when running it again is safe.
 func translateError(err error) error {
-	if err == nil {
+	switch {
+	case err == nil:
 		return nil
-	}
-	if errors.Is(err, pgx.ErrNoRows) {
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrRetryable):
+		return err
+	case errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	}
 	var pe *pgconn.PgError
-	if !errors.As(err, &pe) {
+	if errors.As(err, &pe) {
+		// The server answered: its code says what happened, even when
+		// the answer came while connecting (a *pgconn.ConnectError).
+		switch {
+		case pe.Code == "23505": // unique_violation
+			return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
+		case pe.Code == "23503": // foreign_key_violation
+			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		case retryableCode(pe.Code):
+			return fmt.Errorf("%w: %w", store.ErrRetryable, err)
+		}
 		return err
 	}
-	switch pe.Code {
-	case "23505": // unique_violation
-		return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
-	case "23503": // foreign_key_violation
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
-	case "40001", "40P01", "55P03": // serialization_failure, deadlock_detected, lock_not_available
+	if connectionFault(err) {
 		return fmt.Errorf("%w: %w", store.ErrRetryable, err)
 	}
 	return err
+}
+
+// retryableCode reports whether a SQLSTATE is a transient failure.
+func retryableCode(code string) bool {
+	switch code {
+	case "40001", // serialization_failure
+		"40P01", // deadlock_detected
+		"55P03", // lock_not_available
+		"57P01", // admin_shutdown: the backend was terminated
+		"57P02", // crash_shutdown
+		"57P03", // cannot_connect_now: starting up or shutting down
+		"57P05", // idle_session_timeout
+		"53300": // too_many_connections
+		return true
+	}
+	return strings.HasPrefix(code, "08") // connection_exception
+}
+
+// connectionFault reports whether err, which is not the server's answer,
+// says that the connection could not be made or broke.
+func connectionFault(err error) bool {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		// The caller gave up (context.DeadlineExceeded is a net.Error):
+		// running again would not help.
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return pgconn.SafeToRetry(err) || // failed before anything was sent
+		errors.As(err, &connectErr) ||
+		errors.As(err, &netErr) ||
+		errors.Is(err, net.ErrClosed) ||
+		errors.Is(err, io.EOF) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE)
 }
 
 // pgDB adapts pgx (pool or transaction) to sqlcore.DB.

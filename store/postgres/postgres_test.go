@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -85,9 +86,18 @@ func TestLogPartitions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 5, parts, "default + this month + 3 ahead")
 
+	// A row of a month without a partition goes to the default partition;
+	// making that month's partition later moves it instead of failing with
+	// "updated partition constraint for default partition would be violated".
+	_, err = s.Pool().Exec(ctx, `INSERT INTO execution_log (instance_id, event, at)
+		VALUES ('i-1', 'test', date_trunc('month', now()) + interval '4 months 1 day')`)
+	require.NoError(t, err)
 	var created int
 	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT waymark_create_log_partitions(6)").Scan(&created))
 	require.Equal(t, 3, created, "only the missing months are created")
+	var part string
+	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT tableoid::regclass::text FROM execution_log WHERE instance_id = 'i-1'").Scan(&part))
+	require.NotEqual(t, "execution_log_default", part)
 	require.NoError(t, s.Pool().QueryRow(ctx, "SELECT waymark_create_log_partitions(6)").Scan(&created))
 	require.Zero(t, created)
 }
@@ -169,4 +179,105 @@ func BenchmarkInstanceListLarge(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
+}
+
+// A connection that dies under a unit of work fails it as retryable, and the
+// unit run again on a fresh connection succeeds; the dead one's writes are
+// gone.
+func TestConnectionLossIsRetryable(t *testing.T) {
+	t.Parallel()
+	type testBundle struct {
+		ctx  context.Context
+		s    *postgres.Store
+		inst *store.Instance
+		// tx runs on the store's only connection, whose backend is pid.
+		tx  store.Tx
+		pid int
+	}
+	setup := func(t *testing.T) *testBundle {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		u := storetest.PostgresSchemaURL(t)
+		// One connection: the backend pid read before Begin is the
+		// transaction's.
+		s := openURL(t, u, &postgres.Config{AutoMigrate: true, MaxConns: 1})
+		_, err := s.DefinitionInsert(ctx, &store.DefinitionInsertParams{
+			ID: "d", Version: 1, Source: []byte("id: d"), ContentHash: "h", DeployedAt: time.Now(),
+		})
+		require.NoError(t, err)
+		inst, err := s.InstanceInsert(ctx, &store.InstanceInsertParams{
+			ID: store.NewID(), DefinitionID: "d", DefinitionVersion: 1, Status: store.InstanceRunning, CreatedAt: time.Now(),
+		})
+		require.NoError(t, err)
+		b := &testBundle{ctx: ctx, s: s, inst: inst}
+		require.NoError(t, s.Pool().QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&b.pid))
+		b.tx, err = s.Begin(ctx)
+		require.NoError(t, err)
+		t.Cleanup(func() { b.tx.Rollback(context.WithoutCancel(ctx)) })
+		return b
+	}
+	// terminate ends the backend from another connection and waits until
+	// it has exited.
+	terminate := func(t *testing.T, b *testBundle) {
+		t.Helper()
+		admin, err := pgx.Connect(b.ctx, storetest.PostgresURL(t))
+		require.NoError(t, err)
+		defer admin.Close(context.WithoutCancel(b.ctx))
+		var ok bool
+		require.NoError(t, admin.QueryRow(b.ctx, "SELECT pg_terminate_backend($1, 10000)", b.pid).Scan(&ok))
+		require.True(t, ok, "backend %d terminated", b.pid)
+	}
+	update := func(q store.Executor, b *testBundle) error {
+		_, err := q.InstanceUpdate(b.ctx, &store.InstanceUpdateParams{
+			ID: b.inst.ID, Version: b.inst.Version, Status: store.InstanceWaiting, UpdatedAt: time.Now(),
+		})
+		return err
+	}
+	// retryWorks runs the unit again, as the engine would, and checks that
+	// it commits once on a fresh connection.
+	retryWorks := func(t *testing.T, b *testBundle) {
+		t.Helper()
+		require.NoError(t, store.WithTx(b.ctx, b.s, func(tx store.Tx) error { return update(tx, b) }))
+		got, err := b.s.InstanceGet(b.ctx, b.inst.ID)
+		require.NoError(t, err)
+		require.Equal(t, b.inst.Version+1, got.Version, "the retry's write, and only it")
+	}
+
+	t.Run("NextStatement", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, update(b.tx, b))
+		terminate(t, b)
+		_, err := b.tx.InstanceGet(b.ctx, b.inst.ID)
+		require.Error(t, err)
+		require.True(t, store.IsRetryable(err), "got %v", err)
+		err = b.tx.Commit(b.ctx)
+		require.Error(t, err)
+		require.True(t, store.IsRetryable(err), "got %v", err)
+		retryWorks(t, b)
+	})
+
+	t.Run("Commit", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, update(b.tx, b))
+		terminate(t, b)
+		err := b.tx.Commit(b.ctx)
+		require.Error(t, err)
+		require.True(t, store.IsRetryable(err), "got %v", err)
+		retryWorks(t, b)
+	})
+
+	t.Run("Pool", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		require.NoError(t, b.tx.Rollback(b.ctx)) // back to the pool
+		terminate(t, b)
+		// The pool may notice the dead connection before using it; if it
+		// does not, the statement fails retryably.
+		_, err := b.s.InstanceGet(b.ctx, b.inst.ID)
+		require.True(t, err == nil || store.IsRetryable(err), "got %v", err)
+		retryWorks(t, b)
+	})
 }

@@ -1,0 +1,7 @@
+package waymark
+
+import "time"
+
+// SetLocalClock makes an engine built from cfg believe this machine's
+// clock reads now(): tests play machines whose clocks are off.
+func SetLocalClock(cfg *Config, now func() time.Time) { cfg.localClock = now }
