@@ -78,7 +78,9 @@ func TestDeploy(t *testing.T) {
 		require.False(t, d.Created)
 
 		// JSON is YAML too.
-		resp = deploy(`{"id":"hello","name":"Hello 2","activities":[{"id":"done","type":"end"}]}`, adminKey)
+		resp = b.do(req{method: http.MethodPost, path: server.Prefix + "/definitions", token: adminKey,
+			body:   `{"id":"hello","name":"Hello 2","activities":[{"id":"done","type":"end"}]}`,
+			header: map[string]string{"Content-Type": "application/json"}})
 		require.Equal(t, http.StatusCreated, resp.status, "body: %s", resp.body)
 		resp.decode(t, &d)
 		require.Equal(t, 2, d.Version)

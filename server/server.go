@@ -117,7 +117,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerMessages()
 	s.registerInstances()
 	s.registerTasks()
-	s.mux.HandleFunc(Prefix+"/", func(w http.ResponseWriter, r *http.Request) {
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
 	s.spec, err = json.Marshal(s.api.OpenAPI())
@@ -156,6 +156,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		level := slog.LevelInfo
+		if r.URL.Path == PathHealth || r.URL.Path == PathReady {
+			level = slog.LevelDebug // probes would drown the log
+		}
 		if rec.status >= 500 {
 			level = slog.LevelWarn
 		}

@@ -115,7 +115,7 @@ func flagRun() string {
 }
 
 // pathPatterns turns the document's paths into matchers of request paths.
-func pathPatterns(doc []byte) map[string]*regexp.Regexp {
+func pathPatterns(doc []byte) (map[string]*regexp.Regexp, spec) {
 	var d spec
 	if err := json.Unmarshal(doc, &d); err != nil {
 		panic(err)
@@ -125,12 +125,12 @@ func pathPatterns(doc []byte) map[string]*regexp.Regexp {
 	for p := range d.Paths {
 		out[p] = regexp.MustCompile("^" + param.ReplaceAllString(regexp.QuoteMeta(p), `[^/]+`) + "$")
 	}
-	return out
+	return out, d
 }
 
 // observing records each answer of h for checkObservedInSpec.
 func observing(h http.Handler, doc []byte) http.Handler {
-	patterns := pathPatterns(doc)
+	patterns, d := pathPatterns(doc)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
@@ -142,8 +142,8 @@ func observing(h http.Handler, doc []byte) http.Handler {
 				}
 			}
 		}
-		if path == "" {
-			return // the OpenAPI document itself, or no route at all
+		if _, ok := d.Paths[path][strings.ToLower(r.Method)]; !ok {
+			return // the OpenAPI document itself, or no such route: the catch-all 404
 		}
 		key := r.Method + " " + path + " " + strconv.Itoa(rec.status)
 		observedMu.Lock()
@@ -403,6 +403,7 @@ func TestUnknownRoute(t *testing.T) {
 	b := setup(t, setupOpts{})
 	b.do(req{method: http.MethodGet, path: server.Prefix + "/nothing", token: adminKey}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 	b.do(req{method: http.MethodGet, path: "/nothing"}).requireError(t, http.StatusNotFound, server.CodeNotFound)
+	b.do(req{method: http.MethodDelete, path: server.PathHealth}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 }
 
 func TestInternalErrorsDoNotLeak(t *testing.T) {
