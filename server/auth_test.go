@@ -267,3 +267,20 @@ func TestServeShutsDownGracefully(t *testing.T) {
 	_, err = http.Get("http://" + ln.Addr().String() + server.PathHealth)
 	require.Error(t, err, "the listener is closed")
 }
+
+// An HS256 token signed with the RS256 public key as its secret (the
+// algorithm-confusion attack) is refused when only RS256 is configured.
+func TestJWTAlgorithmConfusion(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{tweak: func(c *server.Config) {
+		c.APIKeys, c.JWT = nil, &server.JWTConfig{RS256PublicKey: rsaPublicPEM(t)}
+	}})
+	forged, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{"sub": "eve", "roles": []string{"admin"},
+		"exp": time.Now().Add(time.Hour).Unix()}).SignedString([]byte(rsaPublicPEM(t)))
+	require.NoError(t, err)
+	resp := b.do(req{method: http.MethodPost, path: server.Prefix + "/messages", token: forged, body: map[string]any{"name": "x"}})
+	resp.requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+	resp = b.do(req{method: http.MethodPost, path: server.Prefix + "/messages",
+		token: rsToken(t, jwt.MapClaims{"sub": "rita", "roles": []string{"operator"}, "aud": nil}), body: map[string]any{"name": "x"}})
+	require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+}
