@@ -222,6 +222,12 @@ func installHumaErrors() {
 				}
 				details = append(details, ErrorDetail{Message: e.Error()})
 			}
+			if msg == "validation failed" && len(details) > 0 {
+				msg = "invalid request: " + details[0].Path + ": " + details[0].Message
+				if len(details) > 1 {
+					msg += " (and " + strconv.Itoa(len(details)-1) + " more)"
+				}
+			}
 			return newError(status, code, msg, details...)
 		}
 	})

@@ -35,7 +35,9 @@ func TestDeliverMessage(t *testing.T) {
 		require.True(t, res.Duplicate)
 
 		send(map[string]any{"correlation": "o-1"}).requireError(t, http.StatusBadRequest, server.CodeInvalid)
-		send(map[string]any{"name": "paid", "unknown": 1}).requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		e := send(map[string]any{"name": "paid", "unknown": 1}).requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		require.Equal(t, "invalid request: body.unknown: unexpected property", e.Error.Message)
+		require.Equal(t, "body.unknown", e.Error.Details[0].Path)
 		send("{not json").requireError(t, http.StatusBadRequest, server.CodeInvalid)
 	})
 }
