@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
@@ -128,5 +129,46 @@ activities:
 		require.Equal(t, store.InstanceWaiting, got.Status, "r2 still waits: the message had one effect")
 		require.Len(t, got.Bookmarks, 1)
 		require.Equal(t, "r2", got.Bookmarks[0].ActivityID)
+	})
+}
+
+// outage is a store that cannot be reached while down is set: every unit
+// of work fails to begin, as with a restarting database.
+type outage struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (o *outage) Begin(ctx context.Context) (store.Tx, error) {
+	if o.down.Load() {
+		return nil, fmt.Errorf("begin: %w: dial tcp 127.0.0.1:5432: connection refused", store.ErrRetryable)
+	}
+	return o.Store.Begin(ctx)
+}
+
+// A result finished during a database outage of several seconds is held
+// and committed when the database is back; the handler runs once.
+func TestResultHeldThroughAnOutage(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		o := &outage{Store: s}
+		var calls atomic.Int32
+		b := setup(t, o, setupOpts{handlers: map[string]waymark.TaskHandler{
+			"charge": func(context.Context, *waymark.Task) (any, error) {
+				calls.Add(1)
+				o.down.Store(true)
+				time.AfterFunc(3*time.Second, func() { o.down.Store(false) }) // the outage lasts 3s
+				return "charged", nil
+			},
+		}})
+		b.deploy(`
+id: pay
+activities:
+  - {id: charge, type: task, handler: charge, output: r}
+`)
+		inst := b.start("pay", `{}`)
+		done := b.waitStatus(inst.ID, store.InstanceCompleted)
+		require.Equal(t, "charged", vars(t, done)["r"])
+		require.EqualValues(t, 1, calls.Load())
 	})
 }

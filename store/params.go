@@ -311,3 +311,9 @@ type TaskListParams struct {
 	AfterID string
 	Limit   int
 }
+
+// EventTailParams read up to Limit committed events after After.
+type EventTailParams struct {
+	After EventPosition
+	Limit int
+}

@@ -221,3 +221,27 @@ type Message struct {
 	ConsumedAt  *time.Time
 	ConsumedBy  string
 }
+
+// EventPosition is a place in the stream of committed events: the
+// transaction id that wrote the event (always 0 on SQLite) and its seq.
+// Positions are totally ordered by (Xid, Seq); no event can commit later
+// at a position before one already read.
+type EventPosition struct {
+	Xid int64
+	Seq int64
+}
+
+// Less reports whether p comes before o.
+func (p EventPosition) Less(o EventPosition) bool {
+	return p.Xid < o.Xid || p.Xid == o.Xid && p.Seq < o.Seq
+}
+
+// TailEvent is an outbox event as the live stream reads it.
+type TailEvent struct {
+	Position   EventPosition
+	ID         string
+	InstanceID string
+	Type       string
+	Payload    json.RawMessage
+	OccurredAt time.Time
+}

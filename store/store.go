@@ -98,6 +98,16 @@ type Executor interface {
 	// OutboxReplay moves a dead event back to pending with zero attempts.
 	OutboxReplay(ctx context.Context, id string, now time.Time) (*OutboxEvent, error)
 
+	// EventTail returns up to p.Limit events after p.After in position
+	// order, every one committed and final: an event that commits later
+	// always has a position after every one returned. Reading again from
+	// the last position returned therefore loses nothing and repeats
+	// nothing, whatever order transactions commit in.
+	EventTail(ctx context.Context, p *EventTailParams) ([]*TailEvent, error)
+	// EventHead returns the position of "now": tailing from it returns
+	// events committed from about now on.
+	EventHead(ctx context.Context) (EventPosition, error)
+
 	ExternalCallInsert(ctx context.Context, p *ExternalCallInsertParams) (*ExternalCall, error)
 	ExternalCallGet(ctx context.Context, id string) (*ExternalCall, error)
 	// ExternalCallUpdate writes the mutable fields if the stored version

@@ -441,3 +441,20 @@ WHERE type = 'UserAction'
   AND ($5 = '' OR id > $5)
 ORDER BY id
 LIMIT $6;
+
+-- name: EventTail
+-- Events whose transaction is below the snapshot's xmin have committed (or
+-- rolled back) for good, so reading in (xid, seq) order up to that horizon
+-- never passes an event that commits later: a transaction that took a
+-- lower seq but commits after a higher one is still running, hence at or
+-- above the horizon, hence not yet read past.
+SELECT xid::text::bigint, seq, id, instance_id, type, payload, occurred_at
+FROM outbox
+WHERE (xid, seq) > ($1::text::xid8, $2::bigint)
+  AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid, seq
+LIMIT $3;
+
+-- name: EventHead
+-- Every event below the horizon is final; the stream's "now" is just below it.
+SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, 9223372036854775807::bigint;

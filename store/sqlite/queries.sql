@@ -417,3 +417,14 @@ LIMIT ?6;
 -- name: WakeChannel
 -- SQLite has no notifications; engines on one file poll.
 SELECT '';
+
+-- name: EventTail
+-- One writer at a time: seq order is commit order.
+SELECT 0, seq, id, instance_id, type, payload, occurred_at
+FROM outbox
+WHERE ?1 = ?1 AND seq > ?2
+ORDER BY seq
+LIMIT ?3;
+
+-- name: EventHead
+SELECT 0, COALESCE(max(seq), 0) FROM outbox;

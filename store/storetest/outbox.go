@@ -202,3 +202,52 @@ func runOutbox(t *testing.T, h Harness) {
 		require.ErrorContains(t, err, "owner")
 	})
 }
+
+func runEventTail(t *testing.T, h Harness) {
+	f := newFixture(t, h)
+	insert := func(n int) []string {
+		t.Helper()
+		var ids []string
+		for range n {
+			ev, err := f.s.OutboxInsert(f.ctx, &store.OutboxInsertParams{
+				ID: store.NewID(), InstanceID: f.inst.ID, Type: "e", Payload: json.RawMessage(`{"n":1}`), OccurredAt: t0,
+			})
+			require.NoError(t, err)
+			ids = append(ids, ev.ID)
+		}
+		return ids
+	}
+	tail := func(after store.EventPosition, limit int) []*store.TailEvent {
+		t.Helper()
+		got, err := f.s.EventTail(f.ctx, &store.EventTailParams{After: after, Limit: limit})
+		require.NoError(t, err)
+		return got
+	}
+	first := insert(3)
+	all := tail(store.EventPosition{}, 100)
+	require.Len(t, all, 3)
+	for i, e := range all {
+		require.Equal(t, first[i], e.ID)
+		require.Equal(t, "e", e.Type)
+		require.Equal(t, f.inst.ID, e.InstanceID)
+		require.JSONEq(t, `{"n":1}`, string(e.Payload))
+		require.Equal(t, t0, e.OccurredAt)
+		if i > 0 {
+			require.True(t, all[i-1].Position.Less(e.Position))
+		}
+	}
+	page := tail(store.EventPosition{}, 2)
+	require.Len(t, page, 2)
+	rest := tail(page[1].Position, 100)
+	require.Len(t, rest, 1)
+	require.Equal(t, first[2], rest[0].ID)
+	require.Empty(t, tail(all[2].Position, 100))
+
+	head, err := f.s.EventHead(f.ctx)
+	require.NoError(t, err)
+	later := insert(2)
+	fromHead := tail(head, 100)
+	require.Len(t, fromHead, 2, "from the head: only what committed after it")
+	require.Equal(t, later[0], fromHead[0].ID)
+	require.Equal(t, later[1], fromHead[1].ID)
+}

@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 3
+const LatestSchemaVersion = 4
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -49,6 +49,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Inbox", func(t *testing.T) { t.Parallel(); runInbox(t, h) })
 	t.Run("Message", func(t *testing.T) { t.Parallel(); runMessage(t, h) })
 	t.Run("Errors", func(t *testing.T) { t.Parallel(); runErrors(t, h) })
+	t.Run("EventTail", func(t *testing.T) { t.Parallel(); runEventTail(t, h) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); runTaskList(t, h) })
 	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
 }

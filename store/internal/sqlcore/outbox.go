@@ -158,3 +158,25 @@ func (q *Queries) OutboxReplay(ctx context.Context, id string, now time.Time) (*
 	}
 	return o, nil
 }
+
+func scanTailEvent(r Row) (*store.TailEvent, error) {
+	e := &store.TailEvent{}
+	err := r.Scan(&e.Position.Xid, &e.Position.Seq, &e.ID, &e.InstanceID, &e.Type,
+		jsonDest{&e.Payload}, timeDest{&e.OccurredAt})
+	return e, err
+}
+
+// EventTail implements store.Executor.
+func (q *Queries) EventTail(ctx context.Context, p *store.EventTailParams) ([]*store.TailEvent, error) {
+	return list(ctx, q, "tail events", "EventTail", scanTailEvent,
+		fmt.Sprint(p.After.Xid), p.After.Seq, limit(p.Limit))
+}
+
+// EventHead implements store.Executor.
+func (q *Queries) EventHead(ctx context.Context) (store.EventPosition, error) {
+	var pos store.EventPosition
+	if err := q.db.QueryRow(ctx, q.sql("EventHead")).Scan(&pos.Xid, &pos.Seq); err != nil {
+		return pos, q.err("event head", err)
+	}
+	return pos, nil
+}

@@ -112,7 +112,7 @@ var queryNames = []string{
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
 	"LogAppend", "LogList",
 	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
-	"OutboxRelease", "OutboxList", "OutboxReplay",
+	"OutboxRelease", "OutboxList", "OutboxReplay", "EventTail", "EventHead",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
 	"InboxInsert", "InboxGet",
 	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",

@@ -1,0 +1,50 @@
+package waymark_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/store"
+)
+
+func TestStream(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy(`
+id: tell
+activities:
+  - {id: say, type: emit, event: said, payload: {n: 1}}
+`)
+		head, err := b.e.StreamHead(b.ctx)
+		require.NoError(t, err)
+		inst := b.start("tell", `{}`)
+		evs, err := b.e.StreamAfter(b.ctx, head, 100)
+		require.NoError(t, err)
+		var types []string
+		for _, ev := range evs {
+			require.Equal(t, inst.ID, ev.Event.InstanceID)
+			require.Equal(t, "tell", ev.Event.DefinitionID)
+			types = append(types, ev.Event.Type)
+		}
+		require.Equal(t, []string{"instance.started", "activity.started", "said", "activity.completed", "instance.completed"}, types)
+		require.EqualValues(t, 1, evs[2].Event.Data["n"])
+		more, err := b.e.StreamAfter(b.ctx, evs[len(evs)-1].Cursor, 100)
+		require.NoError(t, err)
+		require.Empty(t, more)
+		two, err := b.e.StreamAfter(b.ctx, head, 2)
+		require.NoError(t, err)
+		require.Len(t, two, 2)
+		rest, err := b.e.StreamAfter(b.ctx, two[1].Cursor, 100)
+		require.NoError(t, err)
+		require.Len(t, rest, 3)
+
+		for _, bad := range []string{"", "x", "1-", "-1", "1-2-3", "-1-2"} {
+			_, err := b.e.StreamAfter(b.ctx, bad, 10)
+			require.ErrorIs(t, err, waymark.ErrInvalid, bad)
+			require.ErrorIs(t, waymark.ParseCursor(bad), waymark.ErrInvalid, bad)
+		}
+	})
+}
