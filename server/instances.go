@@ -290,6 +290,9 @@ func (s *Server) await(ctx context.Context, id string, wait time.Duration) (*way
 		case <-done:
 		}
 	}()
+	if s.testAwaiting != nil {
+		s.testAwaiting <- struct{}{}
+	}
 	inst, err := s.engine.Await(waitCtx, id)
 	if err == nil {
 		return inst, nil

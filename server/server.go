@@ -56,6 +56,10 @@ type Server struct {
 
 	closing   chan struct{}
 	closeOnce sync.Once
+
+	// testAwaiting, when set by a test, is signalled when a long poll
+	// starts waiting.
+	testAwaiting chan struct{}
 }
 
 // Route is one operation of the API, as registered.
