@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/waymarkdev/waymark/server"
+	"github.com/waymarkdev/waymark/store/storetest"
 )
 
 // watchWriter collects output and reports the first match of a pattern.
@@ -242,4 +243,20 @@ func TestTokenCommand(t *testing.T) {
 	m := regexp.MustCompile(`^key:  (wmk_\S+)\nhash: (sha256:[0-9a-f]{64})\n$`).FindStringSubmatch(out.String())
 	require.NotNil(t, m, out.String())
 	require.Equal(t, server.HashAPIKey(m[1]), m[2])
+}
+
+func TestServePostgres(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresSchemaURL(t) // an empty schema: nothing migrated
+
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", db}, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), "no Waymark schema (run waymark migrate")
+
+	logs := newWatchWriter(`msg="server: listening" addr=(\S+)`)
+	r := start(t, io.Discard, logs, "serve", "--insecure-dev", "--migrate", "--addr", "127.0.0.1:0", "--db", db)
+	base := "http://" + waitFor(t, logs, r, "listening line")
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/readyz", nil, nil))
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/instances", nil, nil))
 }
