@@ -298,6 +298,7 @@ activities:
 		window := time.NewTimer(time.Second)
 		<-window.C
 		wg.Wait()
+		t.Logf("one idle second: %d claims, %d next-run lookups", cs.claims.Load(), cs.nexts.Load())
 		// PollInterval is 50ms: about 20 claims a second, not thousands.
 		require.Less(t, cs.claims.Load(), int32(60), "claims in one idle second")
 		require.Less(t, cs.nexts.Load(), int32(60))

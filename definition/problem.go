@@ -97,8 +97,21 @@ func (ps *problems) err() error {
 // suggest returns ` (did you mean "x"?)` for the candidate closest to word,
 // or "" when none is close enough.
 func suggest(word string, candidates []string) string {
-	if word == "" || utf8.RuneCountInString(word) > 64 {
+	best, ok := Closest(word, candidates)
+	if !ok {
 		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// Closest returns the candidate nearest to word by edit distance, ignoring
+// case, when it is close enough to suggest: at most a third of word's
+// length apart and at most 3 edits (short words only get suggestions that
+// differ in case: one edit turns any short word into any other). It is the
+// rule of every "did you mean" Waymark prints.
+func Closest(word string, candidates []string) (string, bool) {
+	if word == "" || utf8.RuneCountInString(word) > 64 {
+		return "", false
 	}
 	best, bestDist := "", -1
 	lower := strings.ToLower(word)
@@ -106,18 +119,12 @@ func suggest(word string, candidates []string) string {
 		if c == word || utf8.RuneCountInString(c) > 80 {
 			continue
 		}
-		d := editDistance(lower, strings.ToLower(c))
-		if bestDist < 0 || d < bestDist {
+		if d := editDistance(lower, strings.ToLower(c)); bestDist < 0 || d < bestDist {
 			best, bestDist = c, d
 		}
 	}
-	// Short words only get suggestions that differ in case: one edit
-	// turns any short word into any other.
 	limit := min(3, utf8.RuneCountInString(word)/3)
-	if bestDist < 0 || bestDist > limit {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
+	return best, bestDist >= 0 && bestDist <= limit
 }
 
 // editDistance is the optimal string alignment distance between a and b,

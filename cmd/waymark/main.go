@@ -11,8 +11,14 @@ import (
 )
 
 func main() {
+	// An interrupt cancels ctx: the command stops and exits 130. A second
+	// one, after stop, kills the process the default way.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	code := cli.Run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }

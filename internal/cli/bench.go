@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -23,8 +24,12 @@ type benchFlags struct {
 	latencyInstances, timerInstances, tasks  int
 	branches, commits                        int
 	timerDuration, timerOverdue, waitTimeout time.Duration
+	scale                                    float64
 	json, keep, quiet                        bool
 }
+
+// maxBenchScale is the largest --scale.
+const maxBenchScale = 1000
 
 func newBenchCommand(e *env) *cobra.Command {
 	var f benchFlags
@@ -44,13 +49,20 @@ an idle engine), timers (lateness of durable timers, and catch-up after the
 engine was down), tasks (user tasks completed through CompleteTask) and
 fanout (one parallel of --branches no-op tasks into a join). baseline runs
 whenever throughput does, and each rate is also printed divided by the
-baseline commits/s of the same run.`,
+baseline commits/s of the same run.
+
+Every workload runs at the size its own flags give. --scale F multiplies the
+default of every size flag not given (--instances, --latency-instances,
+--timer-instances, --tasks, --branches, --commits, --timer-duration and
+--timer-overdue): --scale 0.01 is a run of a few seconds, --scale 10 a long
+one.`,
 		Example: `  waymark bench
+  waymark bench --scale 0.01
   waymark bench --workloads throughput,latency --instances 2000 --runs 3
   waymark bench --db 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' --json`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config()
+			cfg, err := f.config(cmd.Flags().Changed)
 			if err != nil {
 				return err
 			}
@@ -60,7 +72,11 @@ baseline commits/s of the same run.`,
 				cfg.Progress = bar.update
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelError}))
-			results, err := bench.Run(cmd.Context(), cfg)
+			run := bench.Run
+			if e.benchRunFunc != nil {
+				run = e.benchRunFunc
+			}
+			results, err := run(cmd.Context(), cfg)
 			bar.clear()
 			if err != nil {
 				return err
@@ -95,6 +111,7 @@ baseline commits/s of the same run.`,
 	fl.IntVar(&f.branches, "branches", 500, "fanout: branches of the parallel")
 	fl.IntVar(&f.commits, "commits", 5_000, "baseline: transactions to commit")
 	fl.DurationVar(&f.waitTimeout, "timeout", 10*time.Minute, "limit of every wait for the engine")
+	fl.Float64Var(&f.scale, "scale", 1, "multiply the default of every size flag not given (the counts, --timer-duration, --timer-overdue)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per workload per line instead of tables")
 	fl.BoolVar(&f.keep, "keep", false, "keep every database (temporary SQLite files, PostgreSQL schemas) and say where")
 	fl.BoolVar(&f.quiet, "quiet", false, "no progress bar")
@@ -102,7 +119,12 @@ baseline commits/s of the same run.`,
 }
 
 // config checks the flags and turns them into a bench configuration.
-func (f *benchFlags) config() (*bench.Config, error) {
+// changed tells the flags given on the command line, which --scale leaves
+// alone.
+func (f *benchFlags) config(changed func(flag string) bool) (*bench.Config, error) {
+	if err := f.applyScale(changed); err != nil {
+		return nil, err
+	}
 	for _, w := range f.workloads {
 		if err := bench.ValidateWorkload(w); err != nil {
 			return nil, fmt.Errorf("--workloads: %w", err)
@@ -140,6 +162,45 @@ func (f *benchFlags) config() (*bench.Config, error) {
 		TimerDuration: f.timerDuration, TimerOverdue: f.timerOverdue, Tasks: f.tasks, FanoutBranches: f.branches,
 		BaselineCommits: f.commits, WaitTimeout: f.waitTimeout, Keep: f.keep,
 	}, nil
+}
+
+// applyScale multiplies the defaults of the size flags not given by
+// --scale. Counts round to the nearest integer, durations to the
+// millisecond; each stays at least 1 (1ms), and --branches at most
+// bench.MaxFanoutBranches.
+func (f *benchFlags) applyScale(changed func(flag string) bool) error {
+	if !(f.scale > 0 && f.scale <= maxBenchScale) { // also NaN
+		return fmt.Errorf("--scale %g: want a factor above 0, at most %d", f.scale, maxBenchScale)
+	}
+	if f.scale == 1 {
+		return nil
+	}
+	for _, c := range []struct {
+		flag string
+		v    *int
+		most int
+	}{
+		{"instances", &f.instances, 0}, {"latency-instances", &f.latencyInstances, 0},
+		{"timer-instances", &f.timerInstances, 0}, {"tasks", &f.tasks, 0},
+		{"branches", &f.branches, bench.MaxFanoutBranches}, {"commits", &f.commits, 0},
+	} {
+		if changed(c.flag) {
+			continue
+		}
+		*c.v = max(1, int(math.Round(float64(*c.v)*f.scale)))
+		if c.most > 0 {
+			*c.v = min(*c.v, c.most)
+		}
+	}
+	for _, d := range []struct {
+		flag string
+		v    *time.Duration
+	}{{"timer-duration", &f.timerDuration}, {"timer-overdue", &f.timerOverdue}} {
+		if !changed(d.flag) {
+			*d.v = max(time.Millisecond, time.Duration(float64(*d.v)*f.scale).Round(time.Millisecond))
+		}
+	}
+	return nil
 }
 
 // writeBenchJSON prints one result per line.

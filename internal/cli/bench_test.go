@@ -8,9 +8,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waymarkdev/waymark/bench"
 	"github.com/waymarkdev/waymark/store/storetest"
 )
 
@@ -24,7 +26,7 @@ var tinyBench = []string{
 func runBench(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = Run(context.Background(), append(append([]string{}, tinyBench...), args...), &out, &errOut)
+	code = Run(context.Background(), append(append([]string{}, tinyBench...), args...), nil, &out, &errOut)
 	return code, out.String(), errOut.String()
 }
 
@@ -130,6 +132,10 @@ func TestBenchCommand(t *testing.T) {
 			{"ZeroSteps", []string{"--steps", "0"}, "--steps 0: must be positive"},
 			{"ZeroTimerDuration", []string{"--timer-duration", "0s"}, "--timer-duration 0s: must be positive"},
 			{"TooManyBranches", []string{"--branches", "100000"}, "--branches 100000: at most 9000"},
+			{"ZeroScale", []string{"--scale", "0"}, "--scale 0: want a factor above 0, at most 1000"},
+			{"NegativeScale", []string{"--scale", "-0.5"}, "--scale -0.5: want a factor above 0, at most 1000"},
+			{"HugeScale", []string{"--scale", "1e6"}, "--scale 1e+06: want a factor above 0, at most 1000"},
+			{"NaNScale", []string{"--scale", "NaN"}, "--scale NaN: want a factor above 0, at most 1000"},
 			{"BadDBScheme", []string{"--db", "mysql://h/db"}, `--db "mysql://h/db": unknown database "mysql"`},
 			{"BadDBForm", []string{"--db", "bench.db"}, `--db "bench.db": want sqlite://PATH or postgres://`},
 			{"NotANumber", []string{"--instances", "many"}, `invalid argument "many" for "--instances"`},
@@ -144,4 +150,136 @@ func TestBenchCommand(t *testing.T) {
 			})
 		}
 	})
+}
+
+func TestBenchCommandScale(t *testing.T) {
+	t.Parallel()
+
+	// A tiny run, every workload at a hundredth of its default size, on
+	// temporary SQLite files; the sizes show in the results.
+	var out, errOut bytes.Buffer
+	code := Run(context.Background(), []string{"bench", "--scale", "0.01", "--json"}, nil, &out, &errOut)
+	require.Zero(t, code, errOut.String())
+	type result struct {
+		Workload string
+		Params   map[string]any
+		Samples  []struct{ Counts map[string]int64 }
+	}
+	got := map[string]result{}
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		var res result
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &res), sc.Text())
+		got[res.Workload] = res
+	}
+	require.Len(t, got, 6)
+	for workload, want := range map[string]map[string]any{
+		"baseline":   {"commits": 50.0},
+		"throughput": {"instances": 100.0, "steps": 3.0, "workers": 16.0},
+		"latency":    {"instances": 5.0},
+		"timers":     {"instances": 20.0, "duration": "20ms", "overdue": "100ms"},
+		"tasks":      {"tasks": 50.0},
+		"fanout":     {"branches": 5.0, "workers": 16.0},
+	} {
+		require.Equal(t, want, got[workload].Params, workload)
+	}
+	for workload, want := range map[string]map[string]int64{
+		"baseline":   {"commits": 50},
+		"throughput": {"instances": 100, "steps": 300},
+		"latency":    {"instances": 5},
+		"tasks":      {"tasks": 50, "instances": 50},
+		"fanout":     {"branches": 5},
+	} {
+		require.Len(t, got[workload].Samples, 1, workload)
+		for k, v := range want {
+			require.Equal(t, v, got[workload].Samples[0].Counts[k], "%s %s", workload, k)
+		}
+	}
+	require.Equal(t, int64(40), got["timers"].Samples[0].Counts["fired"], "20 timers in each part")
+}
+
+func TestBenchCommandConfig(t *testing.T) {
+	t.Parallel()
+
+	// defaults is the configuration of a bare waymark bench.
+	defaults := bench.Config{
+		Instances: 10_000, Steps: 3, Concurrency: 8, Runs: 1, LatencyInstances: 500, TimerInstances: 2_000,
+		TimerDuration: 2 * time.Second, TimerOverdue: 10 * time.Second, Tasks: 5_000, FanoutBranches: 500,
+		BaselineCommits: 5_000, WaitTimeout: 10 * time.Minute,
+	}
+	with := func(change func(c *bench.Config)) bench.Config {
+		c := defaults
+		change(&c)
+		return c
+	}
+	tests := []struct {
+		name string
+		args []string
+		want bench.Config
+	}{
+		{"Defaults", nil, defaults},
+		{
+			name: "EveryFlag",
+			args: []string{"--workloads", "tasks,fanout", "--instances", "11", "--steps", "2", "--concurrency", "3",
+				"--runs", "4", "--latency-instances", "12", "--timer-instances", "13", "--timer-duration", "150ms",
+				"--timer-overdue", "1s", "--tasks", "14", "--branches", "15", "--commits", "16", "--timeout", "1m", "--keep"},
+			want: bench.Config{
+				Workloads: []string{"tasks", "fanout"}, Instances: 11, Steps: 2, Concurrency: 3, Runs: 4,
+				LatencyInstances: 12, TimerInstances: 13, TimerDuration: 150 * time.Millisecond, TimerOverdue: time.Second,
+				Tasks: 14, FanoutBranches: 15, BaselineCommits: 16, WaitTimeout: time.Minute, Keep: true,
+			},
+		},
+		{
+			name: "Scale",
+			args: []string{"--scale", "0.01"},
+			want: with(func(c *bench.Config) {
+				c.Instances, c.LatencyInstances, c.TimerInstances, c.Tasks, c.FanoutBranches, c.BaselineCommits = 100, 5, 20, 50, 5, 50
+				c.TimerDuration, c.TimerOverdue = 20*time.Millisecond, 100*time.Millisecond
+			}),
+		},
+		{
+			// Given flags keep their value; the others scale.
+			name: "ScaleAndFlags",
+			args: []string{"--scale", "0.01", "--tasks", "7", "--timer-overdue", "3s", "--instances", "10000"},
+			want: with(func(c *bench.Config) {
+				c.Instances, c.LatencyInstances, c.TimerInstances, c.Tasks, c.FanoutBranches, c.BaselineCommits = 10_000, 5, 20, 7, 5, 50
+				c.TimerDuration, c.TimerOverdue = 20*time.Millisecond, 3*time.Second
+			}),
+		},
+		{
+			name: "ScaleUp",
+			args: []string{"--scale", "20"},
+			want: with(func(c *bench.Config) {
+				c.Instances, c.LatencyInstances, c.TimerInstances, c.Tasks, c.BaselineCommits = 200_000, 10_000, 40_000, 100_000, 100_000
+				c.FanoutBranches = bench.MaxFanoutBranches
+				c.TimerDuration, c.TimerOverdue = 40*time.Second, 200*time.Second
+			}),
+		},
+		{
+			name: "ScaleFloor",
+			args: []string{"--scale", "0.00001"},
+			want: with(func(c *bench.Config) {
+				c.Instances, c.LatencyInstances, c.TimerInstances, c.Tasks, c.FanoutBranches, c.BaselineCommits = 1, 1, 1, 1, 1, 1
+				c.TimerDuration, c.TimerOverdue = time.Millisecond, time.Millisecond
+			}),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var got *bench.Config
+			var stdout, stderr bytes.Buffer
+			e := &env{stdin: bytes.NewReader(nil), stdout: &stdout, stderr: &stderr,
+				benchRunFunc: func(_ context.Context, cfg *bench.Config) ([]*bench.Result, error) {
+					got = cfg
+					return nil, nil
+				}}
+			code := e.run(context.Background(), append([]string{"bench", "--quiet"}, tt.args...))
+			require.Zero(t, code, stderr.String())
+			require.NotNil(t, got)
+			require.NotNil(t, got.Logger)
+			got.Logger = nil
+			require.Equal(t, tt.want, *got)
+		})
+	}
 }

@@ -1,8 +1,10 @@
-// Package cli implements the waymark command line. Every command writes to the
-// io.Writers it is given, so commands are testable without a terminal.
+// Package cli implements the waymark command line. Every command reads from
+// and writes to the streams it is given, so commands are testable without a
+// terminal.
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +12,16 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/waymarkdev/waymark/bench"
+)
+
+// Exit statuses every command shares. Commands return others through an
+// ExitError.
+const (
+	// exitInterrupted is the status after an interrupt (SIGINT, SIGTERM)
+	// cancelled the command: 128 + SIGINT, as shells report it.
+	exitInterrupted = 130
 )
 
 // ExitError carries a process exit code out of a command without printing
@@ -18,31 +30,58 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-// env is what every command shares: where to write, and the process
-// environment.
+// env is what every command shares: where to read and write, and the
+// process environment.
 type env struct {
-	stdout    io.Writer
-	stderr    io.Writer
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	// benchRunFunc, if set, runs the benchmarks of waymark bench instead of
+	// bench.Run: tests see the configuration the flags make.
+	benchRunFunc func(context.Context, *bench.Config) ([]*bench.Result, error)
+	// lookupEnv reads the process environment (serve's WAYMARK_* settings).
 	lookupEnv func(string) (string, bool)
 }
 
 // Run executes the waymark command line with args (without the program name)
-// and returns the process exit code.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	e := &env{stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
+// and returns the process exit code. Commands read "-" arguments from stdin;
+// a nil stdin reads as empty. When ctx is cancelled (the caller's interrupt)
+// the command stops and Run returns 130 — except serve and dev, for which an
+// interrupt is the normal end: they shut down gracefully and return 0.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if stdin == nil {
+		stdin = bytes.NewReader(nil)
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
+	return e.run(ctx, args)
+}
+
+// run executes the command line on e.
+func (e *env) run(ctx context.Context, args []string) int {
 	root := newRootCommand(e)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root.SetIn(e.stdin)
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}
-	var exit *ExitError
-	if errors.As(err, &exit) {
+	var (
+		exit  *ExitError
+		usage *usageError
+	)
+	switch {
+	case errors.As(err, &usage):
+		usage.print(e.stderr)
+		return exitUsage
+	case errors.As(err, &exit):
 		return exit.Code
+	case ctx.Err() != nil && errors.Is(err, context.Canceled):
+		fmt.Fprintln(e.stderr, "waymark: interrupted")
+		return exitInterrupted
 	}
-	fmt.Fprintln(stderr, "waymark:", err)
+	fmt.Fprintln(e.stderr, "waymark:", err)
 	return 1
 }
 

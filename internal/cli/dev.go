@@ -33,7 +33,7 @@ are simulated: each returns its input. Never use dev for anything but local
 development; use waymark serve.`,
 		Example: `  waymark dev
   waymark dev --addr 127.0.0.1:9090 --db sqlite:///tmp/scratch.db`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadServeConfig(cmd, e, "", flags)
 			if err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -22,15 +23,17 @@ flowchart (https://mermaid.js.org), ready to paste into Markdown. Nodes show
 the activity id and type; edges show the outcome, switch condition, default,
 onTimeout or onError they follow; compensation edges are dotted. An invalid
 definition prints its problems, as waymark validate does, and exits with
-status 1.`,
+status 1. The FILE - reads standard input.`,
 		Example: "  waymark graph expense-approval.yaml > expense-approval.mmd",
-		Args:    cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			def, ok := parseFile(e.stderr, e.stderr, args[0])
-			if !ok {
+		Args:    exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			src, err := e.loadDefinition(cmd.Context(), e.stderr, args[0])
+			if errors.Is(err, errProblems) {
 				return &ExitError{Code: 1}
+			} else if err != nil {
+				return err
 			}
-			fmt.Fprint(e.stdout, mermaid(def))
+			fmt.Fprint(e.stdout, mermaid(src.def))
 			return nil
 		},
 	}

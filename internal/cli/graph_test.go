@@ -12,7 +12,7 @@ func TestGraphCommand(t *testing.T) {
 	t.Parallel()
 
 	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{"graph", "../../definition/testdata/valid/expense-approval.yaml"}, &stdout, &stderr)
+	code := Run(context.Background(), []string{"graph", "../../definition/testdata/valid/expense-approval.yaml"}, nil, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	require.Empty(t, stderr.String())
 	require.Equal(t, `flowchart TD
@@ -74,7 +74,7 @@ activities:
     code: stopped
 `)
 	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{"graph", path}, &stdout, &stderr)
+	code := Run(context.Background(), []string{"graph", path}, nil, &stdout, &stderr)
 	require.Equal(t, 0, code, stderr.String())
 	out := stdout.String()
 	require.Contains(t, out, `n0 -->|"onError"| n5`)
@@ -91,7 +91,7 @@ func TestGraphCommandInvalidDefinition(t *testing.T) {
 
 	path := writeDefinition(t, "invalid.yaml", invalidDefinition)
 	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{"graph", path}, &stdout, &stderr)
+	code := Run(context.Background(), []string{"graph", path}, nil, &stdout, &stderr)
 	require.Equal(t, 1, code)
 	require.Empty(t, stdout.String())
 	require.Contains(t, stderr.String(), path+`:6: activities[0].next: activity "greet": unknown activity "dnoe"`)

@@ -16,7 +16,7 @@ processes at once: on PostgreSQL they take turns on an advisory lock, and the
 later ones find nothing left to do. SQLite databases also migrate whenever
 Waymark opens them.`,
 		Example: "  waymark migrate --db postgres://postgres@127.0.0.1:5432/waymark?sslmode=disable",
-		Args:    cobra.NoArgs,
+		Args:    noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			s, err := openStore(ctx, dbURL, dbOptions{})

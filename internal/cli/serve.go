@@ -32,7 +32,7 @@ docs/server.md for every setting.`,
 		Example: `  waymark serve --config /etc/waymark/waymark.yaml
   waymark serve --db postgres://waymark@db:5432/waymark --addr 0.0.0.0:8080 --config auth.yaml
   waymark serve --insecure-dev`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := loadServeConfig(cmd, e, configFile, flags)
 			if err != nil {

@@ -61,7 +61,7 @@ func start(t *testing.T, stdout, stderr io.Writer, args ...string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, code: make(chan int, 1)}
-	go func() { r.code <- Run(ctx, args, stdout, stderr) }()
+	go func() { r.code <- Run(ctx, args, nil, stdout, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -205,7 +205,7 @@ func TestServeCommand(t *testing.T) {
 				args = append(args, "--config", cfg)
 			}
 			var stdout, stderr bytes.Buffer
-			code := Run(context.Background(), args, &stdout, &stderr)
+			code := Run(context.Background(), args, nil, &stdout, &stderr)
 			require.Equal(t, 1, code, stderr.String())
 			require.Contains(t, stderr.String(), tt.stderr)
 		})
@@ -235,11 +235,11 @@ func TestServeConfigEnv(t *testing.T) {
 func TestTokenCommand(t *testing.T) {
 	t.Parallel()
 	var out, errOut bytes.Buffer
-	require.Zero(t, Run(context.Background(), []string{"token", "hash", "abc"}, &out, &errOut), errOut.String())
+	require.Zero(t, Run(context.Background(), []string{"token", "hash", "abc"}, nil, &out, &errOut), errOut.String())
 	require.Equal(t, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n", out.String())
 
 	out.Reset()
-	require.Zero(t, Run(context.Background(), []string{"token", "new"}, &out, &errOut), errOut.String())
+	require.Zero(t, Run(context.Background(), []string{"token", "new"}, nil, &out, &errOut), errOut.String())
 	m := regexp.MustCompile(`^key:  (wmk_\S+)\nhash: (sha256:[0-9a-f]{64})\n$`).FindStringSubmatch(out.String())
 	require.NotNil(t, m, out.String())
 	require.Equal(t, server.HashAPIKey(m[1]), m[2])
@@ -250,7 +250,7 @@ func TestServePostgres(t *testing.T) {
 	db := storetest.PostgresSchemaURL(t) // an empty schema: nothing migrated
 
 	var stdout, stderr bytes.Buffer
-	code := Run(context.Background(), []string{"serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", db}, &stdout, &stderr)
+	code := Run(context.Background(), []string{"serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", db}, nil, &stdout, &stderr)
 	require.Equal(t, 1, code)
 	require.Contains(t, stderr.String(), "no Waymark schema (run waymark migrate")
 

@@ -19,12 +19,12 @@ func newTokenCommand(e *env) *cobra.Command {
 		Short: "Make API keys for waymark serve",
 		Long: `The server keeps API keys only as SHA-256 hashes: put the hash in the
 auth.apiKeys of its configuration and give the key itself to the client.`,
-		Args: cobra.NoArgs,
+		Args: noArgs(),
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "new",
 		Short: "Print a new random API key and its hash",
-		Args:  cobra.NoArgs,
+		Args:  noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			raw := make([]byte, 32)
 			if _, err := rand.Read(raw); err != nil {
@@ -40,13 +40,13 @@ auth.apiKeys of its configuration and give the key itself to the client.`,
 		Short: "Print the hash of an API key (read from standard input without KEY)",
 		Example: `  waymark token hash "$WAYMARK_KEY"
   printf %s "$WAYMARK_KEY" | waymark token hash`,
-		Args: cobra.MaximumNArgs(1),
+		Args: argsRange(0, 1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var key string
 			if len(args) == 1 {
 				key = args[0]
 			} else {
-				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				line, err := bufio.NewReader(e.stdin).ReadString('\n')
 				if err != nil && line == "" {
 					return fmt.Errorf("read the key from standard input: %w", err)
 				}

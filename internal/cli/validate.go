@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
@@ -23,18 +23,25 @@ line of its own, compiler style:
 
   FILE:LINE: PATH: MESSAGE
 
-and a valid file prints "FILE: ok". The exit status is 1 when any file has
-problems.`,
-		Example: "  waymark validate workflows/*.yaml",
-		Args:    cobra.MinimumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
+and a valid file prints "FILE: ok". The FILE - reads standard input. The
+exit status is 1 when any file has problems or cannot be read.`,
+		Example: "  waymark validate workflows/*.yaml\n  generate-workflow | waymark validate -",
+		Args:    minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
 			failed := false
 			for _, path := range args {
-				if _, ok := parseFile(e.stdout, e.stderr, path); ok {
-					fmt.Fprintf(e.stdout, "%s: ok\n", path)
-				} else {
-					failed = true
+				_, err := e.loadDefinition(ctx, e.stdout, path)
+				switch {
+				case err == nil:
+					fmt.Fprintf(e.stdout, "%s: ok\n", sourceName(path))
+					continue
+				case ctx.Err() != nil:
+					return err
+				case !errors.Is(err, errProblems):
+					fmt.Fprintln(e.stderr, "waymark:", err)
 				}
+				failed = true
 			}
 			if failed {
 				return &ExitError{Code: 1}
@@ -44,27 +51,38 @@ problems.`,
 	}
 }
 
-// parseFile reads and parses the definition at path. Problems go to
-// report, failures to read the file to errOut; ok is false after either.
-func parseFile(report, errOut io.Writer, path string) (def *definition.Definition, ok bool) {
-	data, err := os.ReadFile(path)
+// errProblems says that a definition has problems, already printed.
+var errProblems = errors.New("the definition has problems")
+
+// source is a definition file, read and parsed.
+type source struct {
+	path string // as given; "-" is stdin
+	data []byte
+	def  *definition.Definition
+}
+
+// loadDefinition reads (see readSource) and parses the definition at path.
+// Its problems go to report, and the error is then errProblems; an error
+// reading it is returned, naming the file.
+func (e *env) loadDefinition(ctx context.Context, report io.Writer, path string) (*source, error) {
+	data, err := e.readSource(ctx, path)
 	if err != nil {
-		fmt.Fprintf(errOut, "%s: %v\n", path, err)
-		return nil, false
+		return nil, err
 	}
-	def, err = definition.Parse(data)
+	name := sourceName(path)
+	def, err := definition.Parse(data)
 	if err == nil {
-		return def, true
+		return &source{path: path, data: data, def: def}, nil
 	}
 	var verr *definition.ValidationError
 	if !errors.As(err, &verr) {
-		fmt.Fprintf(report, "%s: %v\n", path, err)
-		return nil, false
+		fmt.Fprintf(report, "%s: %v\n", name, err)
+		return nil, errProblems
 	}
 	for _, p := range verr.Problems {
-		fmt.Fprintln(report, formatProblem(path, p))
+		fmt.Fprintln(report, formatProblem(name, p))
 	}
-	return nil, false
+	return nil, errProblems
 }
 
 // formatProblem renders a problem as FILE:LINE: PATH: MESSAGE, leaving out

@@ -101,20 +101,13 @@ func TestValidateCommand(t *testing.T) {
 			stdout:   func(*testBundle) []string { return nil },
 			stderrIn: "no such file or directory",
 		},
-		{
-			name:     "NoArguments",
-			args:     func(*testBundle) []string { return nil },
-			code:     1,
-			stdout:   func(*testBundle) []string { return nil },
-			stderrIn: "requires at least 1 arg",
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
 			var stdout, stderr bytes.Buffer
-			code := Run(context.Background(), append([]string{"validate"}, tt.args(b)...), &stdout, &stderr)
+			code := Run(context.Background(), append([]string{"validate"}, tt.args(b)...), nil, &stdout, &stderr)
 			require.Equal(t, tt.code, code, "stderr: %s", stderr.String())
 			require.Equal(t, tt.stdout(b), lines(stdout.String()))
 			if tt.stderrIn != "" {
@@ -133,7 +126,7 @@ func TestValidateCommandDocumentedExamples(t *testing.T) {
 	files, err := filepath.Glob("../../definition/testdata/valid/*")
 	require.NoError(t, err)
 	require.NotEmpty(t, files)
-	code := Run(context.Background(), append([]string{"validate"}, files...), &stdout, &stderr)
+	code := Run(context.Background(), append([]string{"validate"}, files...), nil, &stdout, &stderr)
 	require.Equal(t, 0, code, stdout.String())
 	require.Len(t, lines(stdout.String()), len(files))
 }
