@@ -212,6 +212,16 @@ func TestServeCommand(t *testing.T) {
 	}
 }
 
+func TestServeUsage(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, exitUsage, Run(context.Background(), []string{"serve", "extra"}, nil, &stdout, &stderr))
+	require.Contains(t, stderr.String(), `waymark serve: unexpected argument "extra"`)
+	stderr.Reset()
+	require.Zero(t, Run(context.Background(), []string{"token", "hash"}, strings.NewReader("abc\n"), &stdout, &stderr), stderr.String())
+	require.Contains(t, stdout.String(), "sha256:ba7816bf")
+}
+
 func TestServeConfigEnv(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
