@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,8 @@ type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
 
-// env is what every command shares: where to read and write.
+// env is what every command shares: where to read and write, and the
+// process environment.
 type env struct {
 	stdin  io.Reader
 	stdout io.Writer
@@ -37,17 +39,20 @@ type env struct {
 	// benchRunFunc, if set, runs the benchmarks of waymark bench instead of
 	// bench.Run: tests see the configuration the flags make.
 	benchRunFunc func(context.Context, *bench.Config) ([]*bench.Result, error)
+	// lookupEnv reads the process environment (serve's WAYMARK_* settings).
+	lookupEnv func(string) (string, bool)
 }
 
 // Run executes the waymark command line with args (without the program name)
 // and returns the process exit code. Commands read "-" arguments from stdin;
 // a nil stdin reads as empty. When ctx is cancelled (the caller's interrupt)
-// the command stops and Run returns 130.
+// the command stops and Run returns 130 — except serve and dev, for which an
+// interrupt is the normal end: they shut down gracefully and return 0.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if stdin == nil {
 		stdin = bytes.NewReader(nil)
 	}
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
 	return e.run(ctx, args)
 }
 
@@ -102,4 +107,7 @@ var commands = []func(*env) *cobra.Command{
 	newGraphCommand,
 	newRunCommand,
 	newBenchCommand,
+	newServeCommand,
+	newDevCommand,
+	newTokenCommand,
 }

@@ -1,0 +1,163 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/server"
+)
+
+func newServeCommand(e *env) *cobra.Command {
+	var configFile string
+	flags := defaultServeConfig()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the Waymark server: the HTTP API over the engine",
+		Long: `Run the engine and its HTTP API (/api/v1, /healthz, /readyz) until SIGINT or
+SIGTERM, then shut down gracefully: stop accepting, let running requests
+finish, stop the engine.
+
+Settings come from, in order: defaults, the --config YAML file, WAYMARK_*
+environment variables, flags. The server refuses to start without API keys or
+a JWT key unless --insecure-dev is given with a loopback --addr. See
+docs/server.md for every setting.`,
+		Example: `  waymark serve --config /etc/waymark/waymark.yaml
+  waymark serve --db postgres://waymark@db:5432/waymark --addr 0.0.0.0:8080 --config auth.yaml
+  waymark serve --insecure-dev`,
+		Args: noArgs(),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadServeConfig(cmd, e, configFile, flags)
+			if err != nil {
+				return err
+			}
+			return runServe(cmd.Context(), e, cfg, nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", "", "YAML configuration file")
+	addServeFlags(cmd, flags)
+	f.BoolVar(&flags.InsecureDev, "insecure-dev", false, "serve without credentials, on a loopback address only (development)")
+	f.BoolVar(&flags.AutoMigrate, "migrate", false, "apply pending PostgreSQL migrations at start")
+	return cmd
+}
+
+// addServeFlags adds the flags serve and dev share.
+func addServeFlags(cmd *cobra.Command, flags *serveConfig) {
+	f := cmd.Flags()
+	f.StringVar(&flags.DB, "db", flags.DB, "database URL: sqlite://PATH or postgres://…")
+	f.StringVar(&flags.Addr, "addr", flags.Addr, "listen address HOST:PORT")
+	f.StringVar(&flags.LogLevel, "log-level", flags.LogLevel, "debug, info, warn or error")
+	f.StringVar(&flags.LogFormat, "log-format", flags.LogFormat, "text or json")
+}
+
+// loadServeConfig layers defaults, the file, the environment and the flags
+// given on the command line, and validates the result.
+func loadServeConfig(cmd *cobra.Command, e *env, configFile string, flags *serveConfig) (*serveConfig, error) {
+	cfg := defaultServeConfig()
+	if configFile != "" {
+		if err := cfg.loadFile(configFile); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.loadEnv(e.lookupEnv); err != nil {
+		return nil, err
+	}
+	f := cmd.Flags()
+	for name, set := range map[string]func(){
+		"db":           func() { cfg.DB = flags.DB },
+		"addr":         func() { cfg.Addr = flags.Addr },
+		"log-level":    func() { cfg.LogLevel = flags.LogLevel },
+		"log-format":   func() { cfg.LogFormat = flags.LogFormat },
+		"insecure-dev": func() { cfg.InsecureDev = flags.InsecureDev },
+		"migrate":      func() { cfg.AutoMigrate = flags.AutoMigrate },
+	} {
+		if f.Lookup(name) != nil && f.Changed(name) {
+			set()
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func newLogger(w io.Writer, cfg *serveConfig) *slog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serveHooks let dev prepare the engine and announce the server.
+type serveHooks struct {
+	// handlers are the engine's task handlers.
+	handlers map[string]waymark.TaskHandler
+	// ready runs once the engine runs and the listener is open.
+	ready func(ctx context.Context, engine *waymark.Engine, addr net.Addr) error
+}
+
+// runServe runs the engine and the server until ctx ends.
+func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) error {
+	if hooks == nil {
+		hooks = &serveHooks{}
+	}
+	logger := newLogger(&lockedWriter{w: e.stderr}, cfg)
+	s, err := openStore(ctx, cfg.DB, dbOptions{migrate: cfg.AutoMigrate})
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if version, err := s.SchemaVersion(ctx); err != nil || version == 0 {
+		if err == nil {
+			err = errors.New("schema version 0")
+		}
+		return fmt.Errorf("--db: no Waymark schema (run waymark migrate --db URL, or serve --migrate): %w", err)
+	}
+	engine, err := waymark.New(s, &waymark.Config{Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers})
+	if err != nil {
+		return err
+	}
+	srvCfg, err := cfg.serverConfig(logger)
+	if err != nil {
+		return err
+	}
+	srv, err := server.New(engine, srvCfg)
+	if errors.Is(err, server.ErrNoCredentials) {
+		return errors.New("no credentials configured: set auth.apiKeys or auth.jwt in --config (see docs/server.md), " +
+			"or use --insecure-dev on a loopback address for local development")
+	}
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("--addr: %w", err)
+	}
+	if err := engine.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	stopEngine := func() error {
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		return engine.Stop(stopCtx)
+	}
+	if hooks.ready != nil {
+		if err := hooks.ready(ctx, engine, ln.Addr()); err != nil {
+			ln.Close()
+			return errors.Join(err, stopEngine())
+		}
+	}
+	serveErr := srv.Serve(ctx, ln)
+	return errors.Join(serveErr, stopEngine())
+}

@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/waymarkdev/waymark/server"
+	"github.com/waymarkdev/waymark/store/storetest"
+)
+
+// watchWriter collects output and reports the first match of a pattern.
+type watchWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	re    *regexp.Regexp
+	found chan string
+}
+
+func newWatchWriter(pattern string) *watchWriter {
+	return &watchWriter{re: regexp.MustCompile(pattern), found: make(chan string, 1)}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.re != nil {
+		if m := w.re.FindStringSubmatch(w.buf.String()); m != nil {
+			w.found <- m[len(m)-1]
+			w.re = nil
+		}
+	}
+	return len(p), nil
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// running is a command running in the background.
+type running struct {
+	cancel context.CancelFunc
+	code   chan int
+}
+
+func start(t *testing.T, stdout, stderr io.Writer, args ...string) *running {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, code: make(chan int, 1)}
+	go func() { r.code <- Run(ctx, args, nil, stdout, stderr) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-r.code:
+		case <-time.After(30 * time.Second):
+			t.Error("the command did not stop")
+		}
+	})
+	return r
+}
+
+// waitFor returns what w found, failing after a timeout.
+func waitFor(t *testing.T, w *watchWriter, r *running, what string) string {
+	t.Helper()
+	select {
+	case s := <-w.found:
+		return s
+	case code := <-r.code:
+		t.Fatalf("the command ended (%d) before %s", code, what)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no %s within 20s", what)
+	}
+	return ""
+}
+
+func getJSON(t *testing.T, url string, header map[string]string, v any) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	for k, val := range header {
+		req.Header.Set(k, val)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if v != nil {
+		require.NoError(t, json.Unmarshal(body, v), "body: %s", body)
+	}
+	return resp.StatusCode
+}
+
+func TestDevCommand(t *testing.T) {
+	t.Parallel()
+	stdout := newWatchWriter(`API: +(http://\S+)/api/v1\n(?s:.*)Try:`)
+	var stderr watchWriter
+	db := "sqlite://" + filepath.Join(t.TempDir(), "dev.db")
+	r := start(t, stdout, &stderr, "dev", "--addr", "127.0.0.1:0", "--db", db, "--examples", filepath.Join("..", "..", "examples"))
+	base := waitFor(t, stdout, r, "API URL")
+
+	var health server.HealthStatus
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/healthz", nil, &health))
+	require.Equal(t, "ok", health.Status)
+
+	var defs struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/definitions", nil, &defs))
+	var ids []string
+	for _, d := range defs.Items {
+		ids = append(ids, d.ID)
+	}
+	require.Contains(t, ids, "hello")
+	require.Contains(t, ids, "order")
+	require.Contains(t, stdout.String(), "deployed hello v1 from")
+
+	// The hello example runs through, its handler simulated.
+	resp, err := http.Post(base+"/api/v1/instances?wait=20s", "application/json",
+		strings.NewReader(`{"definition":"hello","input":{"name":"Ada"}}`))
+	require.NoError(t, err)
+	var inst struct {
+		Status string `json:"status"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&inst))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	require.Equal(t, "completed", inst.Status)
+
+	// Acting as a user without admin: deploying is refused.
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	require.Equal(t, http.StatusForbidden, getJSON(t, base+"/api/v1/definitions",
+		map[string]string{server.HeaderUser: "ann", server.HeaderRoles: "finance"}, &e))
+
+	r.cancel()
+	select {
+	case code := <-r.code:
+		require.Zero(t, code, stderr.String())
+		r.code <- code
+	case <-time.After(30 * time.Second):
+		t.Fatal("dev did not stop")
+	}
+	require.Contains(t, stderr.String(), "INSECURE DEV MODE")
+	require.Contains(t, stderr.String(), "server: stopped")
+}
+
+func TestServeCommand(t *testing.T) {
+	t.Parallel()
+	newDB := func(t *testing.T) string { return "sqlite://" + filepath.Join(t.TempDir(), "serve.db") }
+
+	t.Run("APIKey", func(t *testing.T) {
+		t.Parallel()
+		db := newDB(t)
+		cfg := filepath.Join(t.TempDir(), "waymark.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("auth:\n  apiKeys:\n    - user: ci\n      hash: "+
+			server.HashAPIKey("secret-key")+"\n      roles: [viewer]\nlogFormat: json\n"), 0o600))
+		stderr := newWatchWriter(`"msg":"server: listening","addr":"([^"]+)"`)
+		r := start(t, io.Discard, stderr, "serve", "--config", cfg, "--addr", "127.0.0.1:0", "--db", db)
+		base := "http://" + waitFor(t, stderr, r, "listening line")
+		require.Equal(t, http.StatusUnauthorized, getJSON(t, base+"/api/v1/definitions", nil, nil))
+		require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/definitions",
+			map[string]string{"Authorization": "Bearer secret-key"}, nil))
+		require.Equal(t, http.StatusOK, getJSON(t, base+"/readyz", nil, nil))
+	})
+
+	tests := []struct {
+		name   string
+		args   []string
+		config string
+		stderr string
+	}{
+		{"NoCredentials", []string{"--addr", "127.0.0.1:0"}, "", "no credentials configured"},
+		{"InsecureDevOffLoopback", []string{"--insecure-dev", "--addr", "0.0.0.0:0"}, "", "insecureDev: serves on loopback addresses only"},
+		{"BadAddr", []string{"--addr", "8080"}, "", "addr: \"8080\": want HOST:PORT"},
+		{"UnknownField", nil, "adr: 127.0.0.1:1\n", "field adr not found"},
+		{"BadFields", nil, "logLevel: loud\nauth:\n  apiKeys:\n    - user: ci\n      hash: abc\n",
+			"logLevel: \"loud\": want debug, info, warn or error\n  auth.apiKeys[0].hash: want sha256:"},
+		{"BadDB", []string{"--db", "mysql://x"}, "", "db: \"mysql://x\": unknown database"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			args := append([]string{"serve", "--db", newDB(t)}, tt.args...)
+			if tt.config != "" {
+				cfg := filepath.Join(t.TempDir(), "waymark.yaml")
+				require.NoError(t, os.WriteFile(cfg, []byte(tt.config), 0o600))
+				args = append(args, "--config", cfg)
+			}
+			var stdout, stderr bytes.Buffer
+			code := Run(context.Background(), args, nil, &stdout, &stderr)
+			require.Equal(t, 1, code, stderr.String())
+			require.Contains(t, stderr.String(), tt.stderr)
+		})
+	}
+}
+
+func TestServeUsage(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	require.Equal(t, exitUsage, Run(context.Background(), []string{"serve", "extra"}, nil, &stdout, &stderr))
+	require.Contains(t, stderr.String(), `waymark serve: unexpected argument "extra"`)
+	stderr.Reset()
+	require.Zero(t, Run(context.Background(), []string{"token", "hash"}, strings.NewReader("abc\n"), &stdout, &stderr), stderr.String())
+	require.Contains(t, stdout.String(), "sha256:ba7816bf")
+}
+
+func TestServeConfigEnv(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"WAYMARK_ADDR": "127.0.0.1:9999", "WAYMARK_RATE_LIMIT": "5", "WAYMARK_MAX_WAIT": "10s",
+		"WAYMARK_JWT_AUDIENCE": "waymark", "WAYMARK_INSECURE_DEV": "true",
+	}
+	lookup := func(k string) (string, bool) { v, ok := env[k]; return v, ok }
+	cfg := defaultServeConfig()
+	require.NoError(t, cfg.loadEnv(lookup))
+	require.Equal(t, "127.0.0.1:9999", cfg.Addr)
+	require.Equal(t, 5.0, cfg.RateLimit)
+	require.Equal(t, 10*time.Second, cfg.MaxWait)
+	require.Equal(t, "waymark", cfg.Auth.JWT.Audience)
+	require.True(t, cfg.InsecureDev)
+	require.NoError(t, cfg.validate())
+
+	env["WAYMARK_MAX_WAIT"] = "soon"
+	require.ErrorContains(t, defaultServeConfig().loadEnv(lookup), `WAYMARK_MAX_WAIT (maxWait) "soon"`)
+}
+
+func TestTokenCommand(t *testing.T) {
+	t.Parallel()
+	var out, errOut bytes.Buffer
+	require.Zero(t, Run(context.Background(), []string{"token", "hash", "abc"}, nil, &out, &errOut), errOut.String())
+	require.Equal(t, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n", out.String())
+
+	out.Reset()
+	require.Zero(t, Run(context.Background(), []string{"token", "new"}, nil, &out, &errOut), errOut.String())
+	m := regexp.MustCompile(`^key:  (wmk_\S+)\nhash: (sha256:[0-9a-f]{64})\n$`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	require.Equal(t, server.HashAPIKey(m[1]), m[2])
+}
+
+func TestServePostgres(t *testing.T) {
+	t.Parallel()
+	db := storetest.PostgresSchemaURL(t) // an empty schema: nothing migrated
+
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", db}, nil, &stdout, &stderr)
+	require.Equal(t, 1, code)
+	require.Contains(t, stderr.String(), "no Waymark schema (run waymark migrate")
+
+	logs := newWatchWriter(`msg="server: listening" addr=(\S+)`)
+	r := start(t, io.Discard, logs, "serve", "--insecure-dev", "--migrate", "--addr", "127.0.0.1:0", "--db", db)
+	base := "http://" + waitFor(t, logs, r, "listening line")
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/readyz", nil, nil))
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/instances", nil, nil))
+}

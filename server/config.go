@@ -1,0 +1,90 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Server. A nil *Config is refused by New only because
+// a server needs credentials (or InsecureDev); every other field has a
+// default.
+type Config struct {
+	// Logger receives request and error logs. Defaults to discarding.
+	Logger *slog.Logger
+	// APIKeys are the static bearer tokens the server accepts, by hash.
+	APIKeys []APIKey
+	// JWT, when it has a key, makes the server accept JSON Web Tokens.
+	JWT *JWTConfig
+	// InsecureDev serves without credentials, on loopback addresses only:
+	// a request is then the user its X-Waymark-User header names, with the
+	// roles of X-Waymark-Roles, or an anonymous admin. Never in production.
+	InsecureDev bool
+	// MaxBodyBytes is the largest request body accepted (413 beyond).
+	// Defaults to 1 MiB.
+	MaxBodyBytes int64
+	// RateLimit is how many requests per second one credential may make
+	// (429 beyond, with Retry-After). Defaults to 100; negative disables
+	// rate limiting.
+	RateLimit float64
+	// RateBurst is how many requests one credential may make at once above
+	// the rate. Defaults to twice RateLimit.
+	RateBurst int
+	// MaxWait caps the ?wait= of long-polling requests. Defaults to 60s.
+	MaxWait time.Duration
+	// ShutdownTimeout bounds how long Serve waits for running requests
+	// once its context ends. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// Version is reported in the OpenAPI document. Defaults to "dev".
+	Version string
+}
+
+// WithDefaults returns a copy of c with every unset field defaulted.
+func (c *Config) WithDefaults() *Config {
+	out := Config{}
+	if c != nil {
+		out = *c
+	}
+	if out.Logger == nil {
+		out.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if out.MaxBodyBytes == 0 {
+		out.MaxBodyBytes = 1 << 20
+	}
+	if out.RateLimit == 0 {
+		out.RateLimit = 100
+	}
+	if out.RateBurst == 0 {
+		out.RateBurst = max(1, int(2*out.RateLimit))
+	}
+	if out.MaxWait == 0 {
+		out.MaxWait = 60 * time.Second
+	}
+	if out.ShutdownTimeout == 0 {
+		out.ShutdownTimeout = 30 * time.Second
+	}
+	if out.Version == "" {
+		out.Version = "dev"
+	}
+	return &out
+}
+
+// ErrNoCredentials is returned by New for a configuration that accepts no
+// credential and is not in insecure-dev mode.
+var ErrNoCredentials = errors.New("server: no API keys or JWT key configured; configure one, or use insecure-dev mode on a loopback address for local development")
+
+func (c *Config) validate() error {
+	switch {
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("server: MaxBodyBytes %d: must be positive", c.MaxBodyBytes)
+	case c.RateLimit > 0 && c.RateBurst < 1:
+		return fmt.Errorf("server: RateBurst %d: must be at least 1", c.RateBurst)
+	case c.MaxWait < 0:
+		return fmt.Errorf("server: MaxWait %s: must not be negative", c.MaxWait)
+	case c.ShutdownTimeout < 0:
+		return fmt.Errorf("server: ShutdownTimeout %s: must not be negative", c.ShutdownTimeout)
+	}
+	return nil
+}

@@ -1,0 +1,22 @@
+// Package server is Waymark's HTTP API: JSON over HTTP under /api/v1, plus
+// /healthz and /readyz, over one *waymark.Engine.
+//
+//	srv, err := server.New(engine, &server.Config{APIKeys: keys, Logger: logger})
+//	err = srv.Serve(ctx, listener) // until ctx ends, then a graceful shutdown
+//
+// A Server is an http.Handler. Routes are registered with huma, which
+// generates the OpenAPI 3.1 document (served at /api/v1/openapi.json) and
+// the request validation from the operations' Go types, so the document
+// cannot drift from the code.
+//
+// The server holds no SQL and no business logic: every operation is one or
+// two engine calls. What it adds is HTTP: authentication (API keys kept as
+// SHA-256 hashes, JWT HS256/RS256, or insecure-dev mode on loopback), the
+// roles admin, operator and viewer, per-credential rate limits, a body
+// limit, ETag/If-Match, Idempotency-Key and ?wait= long polls, and one error
+// shape, {"error": {"code", "message", "details"}}, made from the engine's
+// errors in one function (errorFor).
+//
+// Import rules: server imports the engine (package waymark), definition and
+// store (for their error types); nothing in the engine imports server.
+package server
