@@ -48,6 +48,16 @@ func (w *watchers) notify(id string) {
 	}
 }
 
+// allInstances is the watchers key that every commit notifies.
+const allInstances = "*"
+
+// Changes returns a channel that receives a value (coalesced) after every
+// commit of this engine that changed an instance, and a function to stop.
+// Commits of other processes sharing the database are not signalled: poll
+// for those. The live event stream uses it to read at once what this
+// engine committed.
+func (e *Engine) Changes() (<-chan struct{}, func()) { return e.watchers.add(allInstances) }
+
 // settled reports whether an instance has stopped for now: it ended, or it
 // waits for the outside world or an operator.
 func settled(s store.InstanceStatus) bool {

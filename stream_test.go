@@ -20,7 +20,14 @@ activities:
 `)
 		head, err := b.e.StreamHead(b.ctx)
 		require.NoError(t, err)
+		changes, stop := b.e.Changes()
+		defer stop()
 		inst := b.start("tell", `{}`)
+		select {
+		case <-changes:
+		default:
+			t.Fatal("a commit did not signal Changes")
+		}
 		evs, err := b.e.StreamAfter(b.ctx, head, 100)
 		require.NoError(t, err)
 		var types []string

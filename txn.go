@@ -104,6 +104,9 @@ func (e *Engine) afterCommit(t *txn) {
 	for _, s := range t.order {
 		e.watchers.notify(s.inst.ID)
 	}
+	if len(t.order) > 0 {
+		e.watchers.notify(allInstances)
+	}
 	for _, id := range t.cancelled {
 		e.running.cancel(id)
 	}
