@@ -67,6 +67,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Verify = d.decodeRequest(key, v)
 	case "circuitBreaker":
 		a.CircuitBreaker = p.name(s, key, v)
+	case "responses":
+		d.decodeResponses(v)
 	case "title":
 		a.Title = p.value(s, key, v, expr.KindString)
 	case "assignee":
@@ -219,6 +221,52 @@ func (d *activityDecoder) decodeCases(n *yaml.Node) {
 	}
 }
 
+// decodeResponses decodes an http activity's response rules.
+func (d *activityDecoder) decodeResponses(n *yaml.Node) {
+	p, s := d.p, d.s
+	p.sequence(s, "responses", n, func(i int, item *yaml.Node) {
+		field := "responses" + index(i)
+		var r ResponseRule
+		ok := p.mapping(s, field, item, func(key string, keyNode, v *yaml.Node) {
+			f := join(field, key)
+			switch key {
+			case "status":
+				if rv := p.resolve(v); rv != nil && rv.Kind == yaml.SequenceNode {
+					p.sequence(s, f, rv, func(j int, sv *yaml.Node) {
+						if code := p.integer(s, f+index(j), sv, 100, 599); code != 0 {
+							r.Status = append(r.Status, code)
+						}
+					})
+				} else if code := p.integer(s, f, v, 100, 599); code != 0 {
+					r.Status = []int{code}
+				}
+			case "when":
+				r.When = p.value(s, f, v, expr.KindBool)
+			case "outcome":
+				r.Outcome = p.pattern(s, f, v, identifierPattern, "outcome name (letters, digits and '_')")
+			case "error":
+				r.Error = p.name(s, f, v)
+			case "next":
+				r.Next = d.target(f, v, EdgeOutcome)
+			default:
+				s.unknownField(field, key, keyNode, []string{"status", "when", "outcome", "error", "next"}, "", nil)
+			}
+		})
+		if !ok {
+			return
+		}
+		switch {
+		case (r.Outcome == "") == (r.Error == ""):
+			s.add(field, item.Line, "a response rule needs exactly one of outcome or error")
+		case r.Error != "" && r.Next != "":
+			s.add(field, item.Line, "a rule with an error is routed by onError, not next")
+		case len(r.Status) == 0 && r.When == nil:
+			s.add(field, item.Line, "a response rule needs status or when")
+		}
+		d.a.Responses = append(d.a.Responses, r)
+	})
+}
+
 var httpMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 func (d *activityDecoder) decodeRequest(field string, n *yaml.Node) *HTTPRequest {
@@ -256,11 +304,18 @@ func (d *activityDecoder) decodeRequest(field string, n *yaml.Node) *HTTPRequest
 					r.Headers[name] = value
 				}
 			})
+		case "query":
+			r.Query = map[string]*Value{}
+			p.mapping(s, key, v, func(name string, _, qv *yaml.Node) {
+				if value := p.value(s, join(key, name), qv, expr.KindAny); value != nil {
+					r.Query[name] = value
+				}
+			})
 		case "body":
 			bodyLine = keyNode.Line
 			r.Body = p.value(s, key, v, expr.KindAny)
 		default:
-			s.unknownField("", key, keyNode, []string{"method", "url", "headers", "body"}, "", nil)
+			s.unknownField("", key, keyNode, []string{"method", "url", "headers", "query", "body"}, "", nil)
 		}
 	})
 	if !ok {

@@ -130,7 +130,7 @@ func (t ActivityType) Fields() []string {
 	case TypeTask:
 		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError"}
 	case TypeHTTP:
-		own = []string{"request", "verify", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError"}
+		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError"}
 	case TypeUserTask:
 		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate"}
 	case TypeReceive:
@@ -202,6 +202,9 @@ type Activity struct {
 	Verify *HTTPRequest
 	// CircuitBreaker names the circuit breaker shared by every instance.
 	CircuitBreaker string
+	// Responses map chosen responses of an http activity to outcomes or
+	// business errors; the first rule that matches applies.
+	Responses []ResponseRule
 
 	// Title of a user task.
 	Title *Value
@@ -264,8 +267,24 @@ type HTTPRequest struct {
 	URL *Value
 	// Headers by name; each value evaluates to a string.
 	Headers map[string]*Value
+	// Query parameters by name, added to the URL's; each value evaluates
+	// to a string or a number.
+	Query map[string]*Value
 	// Body is sent as JSON; nil for no body.
 	Body *Value
+}
+
+// ResponseRule maps responses of an http activity: those with one of the
+// Status codes (any status when empty) for which When holds (always when
+// nil) either complete the activity with Outcome, continuing with Next
+// (the activity's next when empty), or fail it with the business error
+// Error, which the activity's onError routes.
+type ResponseRule struct {
+	Status  []int
+	When    *Value
+	Outcome string
+	Error   string
+	Next    string
 }
 
 // VarAssign is one variable a set activity assigns.

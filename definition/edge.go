@@ -57,6 +57,9 @@ func (a *Activity) Edges() []Edge {
 		add(EdgeCase, conditionLabel(c.When), c.Next)
 	}
 	add(EdgeDefault, "", a.Default)
+	for _, r := range a.Responses {
+		add(EdgeOutcome, r.Outcome, r.Next)
+	}
 	for _, b := range a.Branches {
 		add(EdgeBranch, "", b)
 	}

@@ -31,6 +31,12 @@ type Context struct {
 	// Message is the message being received by a receive activity, nil
 	// otherwise.
 	Message any
+	// Secrets holds what secrets.NAME resolves to in an http request; the
+	// engine sets placeholders here, never the secret values.
+	Secrets map[string]any
+	// Response is the response an http activity's response rules see, nil
+	// otherwise.
+	Response map[string]any
 }
 
 // Instance is the instance expressions see as the variable instance.
@@ -104,6 +110,16 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return unset("message", "while receiving a message"), true
 		}
 		return a.Message, true
+	case "secrets":
+		if a.Secrets == nil {
+			return unset("secrets", "in the request of an http activity"), true
+		}
+		return a.Secrets, true
+	case "response":
+		if a.Response == nil {
+			return unset("response", "in the response rules of an http activity"), true
+		}
+		return a.Response, true
 	}
 	return nil, false
 }

@@ -23,8 +23,10 @@
 //	now       the current time (a CEL timestamp)
 //	task      {outcome, data, user} while completing a user task
 //	message   the message being received by a receive activity
+//	secrets   secrets by name, in the request of an http activity
+//	response  {status, headers, body} in an http activity's response rules
 //
-// The engine sets task and message only where the list says; elsewhere an
+// The engine sets task, message, secrets and response only where the list says; elsewhere an
 // expression that reads them fails to evaluate with an error saying when
 // they are available.
 //

@@ -138,6 +138,8 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("now", cel.TimestampType),
 		cel.Variable("task", dynMap),
 		cel.Variable("message", cel.DynType),
+		cel.Variable("secrets", dynMap),
+		cel.Variable("response", dynMap),
 		cel.CrossTypeNumericComparisons(true),
 		cel.DefaultUTCTimeZone(true),
 		cel.OptionalTypes(),
