@@ -132,8 +132,7 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		return s.complete(a, x, nil, "")
 
 	case definition.TypeHTTP:
-		return s.failActivity(a, x, ErrorInfo{Code: CodePermanent,
-			Message: "http activities are not supported by this engine version"})
+		return s.startCall(a, x)
 	}
 	return fmt.Errorf("activity %s: unsupported type %q", a.ID, a.Type)
 }

@@ -19,7 +19,9 @@ type taskResult struct {
 	output   json.RawMessage
 	err      error
 	timedOut bool
-	done     chan error
+	// call is set for an http activity: the outcome of its attempt.
+	call *callOutcome
+	done chan error
 	// owner holds the item's lease: this engine, or an external worker.
 	owner string
 	// lost is set when the result changed nothing: the lease was lost or
@@ -116,6 +118,8 @@ func (e *Engine) applyResult(t *txn, r *taskResult) error {
 	case x == nil || x.rec.Status != ExecScheduled || s.status.Finished():
 		r.lost = true
 		err = t.tx.WorkComplete(t.ctx, item.ID, owner)
+	case r.call != nil:
+		err = s.callDone(a, x, item, owner, r.call)
 	case r.err == nil:
 		if err = t.tx.WorkComplete(t.ctx, item.ID, owner); err == nil {
 			x.rec.Attempt = item.Attempts

@@ -88,6 +88,21 @@ type Config struct {
 	// after the current month's, the engine keeps made on a store whose log
 	// is partitioned (PostgreSQL); it looks hourly. Defaults to 3.
 	LogPartitionsAhead int
+	// Secrets are what ${ secrets.NAME } in an http activity's request
+	// reads, by name. They are put into the request only as it is sent:
+	// the stored request, the execution log, events and logs hold the
+	// placeholder, and a secret value echoed back by the other system is
+	// redacted before the response is stored.
+	Secrets map[string]string
+	// SecretFunc, if set, is asked for a secret that Secrets lacks (for
+	// example from the environment or a vault); ok false means unknown.
+	SecretFunc func(name string) (value string, ok bool)
+	// HTTP configures the calls of http activities. Its zero value is
+	// production-safe: TLS verified, private and loopback targets refused.
+	HTTP HTTPConfig
+	// Breakers configures the named circuit breakers of http activities.
+	Breakers BreakerConfig
+
 	// OnEvent, if set, is called after every commit with the events the
 	// commit wrote, in order, including those of emit activities. It runs
 	// on the engine's goroutine: keep it quick.
@@ -128,6 +143,8 @@ func (c *Config) WithDefaults() *Config {
 	if out.LogPartitionsAhead == 0 {
 		out.LogPartitionsAhead = 3
 	}
+	out.HTTP = out.HTTP.withDefaults()
+	out.Breakers = out.Breakers.withDefaults()
 	return &out
 }
 
@@ -147,6 +164,12 @@ func (c *Config) validate() error {
 		return fmt.Errorf("%w: Config.StopGrace %s: must not be negative", ErrInvalid, c.StopGrace)
 	case c.LogPartitionsAhead < 1 || c.LogPartitionsAhead > 120:
 		return fmt.Errorf("%w: Config.LogPartitionsAhead %d: must be from 1 to 120", ErrInvalid, c.LogPartitionsAhead)
+	}
+	if err := c.HTTP.validate(); err != nil {
+		return err
+	}
+	if err := c.Breakers.validate(); err != nil {
+		return err
 	}
 	for name, h := range c.Handlers {
 		if name == "" {

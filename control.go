@@ -105,11 +105,16 @@ func (s *instState) rescheduleScheduled() error {
 		if x.rec.Status != ExecScheduled || x.isNew {
 			continue
 		}
-		handler := ""
-		if a := s.activityFor(x); a != nil && a.Type == definition.TypeTask && x.rec.Input != nil {
-			handler = a.Handler
+		handler, kind := "", workStep
+		if a := s.activityFor(x); a != nil && x.rec.Input != nil {
+			switch a.Type {
+			case definition.TypeTask:
+				handler, kind = a.Handler, workTask
+			case definition.TypeHTTP:
+				kind = workHTTP // its call is recorded: send it
+			}
 		}
-		if err := s.enqueue(x, handler, s.t.now); err != nil {
+		if err := s.enqueueKind(x, kind, handler, s.t.now); err != nil {
 			return err
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
 	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/internal/resilience"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -32,6 +34,9 @@ type Engine struct {
 	timerWake chan struct{}
 	results   chan *taskResult
 
+	httpClient *http.Client
+	calls      *resilience.Runner
+
 	runMu   sync.Mutex
 	started *run // set between Start and Stop
 }
@@ -48,6 +53,8 @@ type compiledDef struct {
 	// joinExpect is how many arrivals each join waits for: the branches of
 	// the parallel activity that feeds it.
 	joinExpect map[string]int
+	// secrets lists the secrets its expressions name.
+	secrets []string
 }
 
 // New returns an engine on s. cfg may be nil.
@@ -61,10 +68,12 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	}
 	e := &Engine{
 		store: s, cfg: cfg, clock: cfg.Clock,
-		defs:      map[defKey]*compiledDef{},
-		workWake:  make(chan struct{}, 1),
-		timerWake: make(chan struct{}, 1),
-		results:   make(chan *taskResult, cfg.Workers),
+		defs:       map[defKey]*compiledDef{},
+		workWake:   make(chan struct{}, 1),
+		timerWake:  make(chan struct{}, 1),
+		results:    make(chan *taskResult, cfg.Workers),
+		httpClient: newHTTPClient(&cfg.HTTP),
+		calls:      resilience.NewRunner(cfg.HTTP.PerTarget),
 	}
 	if e.clock == nil {
 		c := newDBClock(s, cfg.localClock)
@@ -145,7 +154,7 @@ func (e *Engine) compile(rec *store.Definition) (*compiledDef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("definition %s v%d: %w", rec.ID, rec.Version, err)
 	}
-	cd = &compiledDef{rec: rec, def: def, joinExpect: joinExpectations(def)}
+	cd = &compiledDef{rec: rec, def: def, joinExpect: joinExpectations(def), secrets: secretNames(rec.Source)}
 	e.defsMu.Lock()
 	e.defs[key] = cd
 	e.defsMu.Unlock()

@@ -86,6 +86,15 @@ type ErrorInfo struct {
 	// Cause is, while a failed compensation holds the instance suspended,
 	// the error that started the compensation.
 	Cause *ErrorInfo `json:"cause,omitempty"`
+	// Attempt is the attempt that failed.
+	Attempt int `json:"attempt,omitempty"`
+	// StatusCode is the HTTP status of the response that failed an http
+	// activity's attempt.
+	StatusCode int `json:"statusCode,omitempty"`
+	// Timeouts counts the attempts of the execution that timed out.
+	Timeouts int `json:"timeouts,omitempty"`
+	// Breaker names the open circuit breaker that holds a call back.
+	Breaker string `json:"breaker,omitempty"`
 }
 
 // Error codes of ErrorInfo.
@@ -94,12 +103,34 @@ const (
 	CodeTimeout   = "timeout"
 	CodePermanent = "permanent"
 	CodeBusiness  = "business"
+	// CodeUnknownOutcome classifies an attempt that may have taken effect:
+	// the request was sent, then the connection was lost. It is retried
+	// with the same idempotency key, or first verified.
+	CodeUnknownOutcome = "unknown_outcome"
 )
+
+// UnknownOutcomeError marks a handler error after which the handler cannot
+// tell whether its effect took place (a call sent, then the connection
+// lost). It is retried like a transient error, with the same idempotency
+// key, and classified unknown_outcome.
+type UnknownOutcomeError struct{ Err error }
+
+func (e *UnknownOutcomeError) Error() string { return e.Err.Error() }
+func (e *UnknownOutcomeError) Unwrap() error { return e.Err }
+
+// UnknownOutcome wraps err as an UnknownOutcomeError.
+func UnknownOutcome(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &UnknownOutcomeError{Err: err}
+}
 
 // classify describes a handler error.
 func classify(err error, timedOut bool) ErrorInfo {
 	var biz *BusinessError
 	var perm *PermanentError
+	var unknown *UnknownOutcomeError
 	switch {
 	case errors.As(err, &biz):
 		return ErrorInfo{Code: CodeBusiness, Name: biz.Name, Message: biz.Error()}
@@ -107,6 +138,8 @@ func classify(err error, timedOut bool) ErrorInfo {
 		return ErrorInfo{Code: CodePermanent, Message: err.Error()}
 	case timedOut:
 		return ErrorInfo{Code: CodeTimeout, Message: err.Error(), Retryable: true}
+	case errors.As(err, &unknown):
+		return ErrorInfo{Code: CodeUnknownOutcome, Message: err.Error(), Retryable: true}
 	}
 	return ErrorInfo{Code: CodeTransient, Message: err.Error(), Retryable: true}
 }

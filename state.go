@@ -26,6 +26,7 @@ const (
 const (
 	workTask = "task" // run a task handler
 	workStep = "step" // run a deferred activity inside the engine
+	// workHTTP (http.go) sends an http activity's request.
 )
 
 // instState is one instance inside a transaction.
@@ -336,6 +337,11 @@ func (s *instState) enqueue(x *execution, handler string, runAt time.Time) error
 	if handler != "" {
 		kind = workTask
 	}
+	return s.enqueueKind(x, kind, handler, runAt)
+}
+
+// enqueueKind queues work of kind for an execution.
+func (s *instState) enqueueKind(x *execution, kind, handler string, runAt time.Time) error {
 	_, err := s.t.tx.WorkEnqueue(s.t.ctx, &store.WorkEnqueueParams{
 		ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, Kind: kind, Handler: handler,
 		RunAt: runAt, CreatedAt: s.t.now,

@@ -179,6 +179,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		stopCommits()
 		commits.Wait()
 		stopHandlers()
+		e.httpClient.CloseIdleConnections() // their goroutines end with them
 	}()
 	e.cfg.Logger.InfoContext(ctx, "engine: started", slog.String("node_id", e.cfg.NodeID),
 		slog.Int("workers", e.cfg.Workers), slog.Int("handlers", len(e.cfg.Handlers)))

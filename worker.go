@@ -103,6 +103,8 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 		err = e.runTask(ctx, item)
 	case workStep:
 		err = e.runStep(context.WithoutCancel(ctx), item)
+	case workHTTP:
+		err = e.runCall(ctx, item)
 	default:
 		err = fmt.Errorf("unknown work kind %q", item.Kind)
 	}
@@ -332,12 +334,30 @@ func (e *Engine) dropWork(ctx context.Context, item *store.WorkItem) error {
 // instance after too many failures in a row, or fail the activity. The work
 // item is settled first, so that a lost lease changes nothing.
 func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store.WorkItem, owner string, info ErrorInfo) error {
+	_, err := s.attemptFailed(a, x, item, owner, info, 0)
+	return err
+}
+
+// attemptFailed is taskFailed for tasks and http calls alike; a positive
+// retryAfter (the other system's Retry-After) replaces the backoff. It
+// reports whether the attempt is retried.
+func (s *instState) attemptFailed(a *definition.Activity, x *execution, item *store.WorkItem, owner string, info ErrorInfo, retryAfter time.Duration) (bool, error) {
 	t := s.t
 	policy := s.cd.def.RetryPolicy(a)
 	suspendAfter := s.cd.def.Defaults.SuspendAfterFailures
 	retry := info.Retryable && item.Attempts < policy.MaxAttempts &&
 		(suspendAfter <= 0 || item.Attempts < suspendAfter)
 	delay := backoff(policy, item.Attempts)
+	if retryAfter > 0 {
+		delay = retryAfter
+	}
+	info.Attempt = item.Attempts
+	if prev, _ := errorInfoFrom(x.rec.Error); prev != nil {
+		info.Timeouts = prev.Timeouts
+	}
+	if info.Code == CodeTimeout {
+		info.Timeouts++
+	}
 	var err error
 	if retry {
 		_, err = t.tx.WorkRetry(t.ctx, &store.WorkRetryParams{ID: item.ID, Owner: owner, RunAt: t.now.Add(delay)})
@@ -345,7 +365,7 @@ func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store
 		err = t.tx.WorkComplete(t.ctx, item.ID, owner)
 	}
 	if err != nil {
-		return err
+		return false, err
 	}
 	x.rec.Attempt = item.Attempts
 	x.rec.Error = info.json()
@@ -353,14 +373,16 @@ func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store
 	s.changed = true
 	switch {
 	case retry:
-		t.emit(s, EventActivityRetrying, x, map[string]any{"error": info, "attempt": item.Attempts, "retryIn": delay.String()})
-		return nil
+		t.emit(s, EventActivityRetrying, x, map[string]any{
+			"error": info, "class": info.Code, "attempt": item.Attempts, "retryIn": delay.String(),
+		})
+		return true, nil
 	case info.Retryable && suspendAfter > 0 && item.Attempts >= suspendAfter:
 		info.ActivityID = a.ID
-		t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "attempt": item.Attempts})
-		return s.suspend(&info)
+		t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "class": info.Code, "attempt": item.Attempts})
+		return false, s.suspend(&info)
 	}
-	return s.failActivity(a, x, info)
+	return false, s.failActivity(a, x, info)
 }
 
 // backoff is the wait before the attempt after attempt: exponential, capped,

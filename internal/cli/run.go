@@ -281,6 +281,7 @@ func runDefinitions(ctx context.Context, e *env, srcs []*source, opts *runOption
 	r := newRunner(out, s, opts)
 	r.engine, err = waymark.New(s, &waymark.Config{
 		Handlers: handlers, Clock: r.clock, OnEvent: r.onEvent,
+		SecretFunc: envSecret, HTTP: waymark.HTTPConfig{AllowPrivate: true},
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -107,6 +109,12 @@ type serveHooks struct {
 }
 
 // runServe runs the engine and the server until ctx ends.
+// envSecret reads the secret NAME of http activities from the environment
+// variable WAYMARK_SECRET_NAME (upper case).
+func envSecret(name string) (string, bool) {
+	return os.LookupEnv("WAYMARK_SECRET_" + strings.ToUpper(name))
+}
+
 func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) error {
 	if hooks == nil {
 		hooks = &serveHooks{}
@@ -125,6 +133,9 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	}
 	engine, err := waymark.New(s, &waymark.Config{
 		Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers, StopGrace: cfg.StopGrace,
+		SecretFunc: envSecret,
+		// Insecure-dev (waymark dev) may call services on this machine.
+		HTTP: waymark.HTTPConfig{AllowPrivate: cfg.InsecureDev},
 	})
 	if err != nil {
 		return err
