@@ -212,6 +212,21 @@ type ExternalCallUpdateParams struct {
 	UpdatedAt time.Time
 }
 
+// BreakerRecordParams record one call's outcome through breaker Name.
+type BreakerRecordParams struct {
+	Name      string
+	Success   bool
+	Threshold int
+	Now       time.Time
+}
+
+// BreakerProbeParams ask to let one probe through breaker Name.
+type BreakerProbeParams struct {
+	Name   string
+	Now    time.Time
+	Before time.Time
+}
+
 // ExternalCallListParams select unfinished calls last updated before Before.
 type ExternalCallListParams struct {
 	Before time.Time

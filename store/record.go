@@ -49,6 +49,27 @@ const (
 	OutboxDead      OutboxStatus = "dead"
 )
 
+// BreakerState is the state of a circuit breaker.
+type BreakerState string
+
+// Circuit breaker states.
+const (
+	BreakerClosed   BreakerState = "closed"
+	BreakerOpen     BreakerState = "open"
+	BreakerHalfOpen BreakerState = "half_open"
+)
+
+// Breaker is a named circuit breaker, shared by every engine on the store.
+type Breaker struct {
+	Name  string
+	State BreakerState
+	// Failures counts failed calls in a row.
+	Failures int
+	// OpenedAt is when it last opened; nil while closed.
+	OpenedAt  *time.Time
+	UpdatedAt time.Time
+}
+
 // ExternalCallStatus is the state of a two-phase external call.
 type ExternalCallStatus string
 

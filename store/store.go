@@ -117,6 +117,25 @@ type Executor interface {
 	// updated before p.Before, oldest first.
 	ExternalCallListUnfinished(ctx context.Context, p *ExternalCallListParams) ([]*ExternalCall, error)
 
+	// BreakerGet returns a named circuit breaker, or ErrNotFound when none
+	// was recorded (a closed one).
+	BreakerGet(ctx context.Context, name string) (*Breaker, error)
+	// BreakerList returns every recorded breaker by name.
+	BreakerList(ctx context.Context) ([]*Breaker, error)
+	// BreakerRecord records the outcome of a call through the breaker, in
+	// one statement, whatever else records at once: a success closes it;
+	// a failure counts, and opens it (OpenedAt = p.Now) at p.Threshold
+	// failures in a row or when it was half-open.
+	BreakerRecord(ctx context.Context, p *BreakerRecordParams) (*Breaker, error)
+	// BreakerProbe moves an open breaker opened at or before p.Before, or a
+	// half-open one whose probe started at or before p.Before (its prober
+	// died), to half-open, and reports whether this caller did so: the
+	// caller then sends the one probe.
+	BreakerProbe(ctx context.Context, p *BreakerProbeParams) (bool, error)
+	// BreakerReset closes a breaker and clears its count; ErrNotFound when
+	// none was recorded.
+	BreakerReset(ctx context.Context, name string, now time.Time) (*Breaker, error)
+
 	// InboxInsert records (Source, MessageID) as accepted. If it was
 	// accepted before, it returns the first entry (with its result) and
 	// ErrDuplicate, and changes nothing.

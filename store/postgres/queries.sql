@@ -464,3 +464,38 @@ LIMIT $3;
 -- name: EventHead
 -- Every event below the horizon is final; the stream's "now" is just below it.
 SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint - 1, 9223372036854775807::bigint;
+
+-- name: BreakerGet
+SELECT name, state, failures, opened_at, updated_at FROM circuit_breakers WHERE name = $1;
+
+-- name: BreakerList
+SELECT name, state, failures, opened_at, updated_at FROM circuit_breakers ORDER BY name;
+
+-- name: BreakerRecord
+-- $2 success, $3 threshold, $4 now. A failure opens the breaker at the
+-- threshold, or at once when it was half-open (the probe failed).
+INSERT INTO circuit_breakers AS b (name, state, failures, opened_at, updated_at)
+VALUES ($1,
+    CASE WHEN $2::boolean OR $3::integer > 1 THEN 'closed' ELSE 'open' END,
+    CASE WHEN $2::boolean THEN 0 ELSE 1 END,
+    CASE WHEN $2::boolean OR $3::integer > 1 THEN NULL ELSE $4::timestamptz END,
+    $4::timestamptz)
+ON CONFLICT (name) DO UPDATE SET
+    state = CASE WHEN $2::boolean THEN 'closed'
+                 WHEN b.state = 'half_open' OR b.failures + 1 >= $3::integer THEN 'open'
+                 ELSE b.state END,
+    failures = CASE WHEN $2::boolean THEN 0 ELSE b.failures + 1 END,
+    opened_at = CASE WHEN $2::boolean THEN NULL
+                     WHEN b.state = 'half_open' OR (b.state = 'closed' AND b.failures + 1 >= $3::integer) THEN $4::timestamptz
+                     ELSE b.opened_at END,
+    updated_at = $4::timestamptz
+RETURNING name, state, failures, opened_at, updated_at;
+
+-- name: BreakerProbe
+UPDATE circuit_breakers SET state = 'half_open', updated_at = $2
+WHERE name = $1 AND ((state = 'open' AND opened_at <= $3) OR (state = 'half_open' AND updated_at <= $3));
+
+-- name: BreakerReset
+UPDATE circuit_breakers SET state = 'closed', failures = 0, opened_at = NULL, updated_at = $2
+WHERE name = $1
+RETURNING name, state, failures, opened_at, updated_at;

@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 4
+const LatestSchemaVersion = 5
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -46,6 +46,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("Work", func(t *testing.T) { t.Parallel(); runWork(t, h) })
 	t.Run("Outbox", func(t *testing.T) { t.Parallel(); runOutbox(t, h) })
 	t.Run("ExternalCall", func(t *testing.T) { t.Parallel(); runExternalCall(t, h) })
+	t.Run("Breaker", func(t *testing.T) { t.Parallel(); runBreaker(t, h) })
 	t.Run("Inbox", func(t *testing.T) { t.Parallel(); runInbox(t, h) })
 	t.Run("Message", func(t *testing.T) { t.Parallel(); runMessage(t, h) })
 	t.Run("Errors", func(t *testing.T) { t.Parallel(); runErrors(t, h) })

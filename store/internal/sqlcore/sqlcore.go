@@ -111,6 +111,7 @@ var queryNames = []string{
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
 	"LogAppend", "LogList",
+	"BreakerGet", "BreakerList", "BreakerRecord", "BreakerProbe", "BreakerReset",
 	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxClaim", "OutboxMarkDelivered", "OutboxMarkFailed", "OutboxReleaseFollowers",
 	"OutboxRelease", "OutboxList", "OutboxReplay", "EventTail", "EventHead",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
