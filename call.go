@@ -108,11 +108,24 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 	hb.Go(func() { e.heartbeat(hbCtx, item, cancelCall) })
 	defer func() { stopHeartbeat(); hb.Wait() }()
 
+	var gate *store.Breaker
+	var probe bool
+	if a.CircuitBreaker != "" {
+		var until time.Time
+		gate, probe, until, err = e.breakerGate(db, a.CircuitBreaker)
+		if err != nil {
+			return e.giveBack(db, item, err)
+		}
+		if !until.IsZero() {
+			return e.holdCall(db, item, gate, until)
+		}
+	}
 	timeout := a.Timeout
 	if timeout == 0 {
 		timeout = e.cfg.HTTP.Timeout
 	}
 	o := e.attemptCall(hctx, cd, inst.ID, call, item, &rec, timeout)
+	o.breaker, o.probe = gate, probe
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
 		e.cfg.Logger.InfoContext(db, "engine: call result discarded",

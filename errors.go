@@ -107,6 +107,8 @@ const (
 	// the request was sent, then the connection was lost. It is retried
 	// with the same idempotency key, or first verified.
 	CodeUnknownOutcome = "unknown_outcome"
+	// CodeCircuitOpen is not a fault: it tells why a call waits unsent.
+	CodeCircuitOpen = "circuit_open"
 )
 
 // UnknownOutcomeError marks a handler error after which the handler cannot

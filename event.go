@@ -29,6 +29,13 @@ const (
 	EventMessageTimedOut     = "message.timed_out"
 	EventTimerFired          = "timer.fired"
 	EventSubworkflowFinished = "subworkflow.finished"
+	// EventActivityHeld: an http call is held back unsent by an open
+	// circuit breaker.
+	EventActivityHeld = "activity.held"
+	// EventBreakerOpened and EventBreakerClosed are written on the
+	// instance whose call opened or closed a circuit breaker.
+	EventBreakerOpened = "breaker.opened"
+	EventBreakerClosed = "breaker.closed"
 )
 
 // Event is one state change, as written to the execution log and, with the

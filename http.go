@@ -168,8 +168,11 @@ type callOutcome struct {
 	// verified says the response is the verify request's: the earlier
 	// attempt took effect.
 	verified bool
-	// held names the open breaker that held the call back unsent.
-	held string
+	// breaker is the state of the activity's circuit breaker seen before
+	// the call (nil without one); probe says this call is its half-open
+	// probe.
+	breaker *store.Breaker
+	probe   bool
 }
 
 // callDone is phase 3 of an http activity: record the outcome of an
@@ -206,6 +209,9 @@ func (s *instState) callDone(a *definition.Activity, x *execution, item *store.W
 		if _, err := t.tx.ExternalCallUpdate(t.ctx, upd); err != nil {
 			return err
 		}
+		if err := s.recordBreaker(a, x, o, nil); err != nil {
+			return err
+		}
 		if err := t.tx.WorkComplete(t.ctx, item.ID, owner); err != nil {
 			return err
 		}
@@ -234,6 +240,9 @@ func (s *instState) callDone(a *definition.Activity, x *execution, item *store.W
 		upd.Status = store.ExternalCallFailed
 	}
 	if _, err := t.tx.ExternalCallUpdate(t.ctx, upd); err != nil {
+		return err
+	}
+	if err := s.recordBreaker(a, x, o, info); err != nil {
 		return err
 	}
 	retried, err := s.attemptFailed(a, x, item, owner, *info, o.retryAfter)
