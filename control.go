@@ -122,6 +122,9 @@ func (s *instState) rescheduleScheduled() error {
 }
 
 // Retry runs the failed activity of a failed or suspended instance again.
+// For a failed instance it also revives what the failure cancelled: the
+// running or waiting executions of other paths start again, and a join
+// that waited keeps the arrivals it had, so the instance can finish.
 func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version int64) error {
 	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
 		if s.status != store.InstanceFailed && s.status != store.InstanceSuspended {
@@ -134,11 +137,19 @@ func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version in
 			return s.unsuspend()
 		}
 		var retried int
+		wasFailed := s.status == store.InstanceFailed
+		if wasFailed {
+			n, err := s.reviveCancelled()
+			if err != nil {
+				return err
+			}
+			retried += n
+		}
 		for _, x := range s.execs {
 			if x.rec.Status != ExecFailed || isCompensation(x) {
 				continue
 			}
-			if s.status == store.InstanceFailed && s.hasLaterActivity(x) {
+			if wasFailed && s.hasLaterActivity(x) {
 				continue
 			}
 			retried++
@@ -162,6 +173,41 @@ func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version in
 		s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": retried})
 		return nil
 	})
+}
+
+// reviveCancelled starts again, in a failed instance being retried, the
+// executions its failure cancelled (the latest of each activity): a join
+// waits again with the arrivals it had; anything else runs anew. Joins go
+// first, so that a retried branch reaching its join inline finds it.
+func (s *instState) reviveCancelled() (int, error) {
+	var joins, others []*execution
+	for _, x := range s.execs {
+		if x.rec.Status != ExecCancelled || isCompensation(x) || s.hasLaterActivity(x) {
+			continue
+		}
+		if a := s.activityFor(x); a != nil && a.Type == definition.TypeJoin {
+			joins = append(joins, x)
+		} else if a != nil {
+			others = append(others, x)
+		}
+	}
+	if len(joins)+len(others) > 0 {
+		s.status = store.InstanceRunning
+	}
+	for _, x := range append(joins, others...) {
+		a := s.activityFor(x)
+		nx := s.newExecution(a.ID, string(a.Type))
+		s.t.emit(s, EventActivityStarted, nx, map[string]any{"revives": x.rec.ID})
+		if a.Type == definition.TypeJoin {
+			nx.rec.Input = x.rec.Input
+			s.setStatus(nx, ExecWaiting)
+			continue
+		}
+		if err := s.run(a, nx); err != nil {
+			return 0, err
+		}
+	}
+	return len(joins) + len(others), nil
 }
 
 // hasLaterActivity reports whether a newer execution of the same activity
