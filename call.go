@@ -125,7 +125,7 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 		timeout = e.cfg.HTTP.Timeout
 	}
 	o := e.attemptCall(hctx, cd, inst.ID, call, item, &rec, timeout)
-	o.breaker, o.probe = gate, probe
+	o.breaker, o.probe, o.call = gate, probe, call
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
 		e.cfg.Logger.InfoContext(db, "engine: call result discarded",

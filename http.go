@@ -173,15 +173,21 @@ type callOutcome struct {
 	// probe.
 	breaker *store.Breaker
 	probe   bool
+	// call is the ExternalCall as phase 2 read it; its version guards the
+	// update in phase 3.
+	call *store.ExternalCall
 }
 
 // callDone is phase 3 of an http activity: record the outcome of an
 // attempt, then complete, retry or fail the activity.
 func (s *instState) callDone(a *definition.Activity, x *execution, item *store.WorkItem, owner string, o *callOutcome) error {
 	t := s.t
-	call, err := t.tx.ExternalCallGet(t.ctx, x.rec.ID)
-	if err != nil {
-		return fmt.Errorf("external call of %s: %w", a.ID, err)
+	call := o.call
+	var err error
+	if call == nil {
+		if call, err = t.tx.ExternalCallGet(t.ctx, x.rec.ID); err != nil {
+			return fmt.Errorf("external call of %s: %w", a.ID, err)
+		}
 	}
 	upd := &store.ExternalCallUpdateParams{
 		ID: call.ID, Version: call.Version, Status: call.Status, Response: call.Response,
