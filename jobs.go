@@ -108,17 +108,8 @@ func (e *Engine) PollJobs(ctx context.Context, p *PollJobsParams) ([]*Job, error
 			stop()
 			return jobs, err
 		}
-		wait := min(time.Until(deadline), e.cfg.PollInterval)
-		timer := time.NewTimer(wait)
-		select {
-		case <-woken:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := sleepUntil(ctx, woken, stop, min(time.Until(deadline), e.cfg.PollInterval)); err != nil {
+			return nil, err
 		}
 	}
 }
