@@ -277,3 +277,15 @@ func TestJobsBadInput(t *testing.T) {
 	}
 	require.Len(t, b.poll("w", 0, nil), 1, "the job is still there for a good poll")
 }
+
+// A poll waits no longer than the server's maxWait, whatever it asks.
+func TestJobPollWaitCapped(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{tweak: func(cfg *server.Config) {
+		withWorkerKey(cfg)
+		cfg.MaxWait = 200 * time.Millisecond
+	}})
+	began := time.Now()
+	require.Empty(t, b.poll("w", 3600, nil))
+	require.Less(t, time.Since(began), 10*time.Second)
+}
