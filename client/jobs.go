@@ -74,6 +74,13 @@ func (c *Client) CompleteJob(ctx context.Context, jobID, worker string, output j
 	return err
 }
 
+// ReleaseJob gives a job back unattempted, to be polled again at once.
+// Errors as CompleteJob.
+func (c *Client) ReleaseJob(ctx context.Context, jobID, worker string) error {
+	_, err := c.do(ctx, &call{method: http.MethodPost, path: pathOf("jobs", jobID, "release"), body: map[string]any{"worker": worker}}, nil)
+	return err
+}
+
 // FailJob reports a failed attempt of a job: retried per the activity's
 // retry policy, failed at once (Permanent), or routed by onError
 // (Business). Errors as CompleteJob.

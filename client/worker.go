@@ -50,7 +50,7 @@ const (
 )
 
 // maxJobsPerPoll is the most jobs the server hands out in one poll.
-const maxJobsPerPoll = 100
+const maxJobsPerPoll = waymark.MaxPollJobs
 
 // WorkerOptions configure a Worker. A nil *WorkerOptions means all
 // defaults.
@@ -388,7 +388,15 @@ func (r *workerRun) run(job *Job) {
 		log.InfoContext(r.handlerCtx, "worker: result dropped", slog.String("reason", cause.Error()))
 		return
 	case errors.Is(cause, ErrWorkerStopped) && runErr != nil:
-		log.InfoContext(r.handlerCtx, "worker: handler interrupted by the stop; the job returns to the queue when its lease expires")
+		// Give it back at once, rather than make it wait out its lease.
+		ctx, cancelRelease := context.WithTimeout(context.WithoutCancel(r.handlerCtx), 5*time.Second)
+		defer cancelRelease()
+		if err := w.c.ReleaseJob(ctx, job.ID, w.opts.Name); err != nil {
+			log.InfoContext(ctx, "worker: handler interrupted by the stop; the job returns to the queue when its lease expires",
+				slog.Any("error", err))
+			return
+		}
+		log.InfoContext(ctx, "worker: handler interrupted by the stop; job given back")
 		return
 	}
 	r.report(job, lease.until, output, runErr, timedOut, log)

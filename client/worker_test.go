@@ -339,7 +339,14 @@ func TestWorkerStop(t *testing.T) {
 		got, err := b.admin.Instance(context.Background(), inst.ID, 0)
 		require.NoError(t, err)
 		require.Equal(t, waymark.InstanceStatus("running"), got.Status, "the interrupted attempt is not reported")
-		require.Contains(t, b.logs.String(), "interrupted by the stop")
+		require.Contains(t, b.logs.String(), "job given back")
+		// Given back: another worker gets it at once, as the same attempt.
+		jobs, err := b.worker.PollJobs(context.Background(), &waymark.PollJobsParams{
+			Handlers: []string{"block"}, Worker: "next", Wait: 5 * time.Second,
+		})
+		require.NoError(t, err)
+		require.Len(t, jobs, 1)
+		require.Equal(t, 1, jobs[0].Attempt)
 	})
 }
 

@@ -24,7 +24,7 @@ import (
 const (
 	// engineMaxPollWait is the longest wait Engine.PollJobs takes in one
 	// call; longer polls (a MaxWait above it) call it again.
-	engineMaxPollWait = time.Minute
+	engineMaxPollWait = waymark.MaxPollWait
 	// maxLeaseSeconds bounds leaseSeconds: a worker that needs longer
 	// heartbeats.
 	maxLeaseSeconds = 3600
@@ -62,10 +62,20 @@ type CompleteJobRequest struct {
 // FailJobRequest reports a failed attempt of a job.
 type FailJobRequest struct {
 	Worker    string `json:"worker" minLength:"1" doc:"the worker the job is leased to"`
-	Message   string `json:"message" minLength:"1" doc:"what went wrong"`
+	Message   string `json:"message,omitempty" doc:"what went wrong (required unless business is set)"`
 	Permanent bool   `json:"permanent,omitempty" doc:"fail the activity at once instead of retrying it per its retry policy"`
 	Business  string `json:"business,omitempty" doc:"a named business error, routed by the activity's onError (never retried)"`
 	TimedOut  bool   `json:"timedOut,omitempty" doc:"the worker gave up after the activity's timeout (retried like a transient failure)"`
+}
+
+// ReleaseJobRequest gives a job back.
+type ReleaseJobRequest struct {
+	Worker string `json:"worker" minLength:"1" doc:"the worker the job is leased to"`
+}
+
+type releaseJobInput struct {
+	ID   string `path:"id" doc:"the job id"`
+	Body ReleaseJobRequest
 }
 
 // HeartbeatRequest extends a job's lease.
@@ -163,6 +173,15 @@ func (s *Server) registerJobs() {
 		return &struct{}{}, s.engine.FailJob(ctx, in.ID, f.Worker, &waymark.JobFailure{
 			Message: f.Message, Permanent: f.Permanent, Business: f.Business, TimedOut: f.TimedOut,
 		})
+	})
+
+	register(s, huma.Operation{
+		OperationID: "release-job", Method: http.MethodPost, Path: Prefix + "/jobs/{id}/release",
+		Tags: []string{"jobs"}, Summary: "Give a job back unattempted, to be polled again at once",
+		Description: "For a worker that stops before it could run or finish the job. " + jobGone,
+		Errors:      jobErrors,
+	}, permWork, func(ctx context.Context, _ *Principal, in *releaseJobInput) (*struct{}, error) {
+		return &struct{}{}, s.engine.ReleaseJob(ctx, in.ID, in.Body.Worker)
 	})
 
 	register(s, huma.Operation{

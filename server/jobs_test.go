@@ -209,8 +209,27 @@ func TestJobOfCancelledActivity(t *testing.T) {
 		require.Contains(t, e.Error.Message, "gone")
 		b.job("complete", job.ID, map[string]any{"worker": "w1"}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 		b.job("fail", job.ID, map[string]any{"worker": "w1", "message": "x"}).requireError(t, http.StatusNotFound, server.CodeNotFound)
+		b.job("release", job.ID, map[string]any{"worker": "w1"}).requireError(t, http.StatusNotFound, server.CodeNotFound)
 		got, _ := b.instance(inst.ID, "")
 		require.Equal(t, store.InstanceCancelled, got.Status)
+	})
+}
+
+// A released job is polled again at once, as the same attempt; only its
+// worker may release it.
+func TestJobRelease(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s, tweak: withWorkerKey})
+		b.deploy(chargeYAML)
+		b.start("external", map[string]any{"amount": 5}, "", nil)
+		job := b.pollOne("w1", nil)
+		b.job("release", job.ID, map[string]any{"worker": "w2"}).requireError(t, http.StatusConflict, server.CodeConflict)
+		resp := b.job("release", job.ID, map[string]any{"worker": "w1"})
+		require.Equal(t, http.StatusNoContent, resp.status, "body: %s", resp.body)
+		again := b.pollOne("w2", nil)
+		require.Equal(t, job.ID, again.ID)
+		require.Equal(t, 1, again.Attempt, "a released job was not attempted")
 	})
 }
 
