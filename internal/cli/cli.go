@@ -92,6 +92,10 @@ func newRootCommand(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A wrong flag is a usage error, as a wrong number of arguments is.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmd: cmd, msg: err.Error()}
+	})
 	for _, newCmd := range commands {
 		root.AddCommand(newCmd(e))
 	}
