@@ -31,6 +31,9 @@ type Instance struct {
 	Version   int64     `json:"revision"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// Created is set by StartInstance when the call created the instance
+	// (false: an idempotency key returned an earlier start's instance).
+	Created bool `json:"-"`
 	// Activities and Bookmarks are filled by Engine.Instance and
 	// Engine.Await, not by lists.
 	Activities []*ActivityExecution `json:"activities,omitempty"`

@@ -183,6 +183,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
+// SchemaLatest returns the version of the newest migration this build
+// carries: what SchemaVersion must say once migrated.
+func (s *Store) SchemaLatest() (int64, error) { return store.LatestMigration(migrationFS) }
+
 func (s *Store) provider() (*goose.Provider, error) {
 	fsys, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
@@ -242,7 +246,7 @@ func translateError(err error) error {
 		return nil
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		return store.ErrNotFound // the driver's "no rows" says nothing more
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
