@@ -191,7 +191,7 @@ func TestLogCommand(t *testing.T) {
 	id := strings.TrimSpace(as.cli(t, 0, "start", "hello", "--input", `{"name":"Ada"}`, "--wait", "10s", "-q").stdout)
 
 	r := as.cli(t, 0, "log", id)
-	require.Regexp(t, `^SEQ +AT +EVENT +ACTIVITY +ACTOR +DETAILS\n1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +instance\.started +- +- `, r.stdout)
+	require.Regexp(t, `^SEQ +AT +EVENT +ACTIVITY +ACTOR +DETAILS\n1 +\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +instance\.started +- +anonymous `, r.stdout)
 	require.Regexp(t, `(?m)^\d+ +\S+ \S+ +instance\.completed +- +- +-$`, r.stdout)
 
 	r = as.cli(t, 0, "log", id, "--json")
