@@ -180,12 +180,9 @@ func bookmarkText(b *waymark.Bookmark) string {
 		}
 		return "timer"
 	case store.BookmarkExternalMessage:
-		// The key is the message name and the correlation, separated by
-		// a unit separator.
-		name, correlation, _ := strings.Cut(b.Key, "\x1f")
-		s := "message " + name
-		if correlation != "" {
-			s += ", correlation " + correlation
+		s := "message " + b.Message
+		if b.Correlation != "" {
+			s += ", correlation " + b.Correlation
 		}
 		return s
 	}
