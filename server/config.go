@@ -40,6 +40,14 @@ type Config struct {
 	// Version is reported in the OpenAPI document. Defaults to "dev".
 	Version string
 
+	// StreamKey signs the stream tokens of POST /api/v1/events/token
+	// (HMAC-SHA256), at least 32 bytes. Give every server of a cluster the
+	// same key so that any of them accepts a token another issued. Defaults
+	// to a random key per server: its tokens then work only on it.
+	StreamKey string
+	// StreamTokenTTL is how long a stream token may start a stream (a
+	// stream it started is not cut when it expires). Defaults to 60s.
+	StreamTokenTTL time.Duration
 	// StreamHeartbeat is how often an idle event stream sends a ": ping"
 	// comment, so that proxies keep it open. Defaults to 15s.
 	StreamHeartbeat time.Duration
@@ -81,6 +89,9 @@ func (c *Config) WithDefaults() *Config {
 	if out.Version == "" {
 		out.Version = "dev"
 	}
+	if out.StreamTokenTTL == 0 {
+		out.StreamTokenTTL = 60 * time.Second
+	}
 	if out.StreamHeartbeat == 0 {
 		out.StreamHeartbeat = 15 * time.Second
 	}
@@ -107,6 +118,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("server: MaxWait %s: must not be negative", c.MaxWait)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("server: ShutdownTimeout %s: must not be negative", c.ShutdownTimeout)
+	case c.StreamKey != "" && len(c.StreamKey) < 32:
+		return errors.New("server: StreamKey: must be at least 32 bytes")
+	case c.StreamTokenTTL < 0:
+		return fmt.Errorf("server: StreamTokenTTL %s: must be positive", c.StreamTokenTTL)
 	case c.StreamHeartbeat < 0:
 		return fmt.Errorf("server: StreamHeartbeat %s: must be positive", c.StreamHeartbeat)
 	case c.StreamBuffer < 0:

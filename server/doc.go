@@ -22,7 +22,8 @@
 // engine's stream (Engine.StreamAfter, woken by Engine.Changes, polling for
 // other servers' commits) into a ring buffer that all its streams read. A
 // stream resuming from an older cursor is caught up from the database first.
-// Close ends every stream and waits for the hub.
+// Stream tokens (streamtoken.go) let browsers, which cannot send headers,
+// open it. Close ends every stream and waits for the hub.
 //
 // Import rules: server imports the engine (package waymark), definition and
 // store (for their error types); nothing in the engine imports server.

@@ -18,8 +18,11 @@ import (
 	"github.com/waymarkdev/waymark"
 )
 
-// PathEvents is the live event stream.
-const PathEvents = Prefix + "/events"
+// Paths of the live event stream.
+const (
+	PathEvents      = Prefix + "/events"
+	PathEventsToken = Prefix + "/events/token"
+)
 
 const (
 	// streamRetry is the reconnection delay a stream suggests to clients.
@@ -38,6 +41,7 @@ type eventsInput struct {
 	Instance         []string `query:"instance,explode" doc:"only events of these instances (repeat the parameter, or separate ids by commas)"`
 	Definition       []string `query:"definition,explode" doc:"only events of instances of these definitions (repeat, or separate by commas)"`
 	Types            []string `query:"types,explode" doc:"only events of these types (repeat, or separate by commas); a trailing * matches a prefix, as in activity.*"`
+	Token            string   `query:"token" doc:"a stream token from POST /api/v1/events/token, instead of an Authorization header (browsers' EventSource cannot send one)"`
 }
 
 // cursor is the place the stream resumes after, checked.
@@ -107,6 +111,16 @@ func (f *eventFilter) match(ev *waymark.Event) bool {
 	return false
 }
 
+// StreamToken is a short-lived credential for GET /api/v1/events?token=.
+type StreamToken struct {
+	Token     string    `json:"token" doc:"pass it as ?token= to GET /api/v1/events"`
+	ExpiresAt time.Time `json:"expiresAt" doc:"until when it can start a stream; a stream it started goes on"`
+}
+
+type streamTokenOutput struct {
+	Body *StreamToken
+}
+
 func (s *Server) registerEvents() {
 	op := huma.Operation{
 		OperationID: "stream-events", Method: http.MethodGet, Path: PathEvents,
@@ -115,7 +129,8 @@ func (s *Server) registerEvents() {
 			"A stream starts with a retry hint and the id it starts after; an idle one sends a \": ping\" comment " +
 			"every heartbeat (with an id-only message when its filter skipped events since the last id). " +
 			"Resume with Last-Event-ID (or ?after=) on any server: the stream continues with the next event, " +
-			"none lost, none repeated. A client that falls too far behind is disconnected and resumes the same way.",
+			"none lost, none repeated. A client that falls too far behind is disconnected and resumes the same way. " +
+			"Authenticate with the Authorization header or, for browsers, ?token= from POST " + PathEventsToken + ".",
 		Errors: []int{http.StatusBadRequest},
 		Responses: map[string]*huma.Response{
 			"200": {
@@ -148,6 +163,16 @@ func (s *Server) registerEvents() {
 				s.log.InfoContext(ctx, "server: event stream ended", logErrorAttr(err))
 			}
 		}}, nil
+	})
+
+	register(s, huma.Operation{
+		OperationID: "create-stream-token", Method: http.MethodPost, Path: PathEventsToken,
+		Tags: []string{"events"}, Summary: "A short-lived token to open the event stream without an Authorization header",
+		Description: "For browsers, whose EventSource cannot send headers: GET " + PathEvents + "?token=TOKEN. " +
+			"The token acts as the caller, with the caller's roles, and can start streams until it expires.",
+	}, permRead, func(ctx context.Context, p *Principal, _ *struct{}) (*streamTokenOutput, error) {
+		token, exp := s.tokens.issue(p, time.Now())
+		return &streamTokenOutput{Body: &StreamToken{Token: token, ExpiresAt: exp.UTC()}}, nil
 	})
 }
 

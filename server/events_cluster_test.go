@@ -44,6 +44,7 @@ func TestEventsOpenAPI(t *testing.T) {
 	require.Contains(t, ok.Content, "text/event-stream")
 	require.Contains(t, string(ok.Content["text/event-stream"]), `"#/components/schemas/Event"`)
 	require.Contains(t, doc.Paths[server.PathEvents]["get"].Responses, "400")
+	require.Contains(t, doc.Paths[server.PathEventsToken], "post")
 }
 
 // A client reads some events from server A, disconnects, and resumes on

@@ -3,9 +3,12 @@ package server
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -27,6 +30,42 @@ func newInternalEngine(t *testing.T) *waymark.Engine {
 	require.NoError(t, e.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, e.Stop(context.Background())) })
 	return e
+}
+
+func TestStreamTokenExpired(t *testing.T) {
+	t.Parallel()
+	s, err := New(newInternalEngine(t), &Config{APIKeys: []APIKey{{User: "vic", Hash: HashAPIKey("k"), Roles: []string{RoleViewer}}}})
+	require.NoError(t, err)
+	t.Cleanup(s.Close)
+	hs := httptest.NewServer(s)
+	t.Cleanup(hs.Close)
+	get := func(token string) *http.Response {
+		resp, err := http.Get(hs.URL + PathEvents + "?token=" + url.QueryEscape(token))
+		require.NoError(t, err)
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	p := &Principal{User: "vic", Roles: []string{RoleViewer}}
+
+	old, exp := s.tokens.issue(p, time.Now().Add(-61*time.Second))
+	require.True(t, exp.Before(time.Now()))
+	resp := get(old)
+	require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	var e Error
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
+	require.Equal(t, CodeUnauthorized, e.Body.Code)
+	require.Contains(t, e.Body.Message, "expired")
+
+	// A token carries its roles: one without a reading role opens nothing.
+	weak, _ := s.tokens.issue(&Principal{User: "fran", Roles: []string{"finance"}}, time.Now())
+	require.Equal(t, http.StatusForbidden, get(weak).StatusCode)
+
+	fresh, _ := s.tokens.issue(p, time.Now())
+	resp = get(fresh)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "retry: 2000\n", line)
 }
 
 // Streams open when the server shuts down end at once, and Serve returns

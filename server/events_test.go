@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -425,6 +426,55 @@ func TestEventsBadCursor(t *testing.T) {
 	}
 	b.do(req{method: http.MethodGet, path: server.PathEvents}).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
 	b.do(req{method: http.MethodGet, path: server.PathEvents, token: financeKey}).requireError(t, http.StatusForbidden, server.CodeForbidden)
+}
+
+func TestEventsStreamToken(t *testing.T) {
+	t.Parallel()
+	const sharedKey = "a-stream-key-of-at-least-32-bytes!!"
+	b := setup(t, setupOpts{tweak: func(c *server.Config) { c.StreamKey = sharedKey }})
+	b.deploy(helloYAML)
+	issue := func(b *testBundle, key string) *server.StreamToken {
+		t.Helper()
+		resp := b.do(req{method: http.MethodPost, path: server.PathEventsToken, token: key})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		var tok server.StreamToken
+		resp.decode(t, &tok)
+		require.WithinDuration(t, time.Now().Add(time.Minute), tok.ExpiresAt, 10*time.Second)
+		return &tok
+	}
+	tok := issue(b, viewerKey)
+
+	// The token opens a stream without an Authorization header.
+	c := openStream(t, b.url+server.PathEvents+"?token="+url.QueryEscape(tok.Token), nil)
+	c.next()
+	inst, _ := b.start("hello", map[string]any{"name": "Ada"}, "", nil)
+	require.Equal(t, inst.ID, c.nextEvent().decode(t).InstanceID)
+
+	get := func(b *testBundle, path string) *response {
+		return b.do(req{method: http.MethodGet, path: path})
+	}
+	forged := []string{
+		tok.Token[:len(tok.Token)-2] + "xx", // signature
+		"wst1." + base64.RawURLEncoding.EncodeToString([]byte(`{"sub":"root","roles":["admin"],"exp":9999999999999}`)) +
+			"." + strings.SplitN(tok.Token, ".", 3)[2], // claims
+		"garbage", "wst1.", "wst1..",
+	}
+	for _, f := range forged {
+		e := get(b, server.PathEvents+"?token="+url.QueryEscape(f)).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+		require.Equal(t, "the stream token is not valid", e.Error.Message)
+	}
+	// It is good for the event stream only.
+	get(b, server.Prefix+"/instances?token="+url.QueryEscape(tok.Token)).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+	// It needs the role the stream needs.
+	b.do(req{method: http.MethodPost, path: server.PathEventsToken, token: financeKey}).requireError(t, http.StatusForbidden, server.CodeForbidden)
+	b.do(req{method: http.MethodPost, path: server.PathEventsToken}).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+
+	// Another server accepts it with the same key, and not with its own.
+	same := b.another(func(c *server.Config) { c.StreamKey = sharedKey })
+	openStream(t, same.url+server.PathEvents+"?token="+url.QueryEscape(tok.Token), nil).next()
+	own := b.another(nil)
+	get(own, server.PathEvents+"?token="+url.QueryEscape(tok.Token)).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+	openStream(t, own.url+server.PathEvents+"?token="+url.QueryEscape(issue(own, adminKey).Token), nil).next()
 }
 
 // A client that falls behind the server's buffer is disconnected, and

@@ -54,7 +54,8 @@ type Server struct {
 	spec    []byte
 	routes  []Route
 	// hub tails the committed events for the streams of GET /events.
-	hub *hub
+	hub    *hub
+	tokens *streamTokens
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -90,11 +91,18 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	if !auth.configured() && !cfg.InsecureDev {
 		return nil, ErrNoCredentials
 	}
+	tokens, randomKey, err := newStreamTokens(cfg.StreamKey, cfg.StreamTokenTTL)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if randomKey {
+		cfg.Logger.Info("server: no stream key configured (streamKey): stream tokens work only on this server")
+	}
 	installHumaErrors()
 	s := &Server{
 		engine: engine, cfg: cfg, log: cfg.Logger, auth: auth,
 		mux: http.NewServeMux(), closing: make(chan struct{}),
-		hub: newHub(engine, cfg.Logger, cfg.StreamBuffer, cfg.StreamPollInterval),
+		hub: newHub(engine, cfg.Logger, cfg.StreamBuffer, cfg.StreamPollInterval), tokens: tokens,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
@@ -193,7 +201,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes+1)
 	}
-	p, aerr := s.auth.authenticate(r)
+	p, aerr := s.authenticate(r)
 	if aerr != nil {
 		if s.limiter != nil {
 			// Guessing tokens is rate-limited too, by address.
@@ -213,6 +221,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(rec, r.WithContext(withRequestInfo(r.Context(), info)))
+}
+
+// authenticate returns who r acts as: the user of its stream token on GET
+// /events?token= without an Authorization header, otherwise as the
+// authenticator says.
+func (s *Server) authenticate(r *http.Request) (*Principal, *Error) {
+	if r.URL.Path == PathEvents && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		if token := r.URL.Query().Get("token"); token != "" {
+			return s.tokens.verify(token, time.Now())
+		}
+	}
+	return s.auth.authenticate(r)
 }
 
 func rateLimited(wait time.Duration) *Error {
