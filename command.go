@@ -1,10 +1,12 @@
 package waymark
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"time"
 
@@ -24,15 +26,20 @@ type StartParams struct {
 	// BusinessKey is an application key to find the instance by.
 	BusinessKey string
 	// IdempotencyKey makes a retried start return the instance the first
-	// call created instead of starting another.
+	// call created instead of starting another. Reusing a key for a start
+	// with another definition, version, input or business key is a
+	// conflict (ErrConflict).
 	IdempotencyKey string
+	// Actor is who starts the instance, for the log.
+	Actor string
 }
 
 // StartInstance starts an instance and runs it up to its first wait or
 // task, all in one transaction.
 //
 // An instance that needs nothing from outside may complete inside the call:
-// the returned instance then has its final status and output.
+// the returned instance then has its final status and output. Its Created
+// is false when IdempotencyKey found the instance of an earlier start.
 func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, error) {
 	if p == nil || p.Definition == "" {
 		return nil, invalid("definition", "is required")
@@ -46,7 +53,7 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 	// connection dropped) had succeeded, its retry fails on the id and the
 	// instance it created is returned.
 	id := newID()
-	err := e.inTx(ctx, "", func(t *txn) error {
+	err := e.inTx(ctx, p.Actor, func(t *txn) error {
 		inst, started = nil, nil
 		if p.IdempotencyKey != "" {
 			existing, err := t.tx.InstanceGetByIdempotencyKey(ctx, p.IdempotencyKey)
@@ -76,7 +83,39 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 	if started != nil {
 		inst = started.inst // as written at the end of the transaction
 	}
-	return instanceFrom(inst)
+	if inst.ID != id {
+		if err := sameStart(inst, p); err != nil {
+			return nil, err
+		}
+	}
+	out, err := instanceFrom(inst)
+	if err != nil {
+		return nil, err
+	}
+	out.Created = inst.ID == id
+	return out, nil
+}
+
+// sameStart checks that an instance found by idempotency key was started
+// with the parameters of p.
+func sameStart(inst *store.Instance, p *StartParams) error {
+	conflict := func(what string) error {
+		return fmt.Errorf("idempotency key %q was used to start instance %s with another %s: %w",
+			p.IdempotencyKey, inst.ID, what, store.ErrConflict)
+	}
+	switch {
+	case inst.DefinitionID != p.Definition:
+		return conflict("definition")
+	case p.Version != 0 && inst.DefinitionVersion != p.Version:
+		return conflict("version")
+	case inst.BusinessKey != p.BusinessKey:
+		return conflict("business key")
+	}
+	var had, want any
+	if decodeJSON(inst.Input, &had) != nil || decodeJSON(p.Input, &want) != nil || !reflect.DeepEqual(had, want) {
+		return conflict("input")
+	}
+	return nil
 }
 
 // startInstance creates an instance inside t and runs it from its start.
@@ -170,7 +209,7 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 			return fmt.Errorf("task %s is already completed: %w", taskID, store.ErrConflict)
 		}
 		if p.Version != 0 && p.Version != b.Version {
-			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+			return fmt.Errorf("task %s is at revision %d, not %d: %w", taskID, b.Version, p.Version, ErrVersionMismatch)
 		}
 		var payload taskPayload
 		if err := decodeJSON(b.Payload, &payload); err != nil {
@@ -242,7 +281,7 @@ func mayComplete(b *store.Bookmark, payload *taskPayload, p *CompleteTaskParams)
 
 // ClaimTask assigns an open task to user (who must be allowed to complete
 // it), so that it leaves the other candidates' inboxes.
-func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskParams) (*store.Bookmark, error) {
+func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskParams) (*UserTask, error) {
 	if p == nil || p.User == "" {
 		return nil, invalid("user", "is required to claim a task")
 	}
@@ -263,7 +302,7 @@ func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskPa
 			return err
 		}
 		if p.Version != 0 && p.Version != b.Version {
-			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+			return fmt.Errorf("task %s is at revision %d, not %d: %w", taskID, b.Version, p.Version, ErrVersionMismatch)
 		}
 		claimed, err = t.tx.BookmarkAssign(ctx, &store.BookmarkAssignParams{ID: b.ID, Version: b.Version, Assignee: p.User})
 		if err != nil {
@@ -276,7 +315,10 @@ func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskPa
 		t.emit(s, EventTaskClaimed, s.exec(b.ExecutionID), map[string]any{"taskId": b.ID, "user": p.User})
 		return nil
 	})
-	return claimed, err
+	if err != nil {
+		return nil, err
+	}
+	return userTaskFrom(claimed)
 }
 
 // MessageParams deliver a message.
@@ -291,6 +333,8 @@ type MessageParams struct {
 	// message already accepted is acknowledged again with no second effect.
 	MessageID string
 	Source    string
+	// Actor is who delivers the message, for the log. Defaults to Source.
+	Actor string
 }
 
 // MessageResult says what a message did.
@@ -321,7 +365,7 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 	if implicit {
 		messageID = "waymark:" + newID()
 	}
-	err := e.inTx(ctx, p.Source, func(t *txn) error {
+	err := e.inTx(ctx, cmp.Or(p.Actor, p.Source), func(t *txn) error {
 		result = &MessageResult{}
 		// Serialise with receives of this (name, correlation) opening at
 		// the same moment (see openReceive).

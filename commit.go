@@ -20,6 +20,18 @@ type taskResult struct {
 	err      error
 	timedOut bool
 	done     chan error
+	// owner holds the item's lease: this engine, or an external worker.
+	owner string
+	// lost is set when the result changed nothing: the lease was lost or
+	// the activity no longer waited for it.
+	lost bool
+}
+
+func (r *taskResult) leaseOwner(e *Engine) string {
+	if r.owner != "" {
+		return r.owner
+	}
+	return e.cfg.NodeID
 }
 
 // commitResult hands a result to the committer and waits for its commit.
@@ -89,9 +101,12 @@ func (e *Engine) commitBatch(ctx context.Context, batch []*taskResult) {
 // lease records its own.
 func (e *Engine) applyResult(t *txn, r *taskResult) error {
 	item, a := r.item, r.activity
+	owner := r.leaseOwner(e)
+	r.lost = false
 	s, err := t.load(item.InstanceID)
 	if err != nil {
 		if isNotFound(err) {
+			r.lost = true
 			return nil
 		}
 		return err
@@ -99,9 +114,10 @@ func (e *Engine) applyResult(t *txn, r *taskResult) error {
 	x := s.exec(item.ExecutionID)
 	switch {
 	case x == nil || x.rec.Status != ExecScheduled || s.status.Finished():
-		err = t.tx.WorkComplete(t.ctx, item.ID, e.cfg.NodeID)
+		r.lost = true
+		err = t.tx.WorkComplete(t.ctx, item.ID, owner)
 	case r.err == nil:
-		if err = t.tx.WorkComplete(t.ctx, item.ID, e.cfg.NodeID); err == nil {
+		if err = t.tx.WorkComplete(t.ctx, item.ID, owner); err == nil {
 			x.rec.Attempt = item.Attempts
 			var out any
 			if err := decodeJSON(r.output, &out); err != nil {
@@ -110,9 +126,10 @@ func (e *Engine) applyResult(t *txn, r *taskResult) error {
 			return s.complete(a, x, out, a.Next)
 		}
 	default:
-		err = s.taskFailed(a, x, item, classify(r.err, r.timedOut))
+		err = s.taskFailed(a, x, item, owner, classify(r.err, r.timedOut))
 	}
 	if errors.Is(err, store.ErrConflict) || isNotFound(err) {
+		r.lost = true
 		return nil // lease lost
 	}
 	return err

@@ -90,6 +90,7 @@ func (e *Engine) wakeWork() {
 	case e.workWake <- struct{}{}:
 	default:
 	}
+	e.watchers.notify(newWork) // external workers' long polls
 }
 
 func (e *Engine) wakeTimers() {

@@ -225,3 +225,35 @@ activities:
 		require.ErrorIs(t, err, context.DeadlineExceeded)
 	})
 }
+
+func TestStartIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy(queryApprovalDef)
+		start := func(input, key, bk string) (*waymark.Instance, error) {
+			return b.e.StartInstance(b.ctx, &waymark.StartParams{
+				Definition: "approval", Input: json.RawMessage(input), IdempotencyKey: key, BusinessKey: bk, Actor: "ann",
+			})
+		}
+		first, err := start(`{"who":"a","n":1}`, "k1", "BK")
+		require.NoError(t, err)
+		require.True(t, first.Created)
+		again, err := start(`{"n":1, "who":"a"}`, "k1", "BK")
+		require.NoError(t, err)
+		require.False(t, again.Created, "the earlier start's instance")
+		require.Equal(t, first.ID, again.ID)
+		_, err = start(`{"who":"b","n":1}`, "k1", "BK")
+		require.ErrorIs(t, err, waymark.ErrConflict)
+		require.ErrorContains(t, err, "another input")
+		_, err = start(`{"who":"a","n":1}`, "k1", "other")
+		require.ErrorContains(t, err, "another business key")
+
+		log, err := b.e.Log(b.ctx, &waymark.LogQuery{InstanceID: first.ID})
+		require.NoError(t, err)
+		require.Equal(t, "ann", log.Items[0].Actor, "the starter is the actor of instance.started")
+		list, err := b.e.Instances(b.ctx, nil)
+		require.NoError(t, err)
+		require.Len(t, list.Items, 1)
+	})
+}

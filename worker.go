@@ -331,7 +331,7 @@ func (e *Engine) dropWork(ctx context.Context, item *store.WorkItem) error {
 // taskFailed routes a failed attempt: retry later with backoff, suspend the
 // instance after too many failures in a row, or fail the activity. The work
 // item is settled first, so that a lost lease changes nothing.
-func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store.WorkItem, info ErrorInfo) error {
+func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store.WorkItem, owner string, info ErrorInfo) error {
 	t := s.t
 	policy := s.cd.def.RetryPolicy(a)
 	suspendAfter := s.cd.def.Defaults.SuspendAfterFailures
@@ -340,9 +340,9 @@ func (s *instState) taskFailed(a *definition.Activity, x *execution, item *store
 	delay := backoff(policy, item.Attempts)
 	var err error
 	if retry {
-		_, err = t.tx.WorkRetry(t.ctx, &store.WorkRetryParams{ID: item.ID, Owner: t.e.cfg.NodeID, RunAt: t.now.Add(delay)})
+		_, err = t.tx.WorkRetry(t.ctx, &store.WorkRetryParams{ID: item.ID, Owner: owner, RunAt: t.now.Add(delay)})
 	} else {
-		err = t.tx.WorkComplete(t.ctx, item.ID, t.e.cfg.NodeID)
+		err = t.tx.WorkComplete(t.ctx, item.ID, owner)
 	}
 	if err != nil {
 		return err

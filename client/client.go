@@ -8,6 +8,9 @@
 //	c, err := client.New("http://127.0.0.1:8080", &client.Config{Token: key})
 //	inst, err := c.StartInstance(ctx, &client.StartParams{Definition: "hello",
 //		Input: json.RawMessage(`{"name":"Ada"}`), Wait: 30 * time.Second})
+//
+// Worker is an external worker: it runs waymark.TaskHandlers, the same as
+// the engine's in-process handlers, for the server's task activities.
 package client
 
 import (

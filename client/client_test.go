@@ -107,9 +107,12 @@ func TestClient(t *testing.T) {
 		Input: json.RawMessage(`{"order":"o-1"}`), BusinessKey: "B-1", IdempotencyKey: "k1", Wait: 10 * time.Second})
 	require.NoError(t, err)
 	require.Equal(t, waymark.InstanceStatus("waiting"), inst.Status)
-	again, err := admin.StartInstance(ctx, &client.StartParams{Definition: "approval", Input: json.RawMessage(`{"order":"o-1"}`), IdempotencyKey: "k1"})
+	again, err := admin.StartInstance(ctx, &client.StartParams{Definition: "approval", Input: json.RawMessage(`{"order":"o-1"}`),
+		BusinessKey: "B-1", IdempotencyKey: "k1"})
 	require.NoError(t, err)
 	require.Equal(t, inst.ID, again.ID)
+	_, err = admin.StartInstance(ctx, &client.StartParams{Definition: "approval", Input: json.RawMessage(`{"order":"o-2"}`), IdempotencyKey: "k1"})
+	require.ErrorIs(t, err, waymark.ErrConflict, "the key of another start")
 	got, err := admin.Instance(ctx, inst.ID, 0)
 	require.NoError(t, err)
 	require.NotEmpty(t, got.Bookmarks)

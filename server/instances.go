@@ -52,6 +52,9 @@ type startInput struct {
 }
 
 type startOutput struct {
+	// Status is 201 for a new instance, 200 when an Idempotency-Key
+	// returned the instance of an earlier request.
+	Status   int
 	ETag     string `header:"ETag"`
 	Location string `header:"Location"`
 	Body     *waymark.Instance
@@ -143,9 +146,10 @@ func (s *Server) registerInstances() {
 		OperationID: "start-instance", Method: http.MethodPost, Path: Prefix + "/instances",
 		Tags: []string{"instances"}, Summary: "Start an instance",
 		Description: "With ?wait= the answer waits until the instance ends or waits for something. " +
-			"An Idempotency-Key makes a retry return the instance the first request started.",
+			"An Idempotency-Key makes a retry return the instance the first request started (200 instead of 201); " +
+			"reusing the key for another definition, version, input or business key is a conflict (409).",
 		DefaultStatus: http.StatusCreated,
-		Errors:        []int{http.StatusNotFound},
+		Errors:        []int{http.StatusNotFound, http.StatusConflict},
 	}, permOperate, func(ctx context.Context, p *Principal, in *startInput) (*startOutput, error) {
 		wait, err := waitDuration(in.Wait, s.cfg.MaxWait)
 		if err != nil {
@@ -153,18 +157,23 @@ func (s *Server) registerInstances() {
 		}
 		inst, err := s.engine.StartInstance(ctx, &waymark.StartParams{
 			Definition: in.Body.Definition, Version: in.Body.Version, Input: in.Body.Input,
-			BusinessKey: in.Body.BusinessKey, IdempotencyKey: in.IdempotencyKey,
+			BusinessKey: in.Body.BusinessKey, IdempotencyKey: in.IdempotencyKey, Actor: p.User,
 		})
 		if err != nil {
 			return nil, err
+		}
+		status := http.StatusCreated
+		if !inst.Created {
+			status = http.StatusOK
 		}
 		if wait > 0 {
 			if inst, err = s.await(ctx, inst.ID, wait); err != nil {
 				return nil, err
 			}
 		}
-		return &startOutput{ETag: etag(inst.Version), Location: Prefix + "/instances/" + url.PathEscape(inst.ID), Body: inst}, nil
+		return &startOutput{Status: status, ETag: etag(inst.Version), Location: Prefix + "/instances/" + url.PathEscape(inst.ID), Body: inst}, nil
 	})
+	s.documentStatus(http.MethodPost, Prefix+"/instances", http.StatusOK, "An Idempotency-Key returned the instance of an earlier start")
 
 	register(s, huma.Operation{
 		OperationID: "list-instances", Method: http.MethodGet, Path: Prefix + "/instances",

@@ -32,10 +32,10 @@ func (s *Server) registerMessages() {
 		OperationID: "deliver-message", Method: http.MethodPost, Path: Prefix + "/messages",
 		Tags: []string{"messages"}, Summary: "Deliver a message",
 		Description: "Hands the message to the instance waiting for it, or keeps it for a receive not reached yet.",
-	}, permOperate, func(ctx context.Context, _ *Principal, in *messageInput) (*messageOutput, error) {
+	}, permOperate, func(ctx context.Context, p *Principal, in *messageInput) (*messageOutput, error) {
 		res, err := s.engine.DeliverMessage(ctx, &waymark.MessageParams{
 			Name: in.Body.Name, Correlation: in.Body.Correlation, Payload: in.Body.Payload,
-			MessageID: in.Body.MessageID, Source: in.Body.Source,
+			MessageID: in.Body.MessageID, Source: in.Body.Source, Actor: p.User,
 		})
 		if err != nil {
 			return nil, err

@@ -132,6 +132,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerMessages()
 	s.registerInstances()
 	s.registerTasks()
+	s.registerJobs()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))

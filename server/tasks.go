@@ -102,10 +102,7 @@ func (s *Server) registerTasks() {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := s.engine.ClaimTask(ctx, in.ID, completeParams(p, version, "")); err != nil {
-			return nil, err
-		}
-		task, err := s.engine.Task(ctx, in.ID)
+		task, err := s.engine.ClaimTask(ctx, in.ID, completeParams(p, version, ""))
 		if err != nil {
 			return nil, err
 		}

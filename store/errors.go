@@ -39,6 +39,11 @@ var (
 	ErrRetryable = errors.New("store: retryable")
 )
 
+// ErrUnavailable marks a failure to reach the database at all (a refused
+// or dropped connection, a server shutting down). Such errors are also
+// ErrRetryable; a server answers them with 503.
+var ErrUnavailable = errors.New("store: database unavailable")
+
 // IsRetryable reports whether err is worth retrying as a whole unit of work:
 // a transient database failure or a lost optimistic-concurrency race.
 func IsRetryable(err error) bool {

@@ -128,6 +128,8 @@ type Executor interface {
 	// WorkClaim leases up to p.Limit due, unleased (or lease-expired) items
 	// to p.Owner. No item is held by two owners at once.
 	WorkClaim(ctx context.Context, p *WorkClaimParams) ([]*WorkItem, error)
+	// WorkGet returns a work item.
+	WorkGet(ctx context.Context, id string) (*WorkItem, error)
 	// WorkExtend prolongs owner's lease; ErrConflict if owner lost it.
 	WorkExtend(ctx context.Context, p *WorkExtendParams) (*WorkItem, error)
 	// WorkComplete deletes an item owner holds; ErrConflict if owner lost it.

@@ -123,7 +123,9 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		}
 		return fmt.Errorf("--db: no Waymark schema (run waymark migrate --db URL, or serve --migrate): %w", err)
 	}
-	engine, err := waymark.New(s, &waymark.Config{Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers})
+	engine, err := waymark.New(s, &waymark.Config{
+		Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers, StopGrace: cfg.StopGrace,
+	})
 	if err != nil {
 		return err
 	}
@@ -148,7 +150,7 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		return err
 	}
 	stopEngine := func() error {
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.StopGrace+30*time.Second)
 		defer cancel()
 		return engine.Stop(stopCtx)
 	}

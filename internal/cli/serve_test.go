@@ -238,6 +238,14 @@ func TestServeConfigEnv(t *testing.T) {
 	require.True(t, cfg.InsecureDev)
 	require.NoError(t, cfg.validate())
 
+	require.Equal(t, 10*time.Second, cfg.StopGrace, "the default")
+
+	env["WAYMARK_STOP_GRACE"] = "-1s"
+	cfg = defaultServeConfig()
+	require.NoError(t, cfg.loadEnv(lookup))
+	require.ErrorContains(t, cfg.validate(), "stopGrace")
+	delete(env, "WAYMARK_STOP_GRACE")
+
 	env["WAYMARK_MAX_WAIT"] = "soon"
 	require.ErrorContains(t, defaultServeConfig().loadEnv(lookup), `WAYMARK_MAX_WAIT (maxWait) "soon"`)
 }

@@ -33,6 +33,7 @@ type serveConfig struct {
 	RateBurst       int           `yaml:"rateBurst"`
 	MaxWait         time.Duration `yaml:"maxWait"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	StopGrace       time.Duration `yaml:"stopGrace"`
 	Workers         int           `yaml:"workers"`
 	NodeID          string        `yaml:"nodeId"`
 	Auth            authConfig    `yaml:"auth"`
@@ -62,7 +63,7 @@ type jwtFileConfig struct {
 }
 
 func defaultServeConfig() *serveConfig {
-	return &serveConfig{DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text"}
+	return &serveConfig{DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text", StopGrace: 10 * time.Second}
 }
 
 // loadFile reads a YAML config file over c. Unknown fields are errors.
@@ -98,6 +99,7 @@ var envVars = []struct {
 		c.ShutdownTimeout, err = time.ParseDuration(v)
 		return
 	}},
+	{"WAYMARK_STOP_GRACE", "stopGrace", func(c *serveConfig, v string) (err error) { c.StopGrace, err = time.ParseDuration(v); return }},
 	{"WAYMARK_WORKERS", "workers", func(c *serveConfig, v string) (err error) { c.Workers, err = strconv.Atoi(v); return }},
 	{"WAYMARK_NODE_ID", "nodeId", func(c *serveConfig, v string) error { c.NodeID = v; return nil }},
 	{"WAYMARK_JWT_HS256_SECRET", "auth.jwt.hs256Secret", func(c *serveConfig, v string) error { c.Auth.JWT.HS256Secret = v; return nil }},
@@ -155,7 +157,7 @@ func (c *serveConfig) validate() error {
 	if c.RateBurst < 0 {
 		bad("rateBurst", "%d: must not be negative", c.RateBurst)
 	}
-	for field, d := range map[string]time.Duration{"maxWait": c.MaxWait, "shutdownTimeout": c.ShutdownTimeout, "auth.jwt.leeway": c.Auth.JWT.Leeway} {
+	for field, d := range map[string]time.Duration{"maxWait": c.MaxWait, "shutdownTimeout": c.ShutdownTimeout, "stopGrace": c.StopGrace, "auth.jwt.leeway": c.Auth.JWT.Leeway} {
 		if d < 0 {
 			bad(field, "%s: must not be negative", d)
 		}

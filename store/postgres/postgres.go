@@ -134,6 +134,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return int64(v), err
 }
 
+// SchemaLatest returns the version of the newest migration this build
+// carries: what SchemaVersion must say once migrated.
+func (s *Store) SchemaLatest() (int64, error) { return store.LatestMigration(migrationFS) }
+
 func (s *Store) withProvider(ctx context.Context, fn func(*goose.Provider) (int, error)) (int, error) {
 	fsys, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
@@ -212,7 +216,7 @@ func translateError(err error) error {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrDuplicate), errors.Is(err, store.ErrRetryable):
 		return err
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		return store.ErrNotFound // the driver's "no rows" says nothing more
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
@@ -223,15 +227,27 @@ func translateError(err error) error {
 			return fmt.Errorf("%w: %w", store.ErrDuplicate, err)
 		case pe.Code == "23503": // foreign_key_violation
 			return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		case unavailableCode(pe.Code):
+			return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, store.ErrRetryable, err)
 		case retryableCode(pe.Code):
 			return fmt.Errorf("%w: %w", store.ErrRetryable, err)
 		}
 		return err
 	}
 	if connectionFault(err) {
-		return fmt.Errorf("%w: %w", store.ErrRetryable, err)
+		return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, store.ErrRetryable, err)
 	}
 	return err
+}
+
+// unavailableCode reports whether a SQLSTATE says the database cannot be
+// used at the moment (as opposed to a lost race).
+func unavailableCode(code string) bool {
+	switch code {
+	case "57P01", "57P02", "57P03", "57P05", "53300":
+		return true
+	}
+	return strings.HasPrefix(code, "08")
 }
 
 // retryableCode reports whether a SQLSTATE is a transient failure.

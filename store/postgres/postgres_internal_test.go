@@ -83,7 +83,9 @@ func TestTranslateError(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			got := translateError(tt.err)
-			require.ErrorIs(t, got, tt.err, "the original stays in the chain")
+			if !errors.Is(tt.err, pgx.ErrNoRows) { // "no rows" alone becomes plain ErrNotFound
+				require.ErrorIs(t, got, tt.err, "the original stays in the chain")
+			}
 			for _, s := range sentinels {
 				require.Equal(t, s == tt.want, errors.Is(got, s), "%v: is %v", got, s)
 			}
@@ -91,4 +93,12 @@ func TestTranslateError(t *testing.T) {
 		})
 	}
 	require.NoError(t, translateError(nil))
+
+	// Of the retryable errors, those that say the database cannot be
+	// reached are ErrUnavailable too; a lost race is not.
+	require.ErrorIs(t, translateError(pg("57P01")), store.ErrUnavailable)
+	require.ErrorIs(t, translateError(pg("08006")), store.ErrUnavailable)
+	require.ErrorIs(t, translateError(opErr(syscall.ECONNREFUSED)), store.ErrUnavailable)
+	require.NotErrorIs(t, translateError(pg("40001")), store.ErrUnavailable)
+	require.NotErrorIs(t, translateError(pg("40P01")), store.ErrUnavailable)
 }

@@ -359,6 +359,12 @@ WHERE id = ?1 AND lease_owner = ?2
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
     lease_expires_at, created_at;
 
+-- name: WorkGet
+SELECT id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at
+FROM work_items
+WHERE id = ?1;
+
 -- name: WorkExists
 SELECT 1 FROM work_items WHERE id = ?1;
 

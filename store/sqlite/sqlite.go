@@ -183,6 +183,10 @@ func (s *Store) SchemaVersion(ctx context.Context) (int64, error) {
 	return v, nil
 }
 
+// SchemaLatest returns the version of the newest migration this build
+// carries: what SchemaVersion must say once migrated.
+func (s *Store) SchemaLatest() (int64, error) { return store.LatestMigration(migrationFS) }
+
 func (s *Store) provider() (*goose.Provider, error) {
 	fsys, err := fs.Sub(migrationFS, "migrations")
 	if err != nil {
@@ -208,6 +212,13 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 // Close implements store.Store.
 func (s *Store) Close() error {
 	return errors.Join(s.reads.close(), s.writes.close(), s.reader.Close(), s.db.Close())
+}
+
+// ClockNow implements store.Clock. A SQLite database is a file on this
+// machine: its clock is this machine's, read here at full precision
+// (SQLite's own 'now' has milliseconds only).
+func (s *Store) ClockNow(context.Context) (time.Time, error) {
+	return time.Now().UTC().Truncate(time.Microsecond), nil
 }
 
 // Path returns the database file's path.
@@ -242,7 +253,7 @@ func translateError(err error) error {
 		return nil
 	}
 	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
+		return store.ErrNotFound // the driver's "no rows" says nothing more
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {

@@ -116,7 +116,7 @@ var queryNames = []string{
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
 	"InboxInsert", "InboxGet",
 	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
-	"WorkRelease", "WorkDeleteByExecution",
+	"WorkRelease", "WorkDeleteByExecution", "WorkGet",
 	"MessageInsert", "MessageTake", "MessageLock", "ClockNow", "TaskList",
 }
 

@@ -54,6 +54,11 @@ func (q *Queries) WorkClaim(ctx context.Context, p *store.WorkClaimParams) ([]*s
 	return items, nil
 }
 
+// WorkGet implements store.Executor.
+func (q *Queries) WorkGet(ctx context.Context, id string) (*store.WorkItem, error) {
+	return one(ctx, q, "get work", "WorkGet", scanWork, id)
+}
+
 // WorkExtend implements store.Executor.
 func (q *Queries) WorkExtend(ctx context.Context, p *store.WorkExtendParams) (*store.WorkItem, error) {
 	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkExtend"), p.ID, p.Owner, q.t(p.Until)))
