@@ -18,6 +18,14 @@
 // {"error": {"code", "message", "details"}}, made from the engine's errors
 // in one function (errorFor).
 //
+// GET /api/v1/events is the live stream of committed events, as
+// Server-Sent Events. Each server runs one hub (hub.go) that tails the
+// engine's stream (Engine.StreamAfter, woken by Engine.Changes, polling for
+// other servers' commits) into a ring buffer that all its streams read. A
+// stream resuming from an older cursor is caught up from the database first.
+// Stream tokens (streamtoken.go) let browsers, which cannot send headers,
+// open it. Close ends every stream and waits for the hub.
+//
 // Import rules: server imports the engine (package waymark), definition and
 // store (for their error types); nothing in the engine imports server.
 package server
