@@ -102,26 +102,12 @@ func (c *Client) do(ctx context.Context, r *call, out any) (int, error) {
 		}
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	req, err := c.newRequest(ctx, r.method, u.String(), body, "application/json", r.header)
 	if err != nil {
 		return 0, fmt.Errorf("client: %s %s: %w", r.method, r.path, err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if c.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
-	}
-	if c.cfg.User != "" {
-		req.Header.Set("X-Waymark-User", c.cfg.User)
-		req.Header.Set("X-Waymark-Roles", strings.Join(c.cfg.Roles, ","))
-	}
-	for k, v := range r.header {
-		if v != "" {
-			req.Header.Set(k, v)
-		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -141,6 +127,29 @@ func (c *Client) do(ctx context.Context, r *call, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// newRequest makes a request with the client's credentials and headers.
+func (c *Client) newRequest(ctx context.Context, method, url string, body io.Reader, accept string, header map[string]string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	if c.cfg.User != "" {
+		req.Header.Set("X-Waymark-User", c.cfg.User)
+		req.Header.Set("X-Waymark-Roles", strings.Join(c.cfg.Roles, ","))
+	}
+	for k, v := range header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	return req, nil
 }
 
 const prefix = "/api/v1"

@@ -178,8 +178,7 @@ var commandGroups = []struct {
 		newResumeCommand,
 		newRetryCommand,
 		newSkipCommand,
-		// events (follow GET /api/v1/events, DESIGN §5) comes with the
-		// server's SSE route, which another change builds.
+		newEventsCommand,
 	}},
 	{groupLocal, "Work locally, without a server:", []func(*env) *cobra.Command{
 		newRunCommand,
