@@ -11,9 +11,9 @@ import (
 
 func newEventsCommand(e *env) *cobra.Command {
 	var (
-		f                              apiFlags
+		f                             apiFlags
 		instances, definitions, types []string
-		after                          string
+		after                         string
 	)
 	cmd := &cobra.Command{
 		Use:   "events",
