@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
@@ -38,6 +39,11 @@ func TestEvents(t *testing.T) {
 	t.Cleanup(srv.Close)
 	c, err := client.New(hs.URL, &client.Config{Token: "admin-key"})
 	require.NoError(t, err)
+	// Starts go on connections of their own, which closing the server's
+	// client connections never catches in the middle of a request.
+	starter, err := client.New(hs.URL, &client.Config{Token: "admin-key",
+		HTTPClient: &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}})
+	require.NoError(t, err)
 	_, err = c.Deploy(ctx, []byte(approvalYAML))
 	require.NoError(t, err)
 
@@ -60,7 +66,7 @@ func TestEvents(t *testing.T) {
 	}
 	// The stream starts from now: start instances until the first arrives.
 	start := func() string {
-		inst, err := c.StartInstance(ctx, &client.StartParams{Definition: "approval", Input: json.RawMessage(`{"order":"o"}`)})
+		inst, err := starter.StartInstance(ctx, &client.StartParams{Definition: "approval", Input: json.RawMessage(`{"order":"o"}`)})
 		require.NoError(t, err)
 		return inst.ID
 	}
