@@ -88,18 +88,25 @@ func (e *Engine) Await(ctx context.Context, id string) (*Instance, error) {
 			stop()
 			return e.Instance(ctx, id)
 		}
-		timer := time.NewTimer(e.cfg.PollInterval)
-		select {
-		case <-woken:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := sleepUntil(ctx, woken, stop, e.cfg.PollInterval); err != nil {
+			return nil, err
 		}
 	}
+}
+
+// sleepUntil waits until woken fires, d passes or ctx ends, then stops the
+// watch; it returns ctx's error when ctx ended.
+func sleepUntil(ctx context.Context, woken <-chan struct{}, stop func(), d time.Duration) error {
+	defer stop()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-woken:
+	case <-timer.C:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
 }
 
 func notFoundInstance(id string, err error) error {

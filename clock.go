@@ -44,18 +44,28 @@ func (c *dbClock) Now() time.Time {
 	return c.dbAt.Add(c.local().Sub(c.localAt))
 }
 
-// sync reads the database's clock, taking the middle of the round trip as
-// the moment it was read.
+// sync reads the database's clock a few times and keeps the reading with
+// the shortest round trip. The reading is taken as the time at the end of
+// its round trip, never the middle: the engine's clock can then only be
+// behind the database's (by at most that round trip), never ahead, so it
+// never fires a timer early or takes a lease over early.
 func (c *dbClock) sync(ctx context.Context) error {
-	before := c.local()
-	now, err := c.db.ClockNow(ctx)
-	if err != nil {
-		return err
+	const samples = 3
+	var best time.Duration = -1
+	var dbAt, localAt time.Time
+	for range samples {
+		before := c.local()
+		now, err := c.db.ClockNow(ctx)
+		if err != nil {
+			return err
+		}
+		after := c.local()
+		if rtt := after.Sub(before); best < 0 || rtt < best {
+			best, dbAt, localAt = rtt, now, after
+		}
 	}
-	after := c.local()
 	c.mu.Lock()
-	c.dbAt = now.Add(after.Sub(before) / 2)
-	c.localAt = after
+	c.dbAt, c.localAt = dbAt, localAt
 	c.mu.Unlock()
 	return nil
 }

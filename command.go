@@ -209,7 +209,7 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 			return fmt.Errorf("task %s is already completed: %w", taskID, store.ErrConflict)
 		}
 		if p.Version != 0 && p.Version != b.Version {
-			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+			return fmt.Errorf("task %s is at revision %d, not %d: %w", taskID, b.Version, p.Version, ErrVersionMismatch)
 		}
 		var payload taskPayload
 		if err := decodeJSON(b.Payload, &payload); err != nil {
@@ -302,7 +302,7 @@ func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskPa
 			return err
 		}
 		if p.Version != 0 && p.Version != b.Version {
-			return fmt.Errorf("task %s is at version %d: %w", taskID, b.Version, ErrVersionMismatch)
+			return fmt.Errorf("task %s is at revision %d, not %d: %w", taskID, b.Version, p.Version, ErrVersionMismatch)
 		}
 		claimed, err = t.tx.BookmarkAssign(ctx, &store.BookmarkAssignParams{ID: b.ID, Version: b.Version, Assignee: p.User})
 		if err != nil {

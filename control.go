@@ -315,7 +315,7 @@ func (e *Engine) control(ctx context.Context, instanceID, actor string, version 
 			return err
 		}
 		if version != 0 && version != s.inst.Version {
-			return fmt.Errorf("instance %s is at version %d, not %d: %w", instanceID, s.inst.Version, version, ErrVersionMismatch)
+			return fmt.Errorf("instance %s is at revision %d, not %d: %w", instanceID, s.inst.Version, version, ErrVersionMismatch)
 		}
 		return fn(s)
 	})

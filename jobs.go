@@ -27,8 +27,10 @@ const workerPrefix = "worker:"
 
 // Limits of PollJobs.
 const (
-	maxPollJobs = 100
-	maxPollWait = time.Minute
+	// MaxPollJobs is the most jobs one PollJobs hands out.
+	MaxPollJobs = 100
+	// MaxPollWait is the longest wait of one PollJobs.
+	MaxPollWait = time.Minute
 )
 
 // Job is one attempt of a task activity handed to an external worker.
@@ -61,10 +63,11 @@ type PollJobsParams struct {
 	// Worker names the worker process; it holds the leases, so it must be
 	// unique among the workers running at once.
 	Worker string
-	// Max is how many jobs to take at most. Defaults to 1, at most 100.
+	// Max is how many jobs to take at most. Defaults to 1, at most
+	// MaxPollJobs.
 	Max int
 	// Wait is how long to wait for a job when none is ready (a long
-	// poll). Defaults to 0: answer at once. At most 1m.
+	// poll). Defaults to 0: answer at once. At most MaxPollWait.
 	Wait time.Duration
 	// LeaseFor is how long the jobs are the worker's without a heartbeat.
 	// Defaults to Config.LeaseDuration.
@@ -77,10 +80,10 @@ func (p *PollJobsParams) validate() error {
 		return invalid("handlers", "name at least one handler")
 	case p.Worker == "":
 		return invalid("worker", "is required")
-	case p.Max < 0 || p.Max > maxPollJobs:
-		return invalid("max", "%d: must be from 1 to %d", p.Max, maxPollJobs)
-	case p.Wait < 0 || p.Wait > maxPollWait:
-		return invalid("waitSeconds", "%s: must be from 0 to %s", p.Wait, maxPollWait)
+	case p.Max < 0 || p.Max > MaxPollJobs:
+		return invalid("max", "%d: must be from 1 to %d", p.Max, MaxPollJobs)
+	case p.Wait < 0 || p.Wait > MaxPollWait:
+		return invalid("waitSeconds", "%s: must be from 0 to %s", p.Wait, MaxPollWait)
 	case p.LeaseFor != 0 && p.LeaseFor < time.Second:
 		return invalid("leaseFor", "%s: must be at least 1s", p.LeaseFor)
 	}
@@ -108,17 +111,8 @@ func (e *Engine) PollJobs(ctx context.Context, p *PollJobsParams) ([]*Job, error
 			stop()
 			return jobs, err
 		}
-		wait := min(time.Until(deadline), e.cfg.PollInterval)
-		timer := time.NewTimer(wait)
-		select {
-		case <-woken:
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		timer.Stop()
-		stop()
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
+		if err := sleepUntil(ctx, woken, stop, min(time.Until(deadline), e.cfg.PollInterval)); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -231,9 +225,11 @@ type JobFailure struct {
 }
 
 // FailJob records a failed attempt of a job: retried per the activity's
-// policy, failed at once (Permanent), or routed by onError (Business).
+// policy, failed at once (Permanent), or routed by onError (Business). A
+// job that comes back after its lease expired counts as an attempt, as an
+// in-process handler's does after a crash.
 func (e *Engine) FailJob(ctx context.Context, jobID, worker string, f *JobFailure) error {
-	if f == nil || f.Message == "" {
+	if f == nil || f.Message == "" && f.Business == "" {
 		return invalid("message", "is required: say what went wrong")
 	}
 	var err error = errors.New(f.Message)
@@ -274,8 +270,8 @@ func (e *Engine) reportJob(ctx context.Context, jobID, worker string, r *taskRes
 	return nil
 }
 
-// HeartbeatJob extends the worker's lease on a job by the lease it was
-// polled with (Config.LeaseDuration by default) and returns the new expiry.
+// HeartbeatJob extends the worker's lease on a job to leaseFor from now
+// (Config.LeaseDuration when 0) and returns the new expiry.
 // ErrConflict: the lease was taken over; ErrNotFound: the job is gone (its
 // activity was cancelled). In both cases the worker should stop the job.
 func (e *Engine) HeartbeatJob(ctx context.Context, jobID, worker string, leaseFor time.Duration) (time.Time, error) {
@@ -292,4 +288,19 @@ func (e *Engine) HeartbeatJob(ctx context.Context, jobID, worker string, leaseFo
 		return time.Time{}, fmt.Errorf("job %s: %w", jobID, err)
 	}
 	return *w.LeaseExpiresAt, nil
+}
+
+// ReleaseJob gives a job back unattempted, to be polled again at once: for
+// a worker that stops before it could run the job. ErrConflict: the lease
+// was taken over; ErrNotFound: the job is gone.
+func (e *Engine) ReleaseJob(ctx context.Context, jobID, worker string) error {
+	item, owner, err := e.workerJob(ctx, jobID, worker)
+	if err != nil {
+		return err
+	}
+	if err := e.store.WorkRelease(ctx, &store.WorkReleaseParams{ID: item.ID, Owner: owner, RunAt: e.clock.Now().UTC()}); err != nil {
+		return fmt.Errorf("job %s: %w", jobID, err)
+	}
+	e.wakeWork()
+	return nil
 }

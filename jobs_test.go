@@ -80,7 +80,7 @@ func TestExternalWorkerJobs(t *testing.T) {
 		// A business error follows onError; a permanent one fails.
 		biz := b.start("external", `{"amount":1}`)
 		jobs = poll("w1", 10*time.Second)
-		require.NoError(t, b.e.FailJob(b.ctx, jobs[0].ID, "w1", &waymark.JobFailure{Message: "card declined", Business: "declined"}))
+		require.NoError(t, b.e.FailJob(b.ctx, jobs[0].ID, "w1", &waymark.JobFailure{Business: "declined"}))
 		require.Equal(t, true, vars(t, b.waitStatus(biz.ID, store.InstanceCompleted))["declined"])
 		perm := b.start("external", `{"amount":1}`)
 		jobs = poll("w1", 10*time.Second)
@@ -99,6 +99,18 @@ func TestExternalWorkerJobs(t *testing.T) {
 		require.ErrorIs(t, b.e.CompleteJob(b.ctx, slow.ID, "slow", json.RawMessage(`{"id":"late"}`)), waymark.ErrConflict)
 		require.NoError(t, b.e.CompleteJob(b.ctx, jobs[0].ID, "fast", json.RawMessage(`{"id":"fast"}`)))
 		require.Equal(t, map[string]any{"id": "fast"}, vars(t, b.waitStatus(late.ID, store.InstanceCompleted))["receipt"])
+
+		// A job given back is polled again at once, as the same attempt.
+		rel := b.start("external", `{"amount":2}`)
+		jobs = poll("w1", 10*time.Second)
+		require.ErrorIs(t, b.e.ReleaseJob(b.ctx, jobs[0].ID, "w2"), waymark.ErrConflict)
+		require.NoError(t, b.e.ReleaseJob(b.ctx, jobs[0].ID, "w1"))
+		again := poll("w2", 0)
+		require.Len(t, again, 1)
+		require.Equal(t, jobs[0].ID, again[0].ID)
+		require.Equal(t, 1, again[0].Attempt)
+		require.NoError(t, b.e.CompleteJob(b.ctx, again[0].ID, "w2", nil))
+		b.waitStatus(rel.ID, store.InstanceCompleted)
 
 		// A cancelled activity's job is gone: the heartbeat says so.
 		gone := b.start("external", `{"amount":4}`)

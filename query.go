@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/waymarkdev/waymark/store"
@@ -61,11 +62,15 @@ type ActivityExecution struct {
 // user task (UserAction), a timer or a deadline (Timer), a message
 // (ExternalMessage).
 type Bookmark struct {
-	ID          string     `json:"id"`
-	ActivityID  string     `json:"activityId,omitempty"`
-	ExecutionID string     `json:"executionId,omitempty"`
-	Type        string     `json:"type"`
-	Key         string     `json:"key,omitempty"`
+	ID          string `json:"id"`
+	ActivityID  string `json:"activityId,omitempty"`
+	ExecutionID string `json:"executionId,omitempty"`
+	Type        string `json:"type"`
+	Key         string `json:"key,omitempty"`
+	// Message and Correlation name what an ExternalMessage bookmark waits
+	// for (its Key holds both).
+	Message     string     `json:"message,omitempty"`
+	Correlation string     `json:"correlation,omitempty"`
 	DueAt       *time.Time `json:"dueAt,omitempty"`
 	Consumed    bool       `json:"consumed"`
 }
@@ -207,10 +212,14 @@ func (e *Engine) Instance(ctx context.Context, id string) (*Instance, error) {
 	}
 	inst.Bookmarks = make([]*Bookmark, 0, len(open))
 	for _, b := range open {
-		inst.Bookmarks = append(inst.Bookmarks, &Bookmark{
+		bm := &Bookmark{
 			ID: b.ID, ActivityID: b.ActivityID, ExecutionID: b.ExecutionID, Type: string(b.Type),
 			Key: b.Key, DueAt: b.DueAt, Consumed: b.Consumed(),
-		})
+		}
+		if b.Type == store.BookmarkExternalMessage {
+			bm.Message, bm.Correlation, _ = strings.Cut(b.Key, messageKeySep)
+		}
+		inst.Bookmarks = append(inst.Bookmarks, bm)
 	}
 	return inst, nil
 }

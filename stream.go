@@ -68,10 +68,56 @@ func (e *Engine) StreamAfter(ctx context.Context, cursor string, limit int) ([]*
 	out := make([]*StreamEvent, 0, len(recs))
 	for _, r := range recs {
 		se := &StreamEvent{Cursor: formatCursor(r.Position)}
-		if err := json.Unmarshal(r.Payload, &se.Event); err != nil {
+		if err := decodeEvent(r.Payload, &se.Event); err != nil {
 			return nil, fmt.Errorf("event %s: %w", r.ID, err)
 		}
 		out = append(out, se)
 	}
 	return out, nil
+}
+
+// decodeEvent reads a stored event. An emit activity's payload that is not
+// an object appears in Data as "value", as OnEvent sees it.
+func decodeEvent(raw json.RawMessage, ev *Event) error {
+	var body struct {
+		Event
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return err
+	}
+	*ev = body.Event
+	ev.Data = nil
+	if len(body.Data) == 0 || string(body.Data) == "null" {
+		return nil
+	}
+	if err := json.Unmarshal(body.Data, &ev.Data); err == nil {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(body.Data, &v); err != nil {
+		return err
+	}
+	ev.Data = map[string]any{"value": v}
+	return nil
+}
+
+// CompareCursors orders two stream cursors: -1 when a comes before b, 0
+// when they are equal, +1 after. A malformed cursor is an ErrInvalid.
+func CompareCursors(a, b string) (int, error) {
+	pa, err := parseCursor(a)
+	if err != nil {
+		return 0, err
+	}
+	pb, err := parseCursor(b)
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case pa.Less(pb):
+		return -1, nil
+	case pb.Less(pa):
+		return 1, nil
+	}
+	return 0, nil
 }

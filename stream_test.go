@@ -18,6 +18,11 @@ id: tell
 activities:
   - {id: say, type: emit, event: said, payload: {n: 1}}
 `)
+		b.deploy(`
+id: plain
+activities:
+  - {id: say, type: emit, event: said, payload: hello}
+`)
 		head, err := b.e.StreamHead(b.ctx)
 		require.NoError(t, err)
 		changes, stop := b.e.Changes()
@@ -47,6 +52,26 @@ activities:
 		rest, err := b.e.StreamAfter(b.ctx, two[1].Cursor, 100)
 		require.NoError(t, err)
 		require.Len(t, rest, 3)
+
+		// A payload that is not an object does not stop the stream.
+		plain := b.start("plain", `{}`)
+		evs, err = b.e.StreamAfter(b.ctx, evs[len(evs)-1].Cursor, 100)
+		require.NoError(t, err)
+		require.Len(t, evs, 5)
+		require.Equal(t, plain.ID, evs[2].Event.InstanceID)
+		require.Equal(t, map[string]any{"value": "hello"}, evs[2].Event.Data)
+
+		cmp, err := waymark.CompareCursors(two[0].Cursor, two[1].Cursor)
+		require.NoError(t, err)
+		require.Equal(t, -1, cmp)
+		cmp, err = waymark.CompareCursors(two[1].Cursor, two[0].Cursor)
+		require.NoError(t, err)
+		require.Equal(t, 1, cmp)
+		cmp, err = waymark.CompareCursors(two[1].Cursor, two[1].Cursor)
+		require.NoError(t, err)
+		require.Zero(t, cmp)
+		_, err = waymark.CompareCursors("x", two[1].Cursor)
+		require.ErrorIs(t, err, waymark.ErrInvalid)
 
 		for _, bad := range []string{"", "x", "1-", "-1", "1-2-3", "-1-2"} {
 			_, err := b.e.StreamAfter(b.ctx, bad, 10)

@@ -75,8 +75,11 @@ func (s *instState) openUserTask(a *definition.Activity, x *execution) error {
 	return nil
 }
 
+// messageKeySep joins a message's name and correlation in a bookmark key.
+const messageKeySep = "\x1f"
+
 // messageKey is the bookmark key a receive waits under.
-func messageKey(name, correlation string) string { return name + "\x1f" + correlation }
+func messageKey(name, correlation string) string { return name + messageKeySep + correlation }
 
 func (s *instState) openReceive(a *definition.Activity, x *execution) error {
 	correlation := ""

@@ -8,6 +8,9 @@
 //	c, err := client.New("http://127.0.0.1:8080", &client.Config{Token: key})
 //	inst, err := c.StartInstance(ctx, &client.StartParams{Definition: "hello",
 //		Input: json.RawMessage(`{"name":"Ada"}`), Wait: 30 * time.Second})
+//
+// Worker is an external worker: it runs waymark.TaskHandlers, the same as
+// the engine's in-process handlers, for the server's task activities.
 package client
 
 import (
@@ -99,26 +102,12 @@ func (c *Client) do(ctx context.Context, r *call, out any) (int, error) {
 		}
 		body, contentType = bytes.NewReader(b), "application/json"
 	}
-	req, err := http.NewRequestWithContext(ctx, r.method, u.String(), body)
+	req, err := c.newRequest(ctx, r.method, u.String(), body, "application/json", r.header)
 	if err != nil {
 		return 0, fmt.Errorf("client: %s %s: %w", r.method, r.path, err)
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", c.cfg.UserAgent)
-	if c.cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
-	}
-	if c.cfg.User != "" {
-		req.Header.Set("X-Waymark-User", c.cfg.User)
-		req.Header.Set("X-Waymark-Roles", strings.Join(c.cfg.Roles, ","))
-	}
-	for k, v := range r.header {
-		if v != "" {
-			req.Header.Set(k, v)
-		}
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -138,6 +127,29 @@ func (c *Client) do(ctx context.Context, r *call, out any) (int, error) {
 		}
 	}
 	return resp.StatusCode, nil
+}
+
+// newRequest makes a request with the client's credentials and headers.
+func (c *Client) newRequest(ctx context.Context, method, url string, body io.Reader, accept string, header map[string]string) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", accept)
+	req.Header.Set("User-Agent", c.cfg.UserAgent)
+	if c.cfg.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.cfg.Token)
+	}
+	if c.cfg.User != "" {
+		req.Header.Set("X-Waymark-User", c.cfg.User)
+		req.Header.Set("X-Waymark-Roles", strings.Join(c.cfg.Roles, ","))
+	}
+	for k, v := range header {
+		if v != "" {
+			req.Header.Set(k, v)
+		}
+	}
+	return req, nil
 }
 
 const prefix = "/api/v1"

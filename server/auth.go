@@ -28,6 +28,9 @@ const (
 	RoleOperator = "operator"
 	// RoleViewer may read everything.
 	RoleViewer = "viewer"
+	// RoleWorker may poll for jobs and report them (the /jobs routes of
+	// external workers), and nothing else of the server's own.
+	RoleWorker = "worker"
 )
 
 // Headers a request names its user and roles by in insecure-dev mode.
@@ -42,7 +45,7 @@ type Principal struct {
 	// change.
 	User string
 	// Roles are the user's roles: the server's own (admin, operator,
-	// viewer) and business roles.
+	// viewer, worker) and business roles.
 	Roles []string
 	// key identifies the credential, for rate limiting.
 	key string
@@ -64,6 +67,8 @@ const (
 	permOperate
 	// permAdmin: admin.
 	permAdmin
+	// permWork: worker or admin (the /jobs routes).
+	permWork
 )
 
 func (p permission) String() string {
@@ -74,6 +79,8 @@ func (p permission) String() string {
 		return "operator or admin"
 	case permAdmin:
 		return "admin"
+	case permWork:
+		return "worker or admin"
 	}
 	return "any user"
 }
@@ -89,6 +96,8 @@ func (p *Principal) may(perm permission) bool {
 		return p.Has(RoleAdmin) || p.Has(RoleOperator)
 	case permAdmin:
 		return p.Has(RoleAdmin)
+	case permWork:
+		return p.Has(RoleAdmin) || p.Has(RoleWorker)
 	}
 	return false
 }

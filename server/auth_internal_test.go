@@ -52,11 +52,12 @@ func TestPermissions(t *testing.T) {
 		may   []permission
 		not   []permission
 	}{
-		{[]string{RoleAdmin}, []permission{permUser, permRead, permOperate, permAdmin}, nil},
-		{[]string{RoleOperator}, []permission{permUser, permRead, permOperate}, []permission{permAdmin}},
-		{[]string{RoleViewer}, []permission{permUser, permRead}, []permission{permOperate, permAdmin}},
-		{[]string{"finance"}, []permission{permUser}, []permission{permRead, permOperate, permAdmin}},
-		{nil, []permission{permUser}, []permission{permRead, permOperate, permAdmin}},
+		{[]string{RoleAdmin}, []permission{permUser, permRead, permOperate, permAdmin, permWork}, nil},
+		{[]string{RoleOperator}, []permission{permUser, permRead, permOperate}, []permission{permAdmin, permWork}},
+		{[]string{RoleViewer}, []permission{permUser, permRead}, []permission{permOperate, permAdmin, permWork}},
+		{[]string{RoleWorker}, []permission{permUser, permWork}, []permission{permRead, permOperate, permAdmin}},
+		{[]string{"finance"}, []permission{permUser}, []permission{permRead, permOperate, permAdmin, permWork}},
+		{nil, []permission{permUser}, []permission{permRead, permOperate, permAdmin, permWork}},
 	} {
 		p := &Principal{User: "u", Roles: tt.roles}
 		for _, perm := range tt.may {

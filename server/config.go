@@ -39,6 +39,27 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in the OpenAPI document. Defaults to "dev".
 	Version string
+
+	// StreamKey signs the stream tokens of POST /api/v1/events/token
+	// (HMAC-SHA256), at least 32 bytes. Give every server of a cluster the
+	// same key so that any of them accepts a token another issued. Defaults
+	// to a random key per server: its tokens then work only on it.
+	StreamKey string
+	// StreamTokenTTL is how long a stream token may start a stream (a
+	// stream it started is not cut when it expires). Defaults to 60s.
+	StreamTokenTTL time.Duration
+	// StreamHeartbeat is how often an idle event stream sends a ": ping"
+	// comment, so that proxies keep it open. Defaults to 15s.
+	StreamHeartbeat time.Duration
+	// StreamBuffer is how many of the latest events the server keeps in
+	// memory for its streams. A stream that falls further behind is ended
+	// (the client resumes with Last-Event-ID), and a client resuming from
+	// an older event is caught up from the database. Defaults to 10000.
+	StreamBuffer int
+	// StreamPollInterval is how often the server reads the database for
+	// events other servers committed; its own engine's commits are read at
+	// once. Defaults to 100ms.
+	StreamPollInterval time.Duration
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.
@@ -68,6 +89,18 @@ func (c *Config) WithDefaults() *Config {
 	if out.Version == "" {
 		out.Version = "dev"
 	}
+	if out.StreamTokenTTL == 0 {
+		out.StreamTokenTTL = 60 * time.Second
+	}
+	if out.StreamHeartbeat == 0 {
+		out.StreamHeartbeat = 15 * time.Second
+	}
+	if out.StreamBuffer == 0 {
+		out.StreamBuffer = 10000
+	}
+	if out.StreamPollInterval == 0 {
+		out.StreamPollInterval = 100 * time.Millisecond
+	}
 	return &out
 }
 
@@ -85,6 +118,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("server: MaxWait %s: must not be negative", c.MaxWait)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("server: ShutdownTimeout %s: must not be negative", c.ShutdownTimeout)
+	case c.StreamKey != "" && len(c.StreamKey) < 32:
+		return errors.New("server: StreamKey: must be at least 32 bytes")
+	case c.StreamTokenTTL < 0:
+		return fmt.Errorf("server: StreamTokenTTL %s: must be positive", c.StreamTokenTTL)
+	case c.StreamHeartbeat < 0:
+		return fmt.Errorf("server: StreamHeartbeat %s: must be positive", c.StreamHeartbeat)
+	case c.StreamBuffer < 0:
+		return fmt.Errorf("server: StreamBuffer %d: must be positive", c.StreamBuffer)
+	case c.StreamPollInterval < 0:
+		return fmt.Errorf("server: StreamPollInterval %s: must be positive", c.StreamPollInterval)
 	}
 	return nil
 }

@@ -53,6 +53,9 @@ type Server struct {
 	mux     *http.ServeMux
 	spec    []byte
 	routes  []Route
+	// hub tails the committed events for the streams of GET /events.
+	hub    *hub
+	tokens *streamTokens
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -88,10 +91,18 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	if !auth.configured() && !cfg.InsecureDev {
 		return nil, ErrNoCredentials
 	}
+	tokens, randomKey, err := newStreamTokens(cfg.StreamKey, cfg.StreamTokenTTL)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if randomKey {
+		cfg.Logger.Info("server: no stream key configured (streamKey): stream tokens work only on this server")
+	}
 	installHumaErrors()
 	s := &Server{
 		engine: engine, cfg: cfg, log: cfg.Logger, auth: auth,
 		mux: http.NewServeMux(), closing: make(chan struct{}),
+		hub: newHub(engine, cfg.Logger, cfg.StreamBuffer, cfg.StreamPollInterval), tokens: tokens,
 	}
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
@@ -121,6 +132,8 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerMessages()
 	s.registerInstances()
 	s.registerTasks()
+	s.registerJobs()
+	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
@@ -189,7 +202,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBodyBytes+1)
 	}
-	p, aerr := s.auth.authenticate(r)
+	p, aerr := s.authenticate(r)
 	if aerr != nil {
 		if s.limiter != nil {
 			// Guessing tokens is rate-limited too, by address.
@@ -209,6 +222,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mux.ServeHTTP(rec, r.WithContext(withRequestInfo(r.Context(), info)))
+}
+
+// authenticate returns who r acts as: the user of its stream token on GET
+// /events?token= without an Authorization header, otherwise as the
+// authenticator says.
+func (s *Server) authenticate(r *http.Request) (*Principal, *Error) {
+	if r.URL.Path == PathEvents && r.Method == http.MethodGet && r.Header.Get("Authorization") == "" {
+		if token := r.URL.Query().Get("token"); token != "" {
+			return s.tokens.verify(token, time.Now())
+		}
+	}
+	return s.auth.authenticate(r)
 }
 
 func rateLimited(wait time.Duration) *Error {
@@ -252,9 +277,10 @@ func (r *recorder) Write(b []byte) (int, error) {
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // Serve answers requests on ln until ctx ends, then shuts down gracefully:
-// it stops accepting, ends long polls, waits for running requests (up to
-// Config.ShutdownTimeout) and returns. It does not stop the engine. In
-// insecure-dev mode it refuses a listener that is not on loopback.
+// it stops accepting, ends long polls and event streams, waits for running
+// requests (up to Config.ShutdownTimeout) and returns. It does not stop the
+// engine. In insecure-dev mode it refuses a listener that is not on
+// loopback.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.InsecureDev && !IsLoopbackAddr(ln.Addr().String()) {
 		return fmt.Errorf("server: insecure-dev mode serves on loopback addresses only, not %s", ln.Addr())
@@ -264,6 +290,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	if err := s.hub.Start(ctx); err != nil && !errors.Is(err, errHubStopped) {
+		// The first stream tries again.
+		s.log.WarnContext(ctx, "server: event stream not started", logErrorAttr(err))
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -292,10 +322,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// Close makes long-polling requests answer at once and /readyz report the
-// server unready. It is safe to call more than once.
+// Close makes long-polling requests answer at once, ends the event
+// streams, and makes /readyz report the server unready. It returns once
+// the goroutine tailing the events has ended. It is safe to call more than
+// once.
 func (s *Server) Close() {
-	s.closeOnce.Do(func() { close(s.closing) })
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		s.hub.Stop()
+	})
 }
 
 // register adds one operation: it requires perm of the caller, documents

@@ -237,6 +237,17 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 	require.NoError(t, err)
 	require.NoError(t, e.Start(context.Background()))
 	t.Cleanup(func() { require.NoError(t, e.Stop(context.Background())) })
+	return newTestServer(t, e, s, opts.tweak)
+}
+
+// another is one more server over the bundle's engine.
+func (b *testBundle) another(tweak func(*server.Config)) *testBundle {
+	b.t.Helper()
+	return newTestServer(b.t, b.e, b.s, tweak)
+}
+
+func newTestServer(t *testing.T, e *waymark.Engine, s store.Store, tweak func(*server.Config)) *testBundle {
+	t.Helper()
 	cfg := &server.Config{
 		APIKeys: []server.APIKey{
 			{User: "root", Hash: server.HashAPIKey(adminKey), Roles: []string{server.RoleAdmin}},
@@ -247,8 +258,8 @@ func setup(t *testing.T, opts setupOpts) *testBundle {
 		JWT:       &server.JWTConfig{HS256Secret: hsSecret, RS256PublicKey: rsaPublicPEM(t), Audience: "waymark"},
 		RateLimit: -1,
 	}
-	if opts.tweak != nil {
-		opts.tweak(cfg)
+	if tweak != nil {
+		tweak(cfg)
 	}
 	srv, err := server.New(e, cfg)
 	require.NoError(t, err)

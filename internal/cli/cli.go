@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -16,9 +17,29 @@ import (
 	"github.com/waymarkdev/waymark/bench"
 )
 
-// Exit statuses every command shares. Commands return others through an
-// ExitError.
+// Exit statuses every command shares; docs/cli.md lists them in one table
+// for scripts. Commands return them through an ExitError or an apiError.
 const (
+	// exitError is any other failure.
+	exitError = 1
+	// exitNotFound: the server has no such definition, instance or task
+	// (404).
+	exitNotFound = 3
+	// exitConflict: the change no longer applies (409), or --if-match names
+	// a revision that is no longer current (412).
+	exitConflict = 4
+	// exitAuth: the credentials are missing or wrong (401), or they do not
+	// allow the operation (403).
+	exitAuth = 5
+	// exitUnavailable: the server cannot be reached or cannot serve now
+	// (503, 429, connection refused); retrying later may succeed.
+	exitUnavailable = 6
+	// exitInstanceFailed: start --wait or show --wait saw the instance end
+	// without completing (failed, cancelled, timed out).
+	exitInstanceFailed = 10
+	// exitInstanceNotDone: start --wait or show --wait saw the instance
+	// still running or waiting when the wait ended.
+	exitInstanceNotDone = 11
 	// exitInterrupted is the status after an interrupt (SIGINT, SIGTERM)
 	// cancelled the command: 128 + SIGINT, as shells report it.
 	exitInterrupted = 130
@@ -41,6 +62,12 @@ type env struct {
 	benchRunFunc func(context.Context, *bench.Config) ([]*bench.Result, error)
 	// lookupEnv reads the process environment (serve's WAYMARK_* settings).
 	lookupEnv func(string) (string, bool)
+	// isTerminal reports whether w is a terminal: long operations draw
+	// their progress on stderr only then.
+	isTerminal func(w io.Writer) bool
+	// transports are those of the clients commands made; run closes their
+	// idle connections when the command ends.
+	transports []*http.Transport
 }
 
 // Run executes the waymark command line with args (without the program name)
@@ -52,7 +79,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if stdin == nil {
 		stdin = bytes.NewReader(nil)
 	}
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv, isTerminal: isTerminal}
 	return e.run(ctx, args)
 }
 
@@ -64,12 +91,16 @@ func (e *env) run(ctx context.Context, args []string) int {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	err := root.ExecuteContext(ctx)
+	for _, t := range e.transports {
+		t.CloseIdleConnections()
+	}
 	if err == nil {
 		return 0
 	}
 	var (
 		exit  *ExitError
 		usage *usageError
+		api   *apiError
 	)
 	switch {
 	case errors.As(err, &usage):
@@ -80,9 +111,12 @@ func (e *env) run(ctx context.Context, args []string) int {
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		fmt.Fprintln(e.stderr, "waymark: interrupted")
 		return exitInterrupted
+	case errors.As(err, &api):
+		fmt.Fprintln(e.stderr, "waymark:", err)
+		return api.code
 	}
 	fmt.Fprintln(e.stderr, "waymark:", err)
-	return 1
+	return exitError
 }
 
 func newRootCommand(e *env) *cobra.Command {
@@ -92,22 +126,65 @@ func newRootCommand(e *env) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	for _, newCmd := range commands {
-		root.AddCommand(newCmd(e))
+	// A wrong flag is a usage error, as a wrong number of arguments is.
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &usageError{cmd: cmd, msg: err.Error()}
+	})
+	for _, g := range commandGroups {
+		root.AddGroup(&cobra.Group{ID: g.id, Title: g.title})
+		for _, newCmd := range g.commands {
+			cmd := newCmd(e)
+			cmd.GroupID = g.id
+			root.AddCommand(cmd)
+		}
 	}
+	root.SetHelpCommandGroupID(groupLocal)
+	root.SetCompletionCommandGroupID(groupLocal)
 	return root
 }
 
-// commands lists the constructors of every subcommand; each lives in a file
-// of its own named after it.
-var commands = []func(*env) *cobra.Command{
-	newVersionCommand,
-	newMigrateCommand,
-	newValidateCommand,
-	newGraphCommand,
-	newRunCommand,
-	newBenchCommand,
-	newServeCommand,
-	newDevCommand,
-	newTokenCommand,
+// The groups waymark --help lists the commands in.
+const (
+	groupServer = "server"
+	groupClient = "client"
+	groupLocal  = "local"
+)
+
+// commandGroups lists the constructors of every subcommand, by the group
+// --help shows it in; each lives in a file of its own named after it.
+var commandGroups = []struct {
+	id, title string
+	commands  []func(*env) *cobra.Command
+}{
+	{groupServer, "Run a server:", []func(*env) *cobra.Command{
+		newDevCommand,
+		newServeCommand,
+		newMigrateCommand,
+		newTokenCommand,
+	}},
+	{groupClient, "Talk to a server (--server, $WAYMARK_SERVER):", []func(*env) *cobra.Command{
+		newDeployCommand,
+		newDefinitionsCommand,
+		newStartCommand,
+		newInstancesCommand,
+		newShowCommand,
+		newLogCommand,
+		newTasksCommand,
+		newClaimCommand,
+		newCompleteCommand,
+		newSendCommand,
+		newCancelCommand,
+		newSuspendCommand,
+		newResumeCommand,
+		newRetryCommand,
+		newSkipCommand,
+		newEventsCommand,
+	}},
+	{groupLocal, "Work locally, without a server:", []func(*env) *cobra.Command{
+		newRunCommand,
+		newValidateCommand,
+		newGraphCommand,
+		newBenchCommand,
+		newVersionCommand,
+	}},
 }

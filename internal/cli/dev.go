@@ -121,7 +121,12 @@ func announceDev(ctx context.Context, e *env, engine *waymark.Engine, addr net.A
 	if len(handlers) > 0 {
 		fmt.Fprintf(out, "  simulated handlers (each returns its input): %s\n", strings.Join(slices.Sorted(maps.Keys(handlers)), ", "))
 	}
-	fmt.Fprintf(out, "Try:\n  curl -s -X POST '%s/api/v1/instances?wait=10s' -H 'Content-Type: application/json' \\\n"+
-		"       -d '{\"definition\":\"hello\",\"input\":{\"name\":\"Ada\"}}'\n", base)
+	server := ""
+	if base != defaultServer {
+		server = " --server " + base
+	}
+	fmt.Fprintf(out, "Try:\n  go run ./cmd/waymark start hello --input '{\"name\":\"Ada\"}' --wait 10s%s\n"+
+		"  curl -s -X POST '%s/api/v1/instances?wait=10s' -H 'Content-Type: application/json' \\\n"+
+		"       -d '{\"definition\":\"hello\",\"input\":{\"name\":\"Ada\"}}'\n", server, base)
 	return nil
 }

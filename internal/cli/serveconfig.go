@@ -37,6 +37,10 @@ type serveConfig struct {
 	Workers         int           `yaml:"workers"`
 	NodeID          string        `yaml:"nodeId"`
 	Auth            authConfig    `yaml:"auth"`
+	// StreamKey signs the event stream's tokens; every server of a cluster
+	// needs the same one for a token to work on any of them.
+	StreamKey     string `yaml:"streamKey"`
+	StreamKeyFile string `yaml:"streamKeyFile"`
 }
 
 type authConfig struct {
@@ -106,6 +110,8 @@ var envVars = []struct {
 	}},
 	{"WAYMARK_JWT_ISSUER", "auth.jwt.issuer", func(c *serveConfig, v string) error { c.Auth.JWT.Issuer = v; return nil }},
 	{"WAYMARK_JWT_AUDIENCE", "auth.jwt.audience", func(c *serveConfig, v string) error { c.Auth.JWT.Audience = v; return nil }},
+	{"WAYMARK_STREAM_KEY", "streamKey", func(c *serveConfig, v string) error { c.StreamKey = v; return nil }},
+	{"WAYMARK_STREAM_KEY_FILE", "streamKeyFile", func(c *serveConfig, v string) error { c.StreamKeyFile = v; return nil }},
 }
 
 // loadEnv applies the WAYMARK_* variables lookup finds.
@@ -176,6 +182,12 @@ func (c *serveConfig) validate() error {
 	if j.RS256PublicKey != "" && j.RS256PublicKeyFile != "" {
 		bad("auth.jwt.rs256PublicKeyFile", "give rs256PublicKey or rs256PublicKeyFile, not both")
 	}
+	switch {
+	case c.StreamKey != "" && c.StreamKeyFile != "":
+		bad("streamKeyFile", "give streamKey or streamKeyFile, not both")
+	case c.StreamKey != "" && len(c.StreamKey) < 32:
+		bad("streamKey", "must be at least 32 bytes")
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}
@@ -187,7 +199,17 @@ func (c *serveConfig) serverConfig(logger *slog.Logger) (*server.Config, error) 
 	cfg := &server.Config{
 		Logger: logger, APIKeys: c.Auth.APIKeys, InsecureDev: c.InsecureDev, MaxBodyBytes: c.MaxBodyBytes,
 		RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxWait: c.MaxWait, ShutdownTimeout: c.ShutdownTimeout,
-		Version: Version,
+		Version: Version, StreamKey: c.StreamKey,
+	}
+	if c.StreamKeyFile != "" {
+		b, err := os.ReadFile(c.StreamKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("streamKeyFile: %w", err)
+		}
+		cfg.StreamKey = strings.TrimSpace(string(b))
+		if len(cfg.StreamKey) < 32 {
+			return nil, errors.New("streamKeyFile: the key must be at least 32 bytes")
+		}
 	}
 	j := c.Auth.JWT
 	jwt := &server.JWTConfig{

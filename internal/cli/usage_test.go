@@ -31,6 +31,10 @@ func TestUsageError(t *testing.T) {
 			"waymark version: unexpected argument \"short\"\nusage: waymark version [flags]\n"},
 		{"BenchArgument", []string{"bench", "throughput"},
 			"waymark bench: unexpected argument \"throughput\"\nusage: waymark bench [flags]\n"},
+		{"BenchNotANumber", []string{"bench", "--instances", "many"},
+			"waymark bench: invalid argument \"many\" for \"--instances\" flag: strconv.ParseInt: parsing \"many\": invalid syntax\nusage: waymark bench [flags]\n"},
+		{"RunUnknownFlag", []string{"run", "x.yaml", "--inptu", "{}"},
+			"waymark run: unknown flag: --inptu\nusage: waymark run FILE... [flags]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

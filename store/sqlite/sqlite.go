@@ -214,6 +214,13 @@ func (s *Store) Close() error {
 	return errors.Join(s.reads.close(), s.writes.close(), s.reader.Close(), s.db.Close())
 }
 
+// ClockNow implements store.Clock. A SQLite database is a file on this
+// machine: its clock is this machine's, read here at full precision
+// (SQLite's own 'now' has milliseconds only).
+func (s *Store) ClockNow(context.Context) (time.Time, error) {
+	return time.Now().UTC().Truncate(time.Microsecond), nil
+}
+
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.path }
 
