@@ -313,3 +313,22 @@ func setAny(m map[string]any, key, value string) {
 		m[key] = value
 	}
 }
+
+// Breakers lists the named circuit breakers of http activities, shared by
+// every server on the database.
+func (c *Client) Breakers(ctx context.Context) ([]*waymark.Breaker, error) {
+	var p waymark.Page[*waymark.Breaker]
+	if _, err := c.do(ctx, &call{method: http.MethodGet, path: pathOf("breakers")}, &p); err != nil {
+		return nil, err
+	}
+	return p.Items, nil
+}
+
+// ResetBreaker closes a circuit breaker and clears its failure count.
+func (c *Client) ResetBreaker(ctx context.Context, name string) (*waymark.Breaker, error) {
+	var b waymark.Breaker
+	if _, err := c.do(ctx, &call{method: http.MethodPost, path: pathOf("breakers", name, "reset")}, &b); err != nil {
+		return nil, err
+	}
+	return &b, nil
+}

@@ -133,6 +133,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerInstances()
 	s.registerTasks()
 	s.registerJobs()
+	s.registerBreakers()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))

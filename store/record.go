@@ -61,13 +61,13 @@ const (
 
 // Breaker is a named circuit breaker, shared by every engine on the store.
 type Breaker struct {
-	Name  string
-	State BreakerState
+	Name  string       `json:"name"`
+	State BreakerState `json:"state"`
 	// Failures counts failed calls in a row.
-	Failures int
+	Failures int `json:"failures"`
 	// OpenedAt is when it last opened; nil while closed.
-	OpenedAt  *time.Time
-	UpdatedAt time.Time
+	OpenedAt  *time.Time `json:"openedAt,omitempty"`
+	UpdatedAt time.Time  `json:"updatedAt"`
 }
 
 // ExternalCallStatus is the state of a two-phase external call.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/server"
+	"github.com/waymarkdev/waymark/store"
 	"github.com/waymarkdev/waymark/store/sqlite"
 )
 
@@ -78,7 +79,8 @@ activities:
 // apiServer is a Waymark server on a real engine on a temporary SQLite
 // file, for the client commands.
 type apiServer struct {
-	url string
+	url   string
+	store store.Store
 	// failing makes the flaky handler fail (permanently) while true.
 	failing atomic.Bool
 }
@@ -97,7 +99,7 @@ func newAPIServer(t *testing.T, keyed bool) *apiServer {
 	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "w.db"), nil)
 	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
-	as := &apiServer{}
+	as := &apiServer{store: s}
 	flaky := func(_ context.Context, task *waymark.Task) (any, error) {
 		if as.failing.Load() {
 			return nil, waymark.Permanent(errors.New("flaky is failing"))

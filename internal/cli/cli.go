@@ -179,6 +179,7 @@ var commandGroups = []struct {
 		newRetryCommand,
 		newSkipCommand,
 		newEventsCommand,
+		newBreakersCommand,
 	}},
 	{groupLocal, "Work locally, without a server:", []func(*env) *cobra.Command{
 		newRunCommand,
