@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -308,4 +309,95 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// After suspendAfterFailures failed attempts the instance is suspended with
+// the reason, and nothing is sent meanwhile; Resume goes on with the same
+// idempotency key.
+func TestHTTPSuspendAndResume(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		var up atomic.Bool
+		api := newFakeAPI(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+			if up.Load() {
+				replyJSON(w, http.StatusOK, `{}`)
+				return
+			}
+			replyJSON(w, http.StatusInternalServerError, `{"error":"down"}`)
+		})
+		b := httpSetup(t, s, nil)
+		b.deploy(`
+id: suspend
+defaults:
+  retry: {maxAttempts: 10, initialInterval: 5ms}
+  suspendAfterFailures: 2
+activities:
+  - id: call
+    type: http
+    request: {method: POST, url: ` + api.srv.URL + `/x}
+`)
+		inst := b.start("suspend", `{}`)
+		suspended := b.waitStatus(inst.ID, store.InstanceSuspended)
+		var info waymark.ErrorInfo
+		require.NoError(t, json.Unmarshal(suspended.Error, &info))
+		require.Equal(t, waymark.CodeTransient, info.Code)
+		require.Equal(t, 500, info.StatusCode)
+		require.Len(t, api.requests(), 2, "nothing spins while suspended")
+		x := findExec(t, b, inst.ID, "call")
+		call, err := s.ExternalCallGet(b.ctx, x.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.ExternalCallPending, call.Status, "the call waits, not failed")
+
+		up.Store(true)
+		require.NoError(t, b.e.Resume(b.ctx, inst.ID, "ops", 0))
+		b.waitStatus(inst.ID, store.InstanceCompleted)
+		reqs := api.requests()
+		require.Len(t, reqs, 3)
+		require.Equal(t, reqs[0].Key, reqs[2].Key, "resumed with the same key")
+	})
+}
+
+// Compensations of completed http activities run in reverse completion
+// order when the instance fails, and when it is cancelled with
+// compensation.
+func TestHTTPCompensationOrder(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		api := newFakeAPI(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/fail" {
+				replyJSON(w, http.StatusUnprocessableEntity, `{}`)
+				return
+			}
+			replyJSON(w, http.StatusOK, `{}`)
+		})
+		b := httpSetup(t, s, nil)
+		b.deploy(`
+id: saga
+activities:
+  - {id: a, type: http, request: {method: POST, url: '` + api.srv.URL + `/a'}, compensate: undo_a, next: b}
+  - {id: b, type: http, request: {method: POST, url: '` + api.srv.URL + `/b'}, compensate: undo_b, next: gate}
+  - {id: gate, type: switch, cases: [{when: '${ input.fail }', next: boom}], default: wait}
+  - {id: boom, type: http, request: {method: POST, url: '` + api.srv.URL + `/fail'}}
+  - {id: wait, type: receive, message: never}
+  - {id: undo_a, type: http, request: {method: DELETE, url: '` + api.srv.URL + `/a'}}
+  - {id: undo_b, type: http, request: {method: DELETE, url: '` + api.srv.URL + `/b'}}
+`)
+		order := func(from int) []string {
+			var out []string
+			for _, r := range api.requests()[from:] {
+				out = append(out, r.Method+" "+r.Path)
+			}
+			return out
+		}
+		failed := b.start("saga", `{"fail":true}`)
+		b.waitStatus(failed.ID, store.InstanceFailed)
+		require.Equal(t, []string{"POST /a", "POST /b", "POST /fail", "DELETE /b", "DELETE /a"}, order(0))
+
+		n := len(api.requests())
+		cancelled := b.start("saga", `{"fail":false}`)
+		b.waitStatus(cancelled.ID, store.InstanceWaiting)
+		require.NoError(t, b.e.Cancel(b.ctx, cancelled.ID, &waymark.CancelParams{Compensate: true, Reason: "test"}))
+		b.waitStatus(cancelled.ID, store.InstanceCancelled)
+		require.Equal(t, []string{"POST /a", "POST /b", "DELETE /b", "DELETE /a"}, order(n))
+	})
 }
