@@ -256,7 +256,7 @@ func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, se
 		res.err = errors.New(redact(err.Error()))
 		return res
 	}
-	u, err := url.Parse(putSecrets(r.URL, secrets, url.QueryEscape))
+	u, err := url.Parse(putURLSecrets(r.URL, secrets))
 	if err != nil {
 		res.permanent = true
 		return fail(fmt.Errorf("url: %w", err))
@@ -359,18 +359,28 @@ func retryAfter(h string, now time.Time) time.Duration {
 // putSecrets replaces the placeholders in s by the secret values, each
 // escaped by esc (nil: as it is).
 func putSecrets(s string, secrets map[string]string, esc func(string) string) string {
-	if !strings.Contains(s, "secrets.") && !strings.Contains(s, "secrets%2E") {
+	if !strings.Contains(s, "secrets.") {
 		return s
 	}
 	for name, v := range secrets {
-		p := secretPlaceholder(name)
 		if esc != nil {
-			s = strings.ReplaceAll(s, url.QueryEscape(p), esc(v))
 			v = esc(v)
 		}
-		s = strings.ReplaceAll(s, p, v)
+		s = strings.ReplaceAll(s, secretPlaceholder(name), v)
 	}
 	return s
+}
+
+// putURLSecrets puts the secrets into a URL: query-escaped where the
+// placeholder was encoded into the query, path-escaped elsewhere.
+func putURLSecrets(s string, secrets map[string]string) string {
+	if !strings.Contains(s, "secrets.") {
+		return s
+	}
+	for name, v := range secrets {
+		s = strings.ReplaceAll(s, url.QueryEscape(secretPlaceholder(name)), url.QueryEscape(v))
+	}
+	return putSecrets(s, secrets, url.PathEscape)
 }
 
 func jsonEscape(v string) string {
@@ -392,6 +402,9 @@ func secretRedactor(secrets map[string]string) func(string) string {
 		}
 		if q := url.QueryEscape(v); q != v {
 			pairs = append(pairs, q, "[redacted]")
+		}
+		if p := url.PathEscape(v); p != v && p != url.QueryEscape(v) {
+			pairs = append(pairs, p, "[redacted]")
 		}
 	}
 	if len(pairs) == 0 {

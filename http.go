@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/waymarkdev/waymark/definition"
@@ -132,7 +133,14 @@ func (s *instState) evalRequest(r *definition.HTTPRequest) (*callRequest, error)
 		}
 		u.RawQuery = q.Encode()
 	}
-	out := &callRequest{Method: r.Method, URL: u.String()}
+	// The URL is kept as written (a placeholder in its path unescaped), with
+	// the query, when added to, encoded.
+	out := &callRequest{Method: r.Method, URL: raw}
+	if len(r.Query) > 0 {
+		base, _, _ := strings.Cut(raw, "#")
+		base, _, _ = strings.Cut(base, "?")
+		out.URL = base + "?" + u.RawQuery
+	}
 	if len(r.Headers) > 0 {
 		out.Headers = map[string]string{}
 		for name, v := range r.Headers {
@@ -191,7 +199,8 @@ func (s *instState) callDone(a *definition.Activity, x *execution, item *store.W
 	}
 	upd := &store.ExternalCallUpdateParams{
 		ID: call.ID, Version: call.Version, Status: call.Status, Response: call.Response,
-		Attempts: item.Attempts, LastError: call.LastError, UpdatedAt: t.now,
+		// Attempts only grows: a resumed call's work item counts afresh.
+		Attempts: max(item.Attempts, call.Attempts+1), LastError: call.LastError, UpdatedAt: t.now,
 	}
 	var info *ErrorInfo
 	var outcome, next string

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,7 +225,8 @@ activities:
     type: http
     request:
       method: POST
-      url: ` + api.srv.URL + `/x
+      url: '${ "` + api.srv.URL + `/x/" + secrets.token }'
+      query: {k: '${ secrets.token }'}
       headers: {Authorization: '${ "Bearer " + secrets.token }'}
       body: {token: '${ secrets.token }'}
     output: r
@@ -235,6 +237,10 @@ activities:
 		require.Len(t, reqs, 2)
 		require.Equal(t, "Bearer "+secret, reqs[1].Auth, "the secret was sent")
 		require.Contains(t, reqs[1].Body, `s3cr3t-T0ken/+\u0026`)
+		require.Equal(t, "/x/"+secret, reqs[1].Path)
+		q, err := url.ParseQuery(reqs[1].Query)
+		require.NoError(t, err)
+		require.Equal(t, secret, q.Get("k"))
 		require.NoError(t, b.e.Stop(b.ctx))
 		stored := dump()
 		require.NotEmpty(t, stored)
@@ -354,6 +360,10 @@ activities:
 		reqs := api.requests()
 		require.Len(t, reqs, 3)
 		require.Equal(t, reqs[0].Key, reqs[2].Key, "resumed with the same key")
+		call, err = s.ExternalCallGet(b.ctx, x.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.ExternalCallSucceeded, call.Status)
+		require.Equal(t, 3, call.Attempts, "attempts add up across the suspension")
 	})
 }
 
