@@ -411,3 +411,42 @@ activities:
 		require.Equal(t, []string{"POST /a", "POST /b", "DELETE /b", "DELETE /a"}, order(n))
 	})
 }
+
+// An engine stopped while its request is in flight (sent, no answer yet)
+// records the outcome as unknown; the next engine verifies, finds the
+// effect, and does not send again.
+func TestHTTPEngineStoppedMidCall(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		pay := &idempotentAPI{}
+		inFlight := make(chan struct{})
+		api := newFakeAPI(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost {
+				pay.charge(r.Header.Get("Idempotency-Key"))
+				close(inFlight)
+				<-r.Context().Done() // no answer before the engine goes
+				return
+			}
+			if pay.effects() > 0 {
+				replyJSON(w, http.StatusOK, `{"charged":true}`)
+				return
+			}
+			replyJSON(w, http.StatusNotFound, `{}`)
+		})
+		first := setup(t, s, setupOpts{tweak: func(c *waymark.Config) { c.HTTP.AllowPrivate = true }})
+		first.deploy(sprintf(verifyDef, api.srv.URL, api.srv.URL))
+		inst := first.start("pay", `{}`)
+		<-inFlight
+		require.NoError(t, first.e.Stop(first.ctx))
+		x := findExec(t, first, inst.ID, "charge")
+		call, err := s.ExternalCallGet(first.ctx, x.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.ExternalCallUnknown, call.Status, "sent, then no answer: unknown, not failed")
+
+		second := httpSetup(t, s, nil)
+		done := second.waitStatus(inst.ID, store.InstanceCompleted)
+		require.Equal(t, true, vars(t, done)["charge"].(map[string]any)["verified"])
+		require.Len(t, api.paths("POST", "/charges"), 1)
+		require.Equal(t, 1, pay.effects())
+	})
+}
