@@ -253,6 +253,8 @@ func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, se
 	res := &sendResult{}
 	redact := secretRedactor(secrets)
 	fail := func(err error) *sendResult {
+		// Only the redacted text goes on: the chain could hold the secret
+		// (a URL error quotes the URL). The flags above classified it.
 		res.err = errors.New(redact(err.Error()))
 		return res
 	}
