@@ -181,7 +181,7 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	info.ActivityID = a.ID
 	x.rec.Error = info.json()
 	s.setStatus(x, ExecFailed)
-	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info})
+	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "class": info.Code})
 	if isCompensation(x) {
 		// A compensation that fails leaves the instance for an operator;
 		// resuming it runs the compensation again.
