@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
@@ -126,53 +128,97 @@ func (s *instState) rescheduleScheduled() error {
 // running or waiting executions of other paths start again, and a join
 // that waited keeps the arrivals it had, so the instance can finish.
 func (e *Engine) Retry(ctx context.Context, instanceID, actor string, version int64) error {
-	return e.control(ctx, instanceID, actor, version, func(s *instState) error {
-		if s.status != store.InstanceFailed && s.status != store.InstanceSuspended {
-			return fmt.Errorf("instance %s is %s: only failed or suspended instances are retried: %w",
-				s.inst.ID, s.status, store.ErrConflict)
+	return e.RetryWith(ctx, instanceID, &RetryParams{Actor: actor, Version: version})
+}
+
+// RetryParams retry an instance with RetryWith.
+type RetryParams struct {
+	// Vars, when set, are assigned to the instance's variables before
+	// anything runs again: a retry with corrected data (the activity's
+	// input expressions see them).
+	Vars map[string]json.RawMessage
+	// Actor and Reason go into the log.
+	Actor, Reason string
+	// Version, if not zero, must be the instance's current version.
+	Version int64
+}
+
+// RetryWith is Retry with variables changed first, and a reason logged.
+func (e *Engine) RetryWith(ctx context.Context, instanceID string, p *RetryParams) error {
+	if p == nil {
+		p = &RetryParams{}
+	}
+	assign := make(map[string]any, len(p.Vars))
+	for name, raw := range p.Vars {
+		if name == "" {
+			return invalid("vars", "a variable name is empty")
 		}
-		if s.status == store.InstanceSuspended && s.inCompensation() {
-			// Retrying a failed compensation is resuming the compensation.
-			s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": 1})
-			return s.unsuspend()
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return invalid("vars."+name, "is not valid JSON")
 		}
-		var retried int
-		wasFailed := s.status == store.InstanceFailed
-		if wasFailed {
-			n, err := s.reviveCancelled()
-			if err != nil {
-				return err
-			}
-			retried += n
-		}
-		for _, x := range s.execs {
-			if x.rec.Status != ExecFailed || isCompensation(x) {
-				continue
-			}
-			if wasFailed && s.hasLaterActivity(x) {
-				continue
-			}
-			retried++
-			a := s.activityFor(x)
-			s.status = store.InstanceRunning
-			nx := s.newExecution(a.ID, string(a.Type))
-			s.t.emit(s, EventActivityStarted, nx, map[string]any{"retryOf": x.rec.ID})
-			if err := s.run(a, nx); err != nil {
-				return err
-			}
-		}
-		if s.status == store.InstanceSuspended {
-			s.status = store.InstanceRunning
-		}
-		if retried == 0 && s.status != store.InstanceRunning {
-			return fmt.Errorf("instance %s has no failed activity to retry: %w", s.inst.ID, store.ErrConflict)
-		}
-		s.errInfo = nil
-		s.inst.Error = nil
-		s.changed = true
-		s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": retried})
-		return nil
+		assign[name] = v
+	}
+	return e.control(ctx, instanceID, p.Actor, p.Version, func(s *instState) error {
+		return s.retry(assign, p.Reason)
 	})
+}
+
+// retry is RetryWith inside the step.
+func (s *instState) retry(assign map[string]any, reason string) error {
+	if s.status != store.InstanceFailed && s.status != store.InstanceSuspended {
+		return fmt.Errorf("instance %s is %s: only failed or suspended instances are retried: %w",
+			s.inst.ID, s.status, store.ErrConflict)
+	}
+	if s.status == store.InstanceSuspended && s.inCompensation() {
+		// Retrying a failed compensation is resuming the compensation.
+		s.t.emit(s, EventInstanceResumed, nil, map[string]any{"retry": 1})
+		return s.unsuspend()
+	}
+	maps.Copy(s.vars, assign)
+	var retried int
+	wasFailed := s.status == store.InstanceFailed
+	if wasFailed {
+		n, err := s.reviveCancelled()
+		if err != nil {
+			return err
+		}
+		retried += n
+	}
+	for _, x := range s.execs {
+		if x.rec.Status != ExecFailed || isCompensation(x) {
+			continue
+		}
+		if wasFailed && s.hasLaterActivity(x) {
+			continue
+		}
+		retried++
+		a := s.activityFor(x)
+		s.status = store.InstanceRunning
+		nx := s.newExecution(a.ID, string(a.Type))
+		s.t.emit(s, EventActivityStarted, nx, map[string]any{"retryOf": x.rec.ID})
+		if err := s.run(a, nx); err != nil {
+			return err
+		}
+	}
+	if s.status == store.InstanceSuspended {
+		s.status = store.InstanceRunning
+	}
+	if retried == 0 && s.status != store.InstanceRunning {
+		return fmt.Errorf("instance %s has no failed activity to retry: %w", s.inst.ID, store.ErrConflict)
+	}
+	s.errInfo = nil
+	s.inst.Error = nil
+	s.changed = true
+	data := map[string]any{"retry": retried}
+	if reason != "" {
+		data["reason"] = reason
+	}
+	if len(assign) > 0 {
+		data["vars"] = slices.Sorted(maps.Keys(assign))
+	}
+	s.t.emit(s, EventInstanceResumed, nil, data)
+	return nil
 }
 
 // reviveCancelled starts again, in a failed instance being retried, the

@@ -2,6 +2,7 @@ package waymark_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync/atomic"
 	"testing"
@@ -93,4 +94,53 @@ func joinWaits(ctx context.Context, s store.Store, instanceID string) bool {
 		}
 	}
 	return false
+}
+
+// RetryWith changes variables first: the retried activity runs with the
+// corrected data, and the log names the variables and the reason.
+func TestRetryWithChangedVars(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{
+			"charge": func(_ context.Context, task *waymark.Task) (any, error) {
+				var card string
+				if err := task.Decode(&card); err != nil || card != "good" {
+					return nil, waymark.Permanent(errors.New("card refused"))
+				}
+				return "charged", nil
+			},
+		}})
+		b.deploy(`
+id: fix
+activities:
+  - {id: init, type: set, vars: {card: bad}, next: charge}
+  - {id: charge, type: task, handler: charge, input: '${ vars.card }', output: result}
+`)
+		inst := b.start("fix", `{}`)
+		b.waitStatus(inst.ID, store.InstanceFailed)
+		err := b.e.RetryWith(b.ctx, inst.ID, &waymark.RetryParams{Vars: map[string]json.RawMessage{"card": []byte(`nope`)}})
+		require.ErrorIs(t, err, waymark.ErrInvalid)
+		require.NoError(t, b.e.RetryWith(b.ctx, inst.ID, &waymark.RetryParams{
+			Vars: map[string]json.RawMessage{"card": []byte(`"good"`)}, Actor: "ops:lee", Reason: "customer gave another card",
+		}))
+		done := b.waitStatus(inst.ID, store.InstanceCompleted)
+		require.Equal(t, "charged", vars(t, done)["result"])
+		entries, err := s.LogList(b.ctx, &store.LogListParams{InstanceID: inst.ID, Limit: 100})
+		require.NoError(t, err)
+		var resumed *store.LogEntry
+		for _, e := range entries {
+			if e.Event == waymark.EventInstanceResumed {
+				resumed = e
+			}
+		}
+		require.NotNil(t, resumed)
+		require.Equal(t, "ops:lee", resumed.Actor)
+		var d struct {
+			Reason string
+			Vars   []string
+		}
+		require.NoError(t, json.Unmarshal(resumed.Details, &d))
+		require.Equal(t, "customer gave another card", d.Reason)
+		require.Equal(t, []string{"card"}, d.Vars)
+	})
 }
