@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -253,11 +252,9 @@ func TestAPIErrors(t *testing.T) {
 	dev.cli(t, 0, "deploy", filepath.Join("..", "..", "examples", "hello.yaml"))
 	id := dev.startWaiting(t, "o-1")
 
-	// A port nothing listens on.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	closed := "http://" + ln.Addr().String()
-	require.NoError(t, ln.Close())
+	// A port nothing listens on: privileged, so no test server of this
+	// run can be given it (a port freed a moment ago can).
+	closed := "http://127.0.0.1:1"
 
 	// A server that answers every request with one error.
 	answer := func(status int, retryAfter, body string) string {
