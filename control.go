@@ -297,6 +297,11 @@ func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output
 		if err := s.closeBookmarksOf(target); err != nil {
 			return err
 		}
+		if target.active() {
+			if err := s.abandonCall(target, "skipped by "+s.t.actor); err != nil {
+				return err
+			}
+		}
 		a := s.activityFor(target)
 		target.rec.Output = output
 		s.setStatus(target, ExecSkipped)

@@ -161,6 +161,35 @@ func (s *instState) evalRequest(r *definition.HTTPRequest) (*callRequest, error)
 	return out, nil
 }
 
+// abandonCall closes the ExternalCall of an http execution that will not
+// go on (cancelled, skipped): a pending call becomes failed; an unknown one
+// stays unknown — it may have taken effect — with why it was given up.
+func (s *instState) abandonCall(x *execution, why string) error {
+	if x.rec.Type != string(definition.TypeHTTP) || x.rec.Input == nil {
+		return nil
+	}
+	call, err := s.t.tx.ExternalCallGet(s.t.ctx, x.rec.ID)
+	if isNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("external call of %s: %w", x.rec.ActivityID, err)
+	}
+	status := call.Status
+	switch status {
+	case store.ExternalCallPending:
+		status = store.ExternalCallFailed
+	case store.ExternalCallUnknown:
+	default:
+		return nil
+	}
+	_, err = s.t.tx.ExternalCallUpdate(s.t.ctx, &store.ExternalCallUpdateParams{
+		ID: call.ID, Version: call.Version, Status: status, Response: call.Response, Attempts: call.Attempts,
+		LastError: why, UpdatedAt: s.t.now,
+	})
+	return err
+}
+
 // callOutcome is what phase 2 found out: a response, or a fault.
 type callOutcome struct {
 	// response is {status, headers, body}, secrets redacted; nil when no

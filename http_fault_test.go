@@ -409,6 +409,44 @@ activities:
 		require.NoError(t, b.e.Cancel(b.ctx, cancelled.ID, &waymark.CancelParams{Compensate: true, Reason: "test"}))
 		b.waitStatus(cancelled.ID, store.InstanceCancelled)
 		require.Equal(t, []string{"POST /a", "POST /b", "DELETE /b", "DELETE /a"}, order(n))
+
+		// The call of the failed instance's boom failed; nothing is left
+		// unfinished.
+		left, err := s.ExternalCallListUnfinished(b.ctx, &store.ExternalCallListParams{Before: time.Now().Add(time.Hour), Limit: 100})
+		require.NoError(t, err)
+		require.Empty(t, left)
+	})
+}
+
+// Cancelling an instance whose call is being retried closes the call: it
+// is failed (it never took effect), not left pending.
+func TestHTTPCancelClosesCall(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		api := newFakeAPI(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+			replyJSON(w, http.StatusServiceUnavailable, `{}`)
+		})
+		b := httpSetup(t, s, nil)
+		b.deploy(`
+id: slow
+activities:
+  - id: call
+    type: http
+    request: {method: POST, url: ` + api.srv.URL + `/x}
+    retry: {maxAttempts: 10, initialInterval: 1h}
+`)
+		inst := b.start("slow", `{}`)
+		<-api.hit
+		require.Eventually(t, func() bool {
+			x := findExec(t, b, inst.ID, "call")
+			return x.Attempt == 1
+		}, 10*time.Second, 5*time.Millisecond)
+		require.NoError(t, b.e.Cancel(b.ctx, inst.ID, &waymark.CancelParams{Reason: "no longer needed"}))
+		x := findExec(t, b, inst.ID, "call")
+		call, err := s.ExternalCallGet(b.ctx, x.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.ExternalCallFailed, call.Status)
+		require.Equal(t, "cancelled", call.LastError)
 	})
 }
 

@@ -265,6 +265,9 @@ func (s *instState) cancelActive() error {
 		if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
 			return err
 		}
+		if err := s.abandonCall(x, "cancelled"); err != nil {
+			return err
+		}
 		s.t.cancelled = append(s.t.cancelled, x.rec.ID)
 	}
 	return nil
