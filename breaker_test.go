@@ -2,6 +2,7 @@ package waymark_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"sync"
@@ -56,7 +57,7 @@ func runBreakerScenario(t *testing.T, s store.Store, engines ...*bundle) {
 		replyJSON(w, http.StatusServiceUnavailable, `{}`)
 	})
 	b := engines[0]
-	b.deploy(sprintf(breakerDef, api.srv.URL))
+	b.deploy(fmt.Sprintf(breakerDef, api.srv.URL))
 	var ids []string
 	for i := range 4 {
 		ids = append(ids, engines[i%len(engines)].start("guarded", `{}`).ID)

@@ -94,7 +94,7 @@ func TestHTTPUnknownOutcomeVerified(t *testing.T) {
 			}
 		})
 		b := httpSetup(t, s, nil)
-		b.deploy(sprintf(verifyDef, api.srv.URL, api.srv.URL))
+		b.deploy(fmt.Sprintf(verifyDef, api.srv.URL, api.srv.URL))
 		inst := b.start("pay", `{}`)
 		done := b.waitStatus(inst.ID, store.InstanceCompleted)
 
@@ -120,8 +120,6 @@ func TestHTTPUnknownOutcomeVerified(t *testing.T) {
 		require.Equal(t, []string{waymark.CodeUnknownOutcome}, classes)
 	})
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 
 // An engine dies between phase 1 and phase 3 (it claimed the call and sent
 // it, nothing more): once its lease expires, another engine resumes the
@@ -472,7 +470,7 @@ func TestHTTPEngineStoppedMidCall(t *testing.T) {
 			replyJSON(w, http.StatusNotFound, `{}`)
 		})
 		first := setup(t, s, setupOpts{tweak: func(c *waymark.Config) { c.HTTP.AllowPrivate = true }})
-		first.deploy(sprintf(verifyDef, api.srv.URL, api.srv.URL))
+		first.deploy(fmt.Sprintf(verifyDef, api.srv.URL, api.srv.URL))
 		inst := first.start("pay", `{}`)
 		<-inFlight
 		require.NoError(t, first.e.Stop(first.ctx))

@@ -1,13 +1,10 @@
 package waymark_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -273,7 +270,7 @@ func TestHTTPTimeoutRetried(t *testing.T) {
 			replyJSON(w, http.StatusOK, `{"ok":true}`)
 		})
 		b := httpSetup(t, s, nil)
-		b.deploy(strings.Replace(chargeDef(api.srv.URL, "\n    timeout: 200ms"), "", "", 1))
+		b.deploy(chargeDef(api.srv.URL, "\n    timeout: 200ms"))
 		inst := b.start("charge", `{"order":"o","amount":1}`)
 		b.waitStatus(inst.ID, store.InstanceCompleted)
 		reqs := api.requests()
@@ -328,17 +325,4 @@ func TestHTTPRetryAfterHonoured(t *testing.T) {
 		x := findExec(t, b, inst.ID, "charge")
 		require.Equal(t, 2, x.Attempt)
 	})
-}
-
-var _ = context.Background
-
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
