@@ -2,6 +2,7 @@ package waymark
 
 import (
 	"bytes"
+	"crypto/tls"
 	"context"
 	"encoding/json"
 	"errors"
@@ -308,13 +309,15 @@ func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, se
 	})
 	res.wrote = wrote.Load()
 	var perm *PermanentError
+	var badCert *tls.CertificateVerificationError
 	switch {
 	case err == nil:
 		resp.wrote = true
 		return resp
 	case errors.Is(err, resilience.ErrTimeout):
 		res.timedOut = true
-	case errors.As(err, &perm), errors.Is(err, errDenied):
+	case errors.As(err, &perm), errors.Is(err, errDenied), errors.As(err, &badCert):
+		// An untrusted certificate will not become trusted by retrying.
 		res.permanent = true
 	case errors.Is(err, resilience.ErrBusy):
 		res.wrote = false

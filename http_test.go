@@ -326,3 +326,40 @@ func TestHTTPRetryAfterHonoured(t *testing.T) {
 		require.Equal(t, 2, x.Attempt)
 	})
 }
+
+// TLS certificates are verified: a server whose certificate is not trusted
+// fails the call permanently; given a transport that trusts it, it works.
+// A response larger than the limit fails permanently too.
+func TestHTTPTLSAndResponseLimit(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		tlsSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			replyJSON(w, http.StatusOK, `{"secure":true,"padding":"0123456789012345678901234567890123456789"}`)
+		}))
+		t.Cleanup(tlsSrv.Close)
+		def := chargeDef(tlsSrv.URL, "")
+
+		b := httpSetup(t, s, func(c *waymark.Config) { c.HTTP.MaxResponseBytes = 20 })
+		b.deploy(def)
+		untrusted := b.waitStatus(b.start("charge", `{"order":"o","amount":1}`).ID, store.InstanceFailed)
+		var info waymark.ErrorInfo
+		require.NoError(t, json.Unmarshal(untrusted.Error, &info))
+		require.Equal(t, waymark.CodePermanent, info.Code)
+		require.Contains(t, info.Message, "certificate")
+		require.NoError(t, b.e.Stop(b.ctx))
+
+		limited := httpSetup(t, s, func(c *waymark.Config) {
+			c.HTTP.Transport = tlsSrv.Client().Transport
+			c.HTTP.MaxResponseBytes = 20
+		})
+		tooBig := limited.waitStatus(limited.start("charge", `{"order":"o","amount":1}`).ID, store.InstanceFailed)
+		require.NoError(t, json.Unmarshal(tooBig.Error, &info))
+		require.Equal(t, waymark.CodePermanent, info.Code)
+		require.Contains(t, info.Message, "MaxResponseBytes")
+		require.NoError(t, limited.e.Stop(limited.ctx))
+
+		trusted := httpSetup(t, s, func(c *waymark.Config) { c.HTTP.Transport = tlsSrv.Client().Transport })
+		done := trusted.waitStatus(trusted.start("charge", `{"order":"o","amount":1}`).ID, store.InstanceCompleted)
+		require.Equal(t, true, vars(t, done)["charge"].(map[string]any)["body"].(map[string]any)["secure"])
+	})
+}
