@@ -248,15 +248,17 @@ func (s *instState) callDone(a *definition.Activity, x *execution, item *store.W
 	if o.response != nil {
 		upd.Response = mustJSON(o.response)
 	}
+	// The work item is settled first: a lost lease (ErrConflict) changes
+	// nothing, not even the call's record.
 	if info == nil {
+		if err := t.tx.WorkComplete(t.ctx, item.ID, owner); err != nil {
+			return err
+		}
 		upd.Status, upd.LastError = store.ExternalCallSucceeded, ""
 		if _, err := t.tx.ExternalCallUpdate(t.ctx, upd); err != nil {
 			return err
 		}
 		if err := s.recordBreaker(a, x, o, nil); err != nil {
-			return err
-		}
-		if err := t.tx.WorkComplete(t.ctx, item.ID, owner); err != nil {
 			return err
 		}
 		x.rec.Attempt = item.Attempts
@@ -283,19 +285,18 @@ func (s *instState) callDone(a *definition.Activity, x *execution, item *store.W
 	default:
 		upd.Status = store.ExternalCallFailed
 	}
+	if _, err := s.attemptFailed(a, x, item, owner, *info, o.retryAfter); err != nil {
+		return err
+	}
+	// Retried or suspended, the call stays pending (or unknown) and goes on
+	// with the same key; failed, it is failed.
+	if x.rec.Status == ExecFailed {
+		upd.Status = store.ExternalCallFailed
+	}
 	if _, err := t.tx.ExternalCallUpdate(t.ctx, upd); err != nil {
 		return err
 	}
-	if err := s.recordBreaker(a, x, o, info); err != nil {
-		return err
-	}
-	retried, err := s.attemptFailed(a, x, item, owner, *info, o.retryAfter)
-	if err == nil && !retried && info.Retryable && upd.Status != store.ExternalCallFailed {
-		// Suspended: the call stays pending (or unknown) and goes on with
-		// the same key when the instance is resumed.
-		return nil
-	}
-	return err
+	return s.recordBreaker(a, x, o, info)
 }
 
 // matchResponse applies the response rules, then the status: nil info for
