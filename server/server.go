@@ -136,6 +136,10 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerBreakers()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == PathIndex && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			s.serveIndex(w, r)
+			return
+		}
 		writeError(w, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 	})
 	s.spec, err = json.Marshal(s.api.OpenAPI())
@@ -154,7 +158,7 @@ func (s *Server) OpenAPI() []byte { return s.spec }
 
 // publicPath reports whether path is answered without credentials.
 func publicPath(path string) bool {
-	return path == PathHealth || path == PathReady || path == PathOpenAPI
+	return path == PathHealth || path == PathReady || path == PathOpenAPI || path == PathIndex
 }
 
 // ServeHTTP implements http.Handler: it authenticates and rate-limits API

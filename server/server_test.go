@@ -427,3 +427,23 @@ func TestInternalErrorsDoNotLeak(t *testing.T) {
 	require.NotContains(t, string(resp.body), "sql")
 	b.do(req{method: http.MethodGet, path: server.PathReady}).requireError(t, http.StatusServiceUnavailable, server.CodeUnavailable)
 }
+
+// The front page needs no credentials: HTML for browsers, JSON otherwise.
+func TestIndex(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	resp := b.do(req{method: http.MethodGet, path: server.PathIndex, header: map[string]string{"Accept": "text/html,*/*"}})
+	require.Equal(t, http.StatusOK, resp.status)
+	require.Contains(t, resp.header.Get("Content-Type"), "text/html")
+	require.Contains(t, string(resp.body), `<a href="/api/v1/openapi.json">OpenAPI</a>`)
+	resp = b.do(req{method: http.MethodGet, path: server.PathIndex})
+	require.Equal(t, http.StatusOK, resp.status)
+	var page struct {
+		Name  string
+		Links []struct{ Name, Path string }
+	}
+	resp.decode(t, &page)
+	require.Equal(t, "waymark", page.Name)
+	require.Equal(t, server.Prefix, page.Links[0].Path)
+	b.do(req{method: http.MethodPost, path: server.PathIndex}).requireError(t, http.StatusNotFound, server.CodeNotFound)
+}
