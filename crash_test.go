@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,11 +29,15 @@ import (
 // The crash test runs a child process (this test binary, in the role of
 // TestCrashChild) that starts crashInstances instances of crashDef and runs
 // them, kills it with SIGKILL at random moments, restarts it, and finally
-// checks that everything completed with every step logged exactly once and
-// every handler run at least once with one stable idempotency key.
-const (
-	crashInstances = 200
-	crashDef       = `
+// checks that everything completed with every step logged exactly once,
+// every handler run at least once with one stable idempotency key, and every
+// http call taking effect exactly once at the (idempotent) service the
+// parent runs, whatever phase the kills interrupted.
+const crashInstances = 200
+
+// crashDef is the crash test's definition, calling the service at url.
+func crashDef(url string) string {
+	return `
 id: crash
 activities:
   - {id: a, type: task, handler: h, next: wait}
@@ -38,11 +45,34 @@ activities:
   - {id: fork, type: parallel, branches: [b, c]}
   - {id: b, type: task, handler: h, next: join}
   - {id: c, type: task, handler: h, next: join}
-  - {id: join, type: join, next: d}
+  - {id: join, type: join, next: pay}
+  - id: pay
+    type: http
+    request: {method: POST, url: '` + url + `/charges', body: {n: '${ input.n }'}}
+    next: d
   - {id: d, type: task, handler: h, next: done}
   - {id: done, type: end}
 `
-)
+}
+
+// crashActivities are the activities every crash instance completes once.
+var crashActivities = []string{"a", "wait", "fork", "b", "c", "join", "pay", "d", "done"}
+
+// chargeService is an idempotent payment service: a charge takes effect
+// once per Idempotency-Key, and a repeat is answered like the first. So each
+// call has one effect exactly when every request of it carries one key.
+type chargeService struct {
+	mu   sync.Mutex
+	seen map[string]int // Idempotency-Key → requests
+}
+
+func (c *chargeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.seen[r.Header.Get("Idempotency-Key")]++
+	c.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"charged":true}`))
+}
 
 func TestCrashRecovery(t *testing.T) {
 	if testing.Short() {
@@ -70,6 +100,9 @@ func TestCrashRecovery(t *testing.T) {
 }
 
 func runCrashTest(t *testing.T, db string, open func() store.Store) {
+	svc := &chargeService{seen: map[string]int{}}
+	api := httptest.NewServer(svc)
+	defer api.Close()
 	seed := uint64(time.Now().UnixNano())
 	rng := rand.New(rand.NewPCG(seed, 0))
 	t.Logf("seed %d", seed)
@@ -77,7 +110,7 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 	child := func(final bool) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), "WAYMARK_CRASH_DB="+db, "WAYMARK_CRASH_CALLS="+calls,
-			"WAYMARK_CRASH_FINAL="+strconv.FormatBool(final))
+			"WAYMARK_CRASH_FINAL="+strconv.FormatBool(final), "WAYMARK_CRASH_API="+api.URL)
 		out, err := os.Create(filepath.Join(t.TempDir(), "child.log"))
 		require.NoError(t, err)
 		t.Cleanup(func() { out.Close() })
@@ -114,10 +147,10 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 
 	s := open()
 	defer s.Close()
-	verifyCrashRun(t, s, calls)
+	verifyCrashRun(t, s, calls, svc)
 }
 
-func verifyCrashRun(t *testing.T, s store.Store, callsPath string) {
+func verifyCrashRun(t *testing.T, s store.Store, callsPath string, svc *chargeService) {
 	ctx := context.Background()
 	insts, err := s.InstanceList(ctx, &store.InstanceListParams{DefinitionID: "crash", Limit: 1000})
 	require.NoError(t, err)
@@ -132,7 +165,7 @@ func verifyCrashRun(t *testing.T, s store.Store, callsPath string) {
 		for _, e := range entries {
 			counts[e.Event+":"+e.ActivityID]++
 		}
-		for _, id := range []string{"a", "wait", "fork", "b", "c", "join", "d", "done"} {
+		for _, id := range crashActivities {
 			require.Equal(t, 1, counts["activity.completed:"+id], "instance %s: %s completed once", inst.ID, id)
 		}
 		require.Equal(t, 1, counts["instance.started:"], "instance %s", inst.ID)
@@ -141,14 +174,30 @@ func verifyCrashRun(t *testing.T, s store.Store, callsPath string) {
 
 		execs, err := s.ExecutionListByInstance(ctx, inst.ID)
 		require.NoError(t, err)
-		require.Len(t, execs, 8, "instance %s: one execution per activity", inst.ID)
+		require.Len(t, execs, len(crashActivities), "instance %s: one execution per activity", inst.ID)
 		for _, x := range execs {
 			require.Equal(t, "completed", x.Status)
-			if x.Type == "task" {
+			switch x.Type {
+			case "task":
 				taskExecs[x.ID] = true
+			case "http":
+				// The call's key is its execution id, however often a kill
+				// made it resend.
+				svc.mu.Lock()
+				seen := svc.seen[x.ID]
+				svc.mu.Unlock()
+				require.GreaterOrEqual(t, seen, 1, "instance %s: the charge was sent with its execution's key", inst.ID)
 			}
 		}
 	}
+	svc.mu.Lock()
+	calls, resent := len(svc.seen), 0
+	for _, n := range svc.seen {
+		resent += n - 1
+	}
+	svc.mu.Unlock()
+	require.Equal(t, crashInstances, calls, "one idempotency key per call: one effect each")
+	t.Logf("%d http calls, %d resent after kills", calls, resent)
 
 	f, err := os.Open(callsPath)
 	require.NoError(t, err)
@@ -196,7 +245,7 @@ func TestCrashChild(t *testing.T) {
 	defer calls.Close()
 
 	completed := make(chan struct{}, 1)
-	e, err := waymark.New(s, &waymark.Config{
+	cfg := &waymark.Config{
 		LeaseDuration: time.Second, PollInterval: 100 * time.Millisecond, Workers: 8,
 		OnEvent: func(ev waymark.Event) {
 			if ev.Type == waymark.EventInstanceCompleted {
@@ -220,9 +269,11 @@ func TestCrashChild(t *testing.T) {
 				return task.Attempt, nil
 			},
 		},
-	})
+	}
+	cfg.HTTP.AllowPrivate = true // the service runs on loopback
+	e, err := waymark.New(s, cfg)
 	require.NoError(t, err)
-	_, _, err = e.Deploy(ctx, []byte(crashDef))
+	_, _, err = e.Deploy(ctx, []byte(crashDef(os.Getenv("WAYMARK_CRASH_API"))))
 	require.NoError(t, err)
 	require.NoError(t, e.Start(ctx))
 	defer e.Stop(ctx)
