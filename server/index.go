@@ -13,7 +13,9 @@ const PathIndex = "/"
 // indexLinks are the front page's links, for people (HTML) and programs
 // (JSON).
 var indexLinks = []struct {
-	Name, Path, Note string
+	Name string `json:"name"`
+	Path string `json:"path"`
+	Note string `json:"note,omitempty"`
 }{
 	{"API", Prefix, "the REST API (bearer token, or insecure-dev headers)"},
 	{"OpenAPI", PathOpenAPI, "the API's OpenAPI 3 document"},

@@ -439,8 +439,11 @@ func TestIndex(t *testing.T) {
 	resp = b.do(req{method: http.MethodGet, path: server.PathIndex})
 	require.Equal(t, http.StatusOK, resp.status)
 	var page struct {
-		Name  string
-		Links []struct{ Name, Path string }
+		Name  string `json:"name"`
+		Links []struct {
+			Name string `json:"name"`
+			Path string `json:"path"`
+		} `json:"links"`
 	}
 	resp.decode(t, &page)
 	require.Equal(t, "waymark", page.Name)
