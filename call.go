@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -72,17 +71,14 @@ func newHTTPClient(cfg *HTTPConfig) *http.Client {
 // then commits the outcome as one step.
 func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 	db := context.WithoutCancel(ctx)
-	inst, err := e.store.InstanceGet(db, item.InstanceID)
-	if err != nil && !isNotFound(err) {
+	w, err := e.loadClaimed(db, item)
+	if err != nil {
 		return e.giveBack(db, item, err)
 	}
-	x, xerr := e.store.ExecutionGet(db, item.ExecutionID)
-	if xerr != nil && !isNotFound(xerr) {
-		return e.giveBack(db, item, xerr)
-	}
-	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
+	if w == nil {
 		return e.dropWork(db, item)
 	}
+	inst, x, a := w.inst, w.exec, w.activity
 	call, err := e.store.ExternalCallGet(db, x.ID)
 	if err != nil {
 		if isNotFound(err) {
@@ -90,24 +86,13 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 		}
 		return e.giveBack(db, item, err)
 	}
-	cd, err := e.definition(db, e.store, inst.DefinitionID, inst.DefinitionVersion)
-	if err != nil {
-		return err
-	}
-	a := cd.def.Activity(x.ActivityID)
 	var rec callRecord
 	if err := json.Unmarshal(call.Request, &rec); err != nil {
 		return fmt.Errorf("external call %s request: %w", call.ID, err)
 	}
 
-	hctx, cancelCall := context.WithCancelCause(ctx)
-	defer cancelCall(nil)
-	unregister := e.running.add(x.ID, cancelCall)
-	defer unregister()
-	hbCtx, stopHeartbeat := context.WithCancel(db)
-	var hb sync.WaitGroup
-	hb.Go(func() { e.heartbeat(hbCtx, item, cancelCall) })
-	defer func() { stopHeartbeat(); hb.Wait() }()
+	hctx, release := e.holdLease(ctx, item, x.ID)
+	defer release()
 
 	var gate *store.Breaker
 	var probe bool
@@ -125,7 +110,7 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 	if timeout == 0 {
 		timeout = e.cfg.HTTP.Timeout
 	}
-	o := e.attemptCall(hctx, cd, inst.ID, call, item, &rec, timeout)
+	o := e.attemptCall(hctx, w.def, inst.ID, call, item, &rec, timeout)
 	o.breaker, o.probe, o.call = gate, probe, call
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):

@@ -143,25 +143,18 @@ func (e *Engine) claimJobs(ctx context.Context, p *PollJobsParams, limit int, le
 // jobFor describes a claimed item, or drops it (nil) when nothing is left
 // to run: the instance ended, is suspended, or the activity was cancelled.
 func (e *Engine) jobFor(ctx context.Context, item *store.WorkItem, owner string) (*Job, error) {
-	inst, err := e.store.InstanceGet(ctx, item.InstanceID)
-	if err != nil && !isNotFound(err) {
+	w, err := e.loadClaimed(ctx, item)
+	if err != nil {
 		return nil, err
 	}
-	x, xerr := e.store.ExecutionGet(ctx, item.ExecutionID)
-	if xerr != nil && !isNotFound(xerr) {
-		return nil, xerr
-	}
-	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
+	if w == nil {
 		err := e.store.WorkComplete(ctx, item.ID, owner)
 		if errors.Is(err, store.ErrConflict) || isNotFound(err) {
 			err = nil
 		}
 		return nil, err
 	}
-	cd, err := e.definition(ctx, e.store, inst.DefinitionID, inst.DefinitionVersion)
-	if err != nil {
-		return nil, err
-	}
+	inst, x := w.inst, w.exec
 	job := &Job{
 		ID: item.ID, Handler: item.Handler, InstanceID: inst.ID, ActivityID: x.ActivityID, ExecutionID: x.ID,
 		Attempt: item.Attempts, IdempotencyKey: x.ID, Input: x.Input, BusinessKey: inst.BusinessKey,
@@ -169,9 +162,7 @@ func (e *Engine) jobFor(ctx context.Context, item *store.WorkItem, owner string)
 	if item.LeaseExpiresAt != nil {
 		job.LeaseExpiresAt = *item.LeaseExpiresAt
 	}
-	if a := cd.def.Activity(x.ActivityID); a != nil {
-		job.Timeout = a.Timeout
-	}
+	job.Timeout = w.activity.Timeout
 	return job, nil
 }
 

@@ -150,41 +150,23 @@ var (
 // result is committed even while the engine stops.
 func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 	db := context.WithoutCancel(ctx)
-	inst, err := e.store.InstanceGet(db, item.InstanceID)
-	if err != nil && !isNotFound(err) {
+	w, err := e.loadClaimed(db, item)
+	if err != nil {
 		return e.giveBack(db, item, err)
 	}
-	x, xerr := e.store.ExecutionGet(db, item.ExecutionID)
-	if xerr != nil && !isNotFound(xerr) {
-		return e.giveBack(db, item, xerr)
-	}
-	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
-		// Nothing to run any more (cancelled, finished, suspended): drop it.
+	handler := e.cfg.Handlers[item.Handler]
+	if w == nil || handler == nil { // handler: claimed by mistake; the claim filters by handler
 		return e.dropWork(db, item)
 	}
-	handler := e.cfg.Handlers[item.Handler]
-	if handler == nil {
-		return e.dropWork(db, item) // claimed by mistake; cannot happen with the handler filter
-	}
-	cd, err := e.definition(db, e.store, inst.DefinitionID, inst.DefinitionVersion)
-	if err != nil {
-		return err
-	}
-	a := cd.def.Activity(x.ActivityID)
+	inst, x, a := w.inst, w.exec, w.activity
 	task := &Task{
 		InstanceID: inst.ID, ActivityID: x.ActivityID, ExecutionID: x.ID, Handler: item.Handler,
 		Attempt: item.Attempts, IdempotencyKey: x.ID, Input: x.Input, BusinessKey: inst.BusinessKey,
 	}
 
 	// The lease is kept alive from here until the result is committed.
-	hctx, cancelHandler := context.WithCancelCause(ctx)
-	defer cancelHandler(nil)
-	unregister := e.running.add(x.ID, cancelHandler)
-	defer unregister()
-	hbCtx, stopHeartbeat := context.WithCancel(db)
-	var hb sync.WaitGroup
-	hb.Go(func() { e.heartbeat(hbCtx, item, cancelHandler) })
-	defer func() { stopHeartbeat(); hb.Wait() }()
+	hctx, release := e.holdLease(ctx, item, x.ID)
+	defer release()
 
 	output, runErr, timedOut := e.callHandler(hctx, handler, task, a.Timeout)
 	switch cause := context.Cause(hctx); {
@@ -222,6 +204,59 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 		e.cfg.Logger.WarnContext(db, "engine: commit task result; retrying",
 			slog.String(logInstanceID, item.InstanceID), slog.Any("error", err))
 		time.Sleep(retryPause(20 + try))
+	}
+}
+
+// claimed is what a claimed work item is for.
+type claimed struct {
+	inst     *store.Instance
+	exec     *store.ActivityExecution
+	def      *compiledDef
+	activity *definition.Activity
+}
+
+// loadClaimed reads what a claimed item is for. It returns nil, and no
+// error, when nothing is left to run: the instance or execution is gone,
+// the instance ended or is suspended, or the activity no longer waits for
+// the work (cancelled). An error means the records could not be read.
+func (e *Engine) loadClaimed(ctx context.Context, item *store.WorkItem) (*claimed, error) {
+	inst, err := e.store.InstanceGet(ctx, item.InstanceID)
+	if err != nil && !isNotFound(err) {
+		return nil, err
+	}
+	x, xerr := e.store.ExecutionGet(ctx, item.ExecutionID)
+	if xerr != nil && !isNotFound(xerr) {
+		return nil, xerr
+	}
+	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
+		return nil, nil
+	}
+	cd, err := e.definition(ctx, e.store, inst.DefinitionID, inst.DefinitionVersion)
+	if err != nil {
+		return nil, err
+	}
+	a := cd.def.Activity(x.ActivityID)
+	if a == nil {
+		return nil, fmt.Errorf("instance %s: no activity %q in %s v%d", inst.ID, x.ActivityID, inst.DefinitionID, inst.DefinitionVersion)
+	}
+	return &claimed{inst: inst, exec: x, def: cd, activity: a}, nil
+}
+
+// holdLease keeps the lease on item alive (see heartbeat) and registers the
+// execution's work as running here, until release is called. The returned
+// context ends, with a cause, when the lease is lost, cannot be extended,
+// or the activity is cancelled — or when ctx ends.
+func (e *Engine) holdLease(ctx context.Context, item *store.WorkItem, executionID string) (context.Context, func()) {
+	wctx, cancel := context.WithCancelCause(ctx)
+	unregister := e.running.add(executionID, cancel)
+	hbCtx, stopHeartbeat := context.WithCancel(context.WithoutCancel(ctx))
+	var hb sync.WaitGroup
+	hb.Go(func() { e.heartbeat(hbCtx, item, cancel) })
+	return wctx, func() {
+		stopHeartbeat()
+		hb.Wait()
+		unregister()
+		cancel(nil)
 	}
 }
 
