@@ -3,6 +3,10 @@ package waymark
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
 )
 
 // TaskHandler runs a task activity. It returns the activity's output (any
@@ -36,3 +40,46 @@ type Task struct {
 
 // Decode unmarshals the task input into v.
 func (t *Task) Decode(v any) error { return json.Unmarshal(t.Input, v) }
+
+// HandlerPanic is the error of a handler that panicked.
+type HandlerPanic struct {
+	Handler string
+	Value   any
+	// Stack is the goroutine's stack at the panic.
+	Stack []byte
+}
+
+func (p *HandlerPanic) Error() string {
+	return fmt.Sprintf("handler %s panicked: %v", p.Handler, p.Value)
+}
+
+// RunHandler runs h for t the way the engine runs task handlers: under the
+// activity's timeout (0: none; timedOut reports that it ran out), with a
+// panic turned into a *HandlerPanic, and with the output encoded as it is
+// stored (JSON, nothing HTML-escaped; nil is no output) — an output that
+// does not encode is a Permanent error. External workers (client.Worker)
+// run handlers with it, so a handler behaves the same in and out of the
+// engine's process.
+func RunHandler(ctx context.Context, h TaskHandler, t *Task, timeout time.Duration) (output json.RawMessage, err error, timedOut bool) {
+	hctx, cancel := context.WithCancel(ctx)
+	if timeout > 0 {
+		hctx, cancel = context.WithTimeout(ctx, timeout)
+	}
+	defer cancel()
+	var out any
+	func() {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &HandlerPanic{Handler: t.Handler, Value: v, Stack: debug.Stack()}
+			}
+		}()
+		out, err = h(hctx, t)
+	}()
+	if err != nil {
+		return nil, err, errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
+	}
+	if output, err = encodeJSON(out); err != nil {
+		return nil, Permanent(fmt.Errorf("handler output: %w", err)), false
+	}
+	return output, nil, false
+}

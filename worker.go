@@ -2,7 +2,6 @@ package waymark
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -168,7 +167,7 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 	hctx, release := e.holdLease(ctx, item, x.ID)
 	defer release()
 
-	output, runErr, timedOut := e.callHandler(hctx, handler, task, a.Timeout)
+	raw, runErr, timedOut := RunHandler(hctx, handler, task, a.Timeout)
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
 		// Another engine has (or may have) the work, or there is none
@@ -185,12 +184,6 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 			return nil
 		}
 		return err
-	}
-	var raw json.RawMessage
-	if runErr == nil {
-		if raw, err = encodeJSON(output); err != nil {
-			runErr = Permanent(fmt.Errorf("handler output: %w", err))
-		}
 	}
 	r := &taskResult{item: item, activity: a, output: raw, err: runErr, timedOut: timedOut}
 	// Hold the result until it is committed: through a database outage
@@ -258,26 +251,6 @@ func (e *Engine) holdLease(ctx context.Context, item *store.WorkItem, executionI
 		unregister()
 		cancel(nil)
 	}
-}
-
-// callHandler runs a handler with the activity's timeout and turns a panic
-// into an error.
-func (e *Engine) callHandler(ctx context.Context, h TaskHandler, task *Task, timeout time.Duration) (out any, err error, timedOut bool) {
-	hctx, cancel := context.WithCancel(ctx)
-	if timeout > 0 {
-		hctx, cancel = context.WithTimeout(ctx, timeout)
-	}
-	defer cancel()
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("handler %s panicked: %v", task.Handler, r)
-			}
-		}()
-		out, err = h(hctx, task)
-	}()
-	timedOut = err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
-	return out, err, timedOut
 }
 
 // heartbeat extends the lease on item every third of the lease until ctx

@@ -1,7 +1,6 @@
 package client
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	crand "crypto/rand"
@@ -13,7 +12,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"os"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"sync"
@@ -380,7 +378,11 @@ func (r *workerRun) run(job *Job) {
 	hb.Go(func() { r.heartbeat(hbCtx, job, lease, cancel, log) })
 
 	log.DebugContext(hctx, "worker: job started")
-	output, runErr, timedOut := callHandler(hctx, handler, task, job.Timeout, log)
+	output, runErr, timedOut := waymark.RunHandler(hctx, handler, task, job.Timeout)
+	var panicked *waymark.HandlerPanic
+	if errors.As(runErr, &panicked) {
+		log.ErrorContext(hctx, "worker: handler panicked", slog.Any("panic", panicked.Value), slog.String("stack", string(panicked.Stack)))
+	}
 	stopHeartbeat()
 	hb.Wait()
 	switch cause := context.Cause(hctx); {
@@ -449,40 +451,12 @@ func (r *workerRun) heartbeat(ctx context.Context, job *Job, lease *leaseState, 
 	}
 }
 
-// callHandler runs a handler with the activity's timeout and turns a
-// panic into an error, as the engine does in-process.
-func callHandler(ctx context.Context, h waymark.TaskHandler, task *waymark.Task, timeout time.Duration, log *slog.Logger) (out any, err error, timedOut bool) {
-	hctx, cancel := context.WithCancel(ctx)
-	if timeout > 0 {
-		hctx, cancel = context.WithTimeout(ctx, timeout)
-	}
-	defer cancel()
-	func() {
-		defer func() {
-			if v := recover(); v != nil {
-				err = fmt.Errorf("handler %s panicked: %v", task.Handler, v)
-				log.ErrorContext(ctx, "worker: handler panicked", slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
-			}
-		}()
-		out, err = h(hctx, task)
-	}()
-	timedOut = err != nil && errors.Is(hctx.Err(), context.DeadlineExceeded) && ctx.Err() == nil
-	return out, err, timedOut
-}
-
 // report tells the server what the handler returned, retrying what can be
 // retried for as long as the lease is surely the worker's.
-func (r *workerRun) report(job *Job, until time.Time, output any, runErr error, timedOut bool, log *slog.Logger) {
+func (r *workerRun) report(job *Job, until time.Time, raw json.RawMessage, runErr error, timedOut bool, log *slog.Logger) {
 	w := r.w
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(r.ctx), until)
 	defer cancel()
-	var raw json.RawMessage
-	if runErr == nil {
-		var err error
-		if raw, err = encodeJSON(output); err != nil {
-			runErr = waymark.Permanent(fmt.Errorf("handler output: %w", err))
-		}
-	}
 	send := func() error {
 		if runErr == nil {
 			return w.c.CompleteJob(ctx, job.ID, w.opts.Name, raw)
@@ -549,19 +523,4 @@ func message(s string) string {
 		s = s[:cut] + "…"
 	}
 	return s
-}
-
-// encodeJSON encodes a handler's output as the engine does: nil is no
-// output, and HTML characters are left as they are.
-func encodeJSON(v any) (json.RawMessage, error) {
-	if v == nil {
-		return nil, nil
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("encode JSON: %w", err)
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
