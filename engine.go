@@ -36,6 +36,7 @@ type Engine struct {
 
 	httpClient *http.Client
 	calls      *resilience.Runner
+	announcer  *announcer // nil when the store cannot tell other processes
 
 	runMu   sync.Mutex
 	started *run // set between Start and Stop
@@ -74,6 +75,9 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 		results:    make(chan *taskResult, cfg.Workers),
 		httpClient: newHTTPClient(&cfg.HTTP),
 		calls:      resilience.NewRunner(cfg.HTTP.PerTarget),
+	}
+	if n, ok := s.(notifier); ok {
+		e.announcer = newAnnouncer(n, cfg.Logger)
 	}
 	if e.clock == nil {
 		c := newDBClock(s, cfg.localClock)
