@@ -100,6 +100,16 @@ func (p pattern) match(typ string) bool {
 	return strings.HasPrefix(typ, p.prefix)
 }
 
+// TypeMatcher compiles event type patterns ("*", "instance.*", an exact
+// type; none: every type) into a matcher.
+func TypeMatcher(patterns []string) (func(eventType string) bool, error) {
+	f, err := newTypeFilter(patterns)
+	if err != nil {
+		return nil, err
+	}
+	return f.match, nil
+}
+
 // typeFilter matches event types against route patterns.
 type typeFilter []pattern
 
