@@ -254,3 +254,7 @@ func eventAttrs(ev *Event) []slog.Attr {
 	}
 	return attrs
 }
+
+// NodeID returns the name this engine holds its leases under
+// (Config.NodeID, or the one generated for it).
+func (e *Engine) NodeID() string { return e.cfg.NodeID }
