@@ -429,9 +429,16 @@ func (w *partWorker) leased() bool {
 
 var errLost = errors.New("partition lease lost")
 
+// quickRetry is the first re-read after a wake-up that found nothing: on
+// PostgreSQL a commit is readable only once every older transaction has
+// ended, so the event that woke us may need a moment. Re-reads back off
+// (doubling) up to the poll interval.
+const quickRetry = 2 * time.Millisecond
+
 func (w *partWorker) run() {
 	defer close(w.ended)
 	opts := w.d.opts
+	var retry time.Duration
 	for w.ctx.Err() == nil {
 		wake := w.d.wake.wait()
 		next, n, err := w.round()
@@ -449,8 +456,16 @@ func (w *partWorker) run() {
 			continue // more to read
 		}
 		pause := opts.PollInterval
-		if err != nil {
-			pause = max(pause, time.Second)
+		switch {
+		case err != nil:
+			pause, retry = max(pause, time.Second), 0
+		case n > 0:
+			retry = 0
+		case retry > 0:
+			pause, retry = min(retry, pause), retry*2
+			if retry >= opts.PollInterval {
+				retry = 0
+			}
 		}
 		if !next.IsZero() {
 			pause = min(pause, max(time.Until(next), time.Millisecond))
@@ -459,6 +474,7 @@ func (w *partWorker) run() {
 		select {
 		case <-w.ctx.Done():
 		case <-wake:
+			retry = quickRetry
 		case <-t.C:
 		}
 		t.Stop()
