@@ -92,9 +92,11 @@ func TestDeadAfterAttemptsHoldsTheInstanceAndReplayDelivers(t *testing.T) {
 		require.Equal(t, 3, dead[0].Attempts)
 		require.Len(t, dead[0].History, 3)
 		require.Contains(t, dead[0].LastError, "503")
-		held, _, err := outbox.List(ctx, s, outbox.Filter{Status: store.DeliveryHeld, InstanceID: "inst-00"}, "", 100)
-		require.NoError(t, err)
-		require.Len(t, held, 3, "the later events wait behind the dead one")
+		require.Eventually(t, func() bool {
+			held, _, err := outbox.List(ctx, s, outbox.Filter{Status: store.DeliveryHeld, InstanceID: "inst-00"}, "", 100)
+			require.NoError(t, err)
+			return len(held) == 3
+		}, 30*time.Second, 10*time.Millisecond, "the later events wait behind the dead one")
 		require.Empty(t, r.firstOrder("inst-00"))
 
 		stats, err := outbox.Stats(ctx, s, time.Now())
