@@ -651,6 +651,7 @@ func (w *partWorker) deliverBatch() (int, error) {
 				if err == nil {
 					continue
 				}
+				now = opts.Now() // a Retry-After counts from the answer
 				state, next := w.outcome(err, 1, now)
 				park(&store.SinkParkParams{
 					Sink: w.r.Name, Event: e, State: state, Attempts: 1, NextAttemptAt: next,

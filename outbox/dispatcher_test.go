@@ -3,11 +3,11 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
