@@ -311,3 +311,8 @@ func (d pgDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Row
 func (d pgDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
 	return d.c.QueryRow(ctx, query, args...)
 }
+
+// InstancePurge implements store.Executor in a transaction of its own.
+func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
+	return sqlcore.PurgeInTx(ctx, s, p)
+}

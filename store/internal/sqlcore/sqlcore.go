@@ -122,6 +122,9 @@ var queryNames = []string{
 	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
 	"WorkRelease", "WorkDeleteByExecution", "WorkGet",
 	"MessageInsert", "MessageTake", "MessageLock", "ClockNow", "TaskList",
+	"InstancePurgeSelect", "InstancePurgeSelectDefinition", "InstancePurgeMessages", "InstancePurgeWork",
+	"InstancePurgeCalls", "InstancePurgeBookmarks", "InstancePurgeExecutions", "InstancePurgeLog",
+	"InstancePurgeInstances", "OutboxPurge", "InboxPurge", "MessagePurge",
 }
 
 // CheckDialect reports the queries a dialect is missing.
