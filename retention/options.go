@@ -117,6 +117,9 @@ func (o *Options) WithDefaults() *Options {
 	return &out
 }
 
+// Validate reports what New would reject in o, naming the field at fault.
+func (o *Options) Validate() error { return o.WithDefaults().validate() }
+
 // validate checks defaulted options, naming the field at fault.
 func (o *Options) validate() error {
 	bad := func(format string, args ...any) error {

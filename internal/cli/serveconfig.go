@@ -41,6 +41,12 @@ type serveConfig struct {
 	// needs the same one for a token to work on any of them.
 	StreamKey     string `yaml:"streamKey"`
 	StreamKeyFile string `yaml:"streamKeyFile"`
+	// Cleanup configures the cleanup service (package retention).
+	Cleanup cleanupConfig `yaml:"cleanup"`
+
+	// Targets of the --cleanup flags (not config keys).
+	cleanupFlag          bool
+	cleanupRetentionFlag string
 }
 
 type authConfig struct {
@@ -63,7 +69,10 @@ type jwtFileConfig struct {
 }
 
 func defaultServeConfig() *serveConfig {
-	return &serveConfig{DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text", StopGrace: 10 * time.Second}
+	return &serveConfig{
+		DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text", StopGrace: 10 * time.Second,
+		cleanupFlag: true,
+	}
 }
 
 // loadFile reads a YAML config file over c. Unknown fields are errors.
@@ -116,6 +125,9 @@ var envVars = []struct {
 
 // loadEnv applies the WAYMARK_* variables lookup finds.
 func (c *serveConfig) loadEnv(lookup func(string) (string, bool)) error {
+	if err := c.Cleanup.loadEnv(lookup); err != nil {
+		return err
+	}
 	for _, ev := range envVars {
 		v, ok := lookup(ev.name)
 		if !ok {
@@ -187,6 +199,9 @@ func (c *serveConfig) validate() error {
 		bad("streamKeyFile", "give streamKey or streamKeyFile, not both")
 	case c.StreamKey != "" && len(c.StreamKey) < 32:
 		bad("streamKey", "must be at least 32 bytes")
+	}
+	if _, bad := c.Cleanup.options(nil, ""); len(bad) > 0 {
+		problems = append(problems, bad...)
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
