@@ -222,7 +222,21 @@ func (c *Cleaner) record(ctx context.Context, r *Report, err error) {
 		log.WarnContext(ctx, "cleanup: run failed", append(attrs, slog.Any("error", err))...)
 		return
 	}
-	log.InfoContext(ctx, "cleanup: run", attrs...)
+	level := slog.LevelDebug // an idle run
+	if r.changed() {
+		level = slog.LevelInfo
+	}
+	log.Log(ctx, level, "cleanup: run", attrs...)
+}
+
+// changed reports whether the run deleted or made anything.
+func (r *Report) changed() bool {
+	for _, n := range r.Deleted() {
+		if n > 0 {
+			return true
+		}
+	}
+	return r.LogPartitionsCreated > 0
 }
 
 // lease takes or renews the lease and reports whether this server holds it.

@@ -74,7 +74,9 @@ type Options struct {
 	Owner string
 	// Clock returns the current time. Defaults to time.Now.
 	Clock func() time.Time
-	// Logger receives one line per run. Defaults to discarding.
+	// Logger receives one line per run ("cleanup: run", with the counts):
+	// at info level when the run deleted or made something, at debug level
+	// when it found nothing to do. Defaults to discarding.
 	Logger *slog.Logger
 }
 

@@ -173,7 +173,7 @@ func TestServeRunsCleanup(t *testing.T) {
 		seedOldInstance(t, path)
 		logs := newWatchWriter(`msg="cleanup: run" instances=(\d+)`)
 		r := start(t, io.Discard, logs, "serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", "sqlite://"+path,
-			"--cleanup-instance-retention", "60d")
+			"--cleanup-instance-retention", "60d", "--log-level", "debug")
 		require.Equal(t, "0", waitFor(t, logs, r, "cleanup line"), "kept 60 days")
 		require.Contains(t, logs.String(), "instance_retention=1440h0m0s")
 	})

@@ -80,6 +80,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		Queries:        queries,
 		TimeArg:        func(t time.Time) any { return t },
 		JSONArg:        func(b []byte) any { return string(b) },
+		ListArg:        func(l []string) any { return l },
 		TranslateError: translateError,
 		NoRows:         pgx.ErrNoRows,
 	}

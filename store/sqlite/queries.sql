@@ -545,7 +545,7 @@ RETURNING name, state, failures, opened_at, updated_at;
 
 -- Retention (package retention): small batches, oldest first. One writer
 -- at a time: the batch needs no row locks. The ids (?1 of the
--- InstancePurge* deletes) are a JSON array.
+-- InstancePurge* deletes) and the excluded definitions are JSON arrays.
 
 -- name: InstancePurgeSelect
 SELECT i.id FROM instances i
@@ -553,7 +553,7 @@ WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
   AND i.updated_at < ?1
   AND i.definition_id NOT IN (SELECT value FROM json_each(?2))
   AND NOT EXISTS (SELECT 1 FROM instances c
-      WHERE c.parent_id = i.id AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
 ORDER BY i.updated_at
 LIMIT ?3;
 
@@ -563,7 +563,7 @@ WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
   AND i.updated_at < ?1
   AND i.definition_id = ?2
   AND NOT EXISTS (SELECT 1 FROM instances c
-      WHERE c.parent_id = i.id AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
 ORDER BY i.updated_at
 LIMIT ?3;
 

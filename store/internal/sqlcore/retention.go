@@ -51,11 +51,11 @@ func (q *Queries) InstancePurge(ctx context.Context, p *store.InstancePurgeParam
 	if p.DefinitionID != "" {
 		ids, err = list(ctx, q, op, "InstancePurgeSelectDefinition", scanID, q.t(p.Before), p.DefinitionID, p.Limit)
 	} else {
-		exclude, jerr := json.Marshal(append([]string{}, p.ExcludeDefinitionIDs...))
-		if jerr != nil {
-			return nil, fmt.Errorf("%s: %w", op, jerr)
+		exclude, lerr := q.list(p.ExcludeDefinitionIDs)
+		if lerr != nil {
+			return nil, fmt.Errorf("%s: %w", op, lerr)
 		}
-		ids, err = list(ctx, q, op, "InstancePurgeSelect", scanID, q.t(p.Before), string(exclude), p.Limit)
+		ids, err = list(ctx, q, op, "InstancePurgeSelect", scanID, q.t(p.Before), exclude, p.Limit)
 	}
 	if err != nil {
 		return nil, err
@@ -64,7 +64,7 @@ func (q *Queries) InstancePurge(ctx context.Context, p *store.InstancePurgeParam
 	if len(ids) == 0 {
 		return res, nil
 	}
-	batch, err := json.Marshal(ids)
+	batch, err := q.list(ids)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -82,13 +82,23 @@ func (q *Queries) InstancePurge(ctx context.Context, p *store.InstancePurgeParam
 		{"InstancePurgeLog", &res.LogEntries},
 		{"InstancePurgeInstances", &res.Instances},
 	} {
-		n, err := q.db.Exec(ctx, q.sql(step.query), string(batch))
+		n, err := q.db.Exec(ctx, q.sql(step.query), batch)
 		if err != nil {
 			return nil, q.err(op, err)
 		}
 		*step.n = n
 	}
 	return res, nil
+}
+
+// list is a list of strings as the driver takes it.
+func (q *Queries) list(l []string) (any, error) {
+	l = append([]string{}, l...) // never nil: an empty list, not NULL
+	if q.d.ListArg != nil {
+		return q.d.ListArg(l), nil
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
 }
 
 // purge runs a single-statement purge.
