@@ -61,3 +61,53 @@ func TestStopEndsWithTheStartContext(t *testing.T) {
 		require.NoError(t, c.Stop(context.Background()))
 	})
 }
+
+// stealingStore hands the lease to another server after the first batch,
+// as if this one had stalled for longer than the lease.
+type stealingStore struct {
+	store.Store
+	clk    *clock
+	stolen bool
+}
+
+func (s *stealingStore) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
+	res, err := s.Store.InstancePurge(ctx, p)
+	if !s.stolen {
+		s.stolen = true
+		s.clk.Set(s.clk.Now().Add(10 * time.Minute))
+		if _, err := s.Store.LeaseAcquire(ctx, &store.LeaseAcquireParams{
+			Name: retention.LeaseName, Owner: "thief", Now: s.clk.Now(), TTL: time.Hour,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return res, err
+}
+
+func TestLostLeaseEndsTheRun(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		sd := newSeeder(t, s, "order")
+		for range 3 {
+			sd.instance("order", store.InstanceCompleted, t0.Add(-40*day), "")
+		}
+		clk := &clock{now: t0}
+		c, err := retention.New(&stealingStore{Store: s, clk: clk}, &retention.Options{
+			Clock: clk.Now, BatchSize: 1, LeaseTTL: 5 * time.Minute, Owner: "slow",
+		})
+		require.NoError(t, err)
+		r, err := c.RunOnce(ctx)
+		require.ErrorContains(t, err, "the lease was lost")
+		require.Equal(t, int64(1), r.Instances, "one batch, then it stopped")
+		h := c.Health()
+		require.False(t, h.OK)
+		require.Contains(t, h.Error, "the lease was lost")
+		require.Equal(t, 2, int(counts(t, s)["instances"]), "the other two are left for the new leader")
+
+		r, err = c.RunOnce(ctx)
+		require.NoError(t, err)
+		require.False(t, r.Leader, "the thief holds the lease")
+		require.True(t, c.Health().OK)
+	})
+}
