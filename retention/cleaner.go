@@ -146,14 +146,16 @@ func (c *Cleaner) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Health implements service.Service. Detail holds the rows deleted by kind
+// Health implements service.Service. OK is false while the service is not
+// started and after a run that failed (until one succeeds); a lease that
+// passed to another server is no failure. Detail holds the rows deleted by kind
 // in the last run that led ("deleted"), the number of runs ("runs") and the
 // lease owner name of this server ("owner").
 func (c *Cleaner) Health() service.Health {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h := service.Health{
-		Name: "cleanup", Running: c.cancel != nil, OK: c.lastErr == nil,
+		Name: "cleanup", Running: c.cancel != nil, OK: c.cancel != nil && c.lastErr == nil,
 		Leader: c.cancel != nil && c.leaseUntil.After(c.opts.Clock()),
 		Detail: map[string]any{"runs": c.runs, "owner": c.opts.Owner},
 	}
@@ -199,9 +201,13 @@ func (c *Cleaner) RunOnce(ctx context.Context) (*Report, error) {
 
 func (c *Cleaner) record(ctx context.Context, r *Report, err error) {
 	log := c.opts.Logger
+	lost := errors.Is(err, errLeaseLost)
 	c.mu.Lock()
 	c.runs++
 	c.lastErr = err
+	if lost {
+		c.lastErr = nil // another server carries on: no failure
+	}
 	if r.Leader {
 		c.last = r
 	}
@@ -217,6 +223,10 @@ func (c *Cleaner) record(ctx context.Context, r *Report, err error) {
 		slog.Int64("log_entries", r.LogEntries), slog.Int64("outbox_events", r.OutboxEvents),
 		slog.Int64("inbox_entries", r.InboxEntries), slog.Int("log_partitions_created", r.LogPartitionsCreated),
 		slog.Int("log_partitions_dropped", r.LogPartitionsDropped), slog.Duration("duration", r.Duration),
+	}
+	if lost {
+		log.InfoContext(ctx, "cleanup: run ended: another server took the lease", attrs...)
+		return
 	}
 	if err != nil && ctx.Err() == nil {
 		log.WarnContext(ctx, "cleanup: run failed", append(attrs, slog.Any("error", err))...)

@@ -313,8 +313,9 @@ func TestCleanupRemovesExactlyWhatItShould(t *testing.T) {
 
 		h := c.Health()
 		require.Equal(t, "cleanup", h.Name)
-		require.True(t, h.OK)
+		require.Empty(t, h.Error)
 		require.False(t, h.Running, "RunOnce without Start")
+		require.False(t, h.OK, "not running")
 		require.Equal(t, r.Deleted(), h.Detail["deleted"])
 		require.Equal(t, int64(deleted), r.Deleted()["instances"])
 

@@ -2,6 +2,8 @@ package retention_test
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ func TestStartStop(t *testing.T) {
 		// Start returns at once; the first run follows.
 		require.Eventually(t, func() bool {
 			h := c.Health()
-			return h.Running && h.Leader && !h.LastRun.IsZero()
+			return h.Running && h.OK && h.Leader && !h.LastRun.IsZero()
 		}, 10*time.Second, 5*time.Millisecond)
 		_, err = s.InstanceGet(ctx, id)
 		require.ErrorIs(t, err, store.ErrNotFound)
@@ -101,13 +103,40 @@ func TestLostLeaseEndsTheRun(t *testing.T) {
 		require.ErrorContains(t, err, "the lease was lost")
 		require.Equal(t, int64(1), r.Instances, "one batch, then it stopped")
 		h := c.Health()
-		require.False(t, h.OK)
-		require.Contains(t, h.Error, "the lease was lost")
+		require.Empty(t, h.Error, "a lease taken over is no failure")
 		require.Equal(t, 2, int(counts(t, s)["instances"]), "the other two are left for the new leader")
 
 		r, err = c.RunOnce(ctx)
 		require.NoError(t, err)
 		require.False(t, r.Leader, "the thief holds the lease")
-		require.True(t, c.Health().OK)
+		require.Empty(t, c.Health().Error)
+	})
+}
+
+// failingStore fails every outbox purge.
+type failingStore struct{ store.Store }
+
+func (failingStore) OutboxPurge(context.Context, *store.PurgeParams) (int64, error) {
+	return 0, errors.New("disk on fire")
+}
+
+func TestFailedRunIsUnhealthy(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		var logs lockedBuffer
+		c, err := retention.New(failingStore{s}, &retention.Options{
+			Interval: 10 * time.Millisecond, LeaseTTL: time.Minute, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		})
+		require.NoError(t, err)
+		require.NoError(t, c.Start(ctx))
+		defer func() { require.NoError(t, c.Stop(ctx)) }()
+		require.Eventually(t, func() bool { return c.Health().Error != "" }, 10*time.Second, 5*time.Millisecond)
+		h := c.Health()
+		require.True(t, h.Running)
+		require.False(t, h.OK)
+		require.Contains(t, h.Error, "disk on fire")
+		require.Contains(t, logs.String(), `level=WARN msg="cleanup: run failed"`)
+		require.Contains(t, logs.String(), "disk on fire")
 	})
 }

@@ -14,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/retention"
 	"github.com/waymarkdev/waymark/server"
+	"github.com/waymarkdev/waymark/service"
 )
 
 func newServeCommand(e *env) *cobra.Command {
@@ -116,9 +118,9 @@ type serveHooks struct {
 	ready func(ctx context.Context, engine *waymark.Engine, addr net.Addr) error
 }
 
-// startCleanup starts the cleanup service unless the configuration turns
-// it off (then it returns nil).
-func startCleanup(ctx context.Context, s retention.Store, cfg *serveConfig, logger *slog.Logger) (*retention.Cleaner, error) {
+// newCleanup returns the cleanup service, or nil when the configuration
+// turns it off.
+func newCleanup(ctx context.Context, s retention.Store, cfg *serveConfig, logger *slog.Logger) (*retention.Cleaner, error) {
 	if !cfg.Cleanup.enabled() {
 		logger.InfoContext(ctx, "cleanup: off (cleanup.enabled is false): nothing is deleted")
 		return nil, nil
@@ -138,9 +140,6 @@ func startCleanup(ctx context.Context, s retention.Store, cfg *serveConfig, logg
 		slog.String("outbox_retention", retentionText(o.OutboxRetention)),
 		slog.String("inbox_retention", retentionText(o.InboxRetention)),
 		slog.String("log_retention", retentionText(o.LogRetention)))
-	if err := c.Start(ctx); err != nil {
-		return nil, err
-	}
 	return c, nil
 }
 
@@ -187,6 +186,34 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	if err != nil {
 		return err
 	}
+	var services service.Group
+	routes, live, closeSinks, err := cfg.Outbox.build(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
+	srvCfg.StreamTypes = live
+	if len(routes) > 0 && !cfg.Outbox.Disabled {
+		changes, stopChanges := engine.Changes()
+		defer stopChanges()
+		o := cfg.Outbox.dispatcherOptions()
+		o.Store, o.Routes, o.Owner, o.Now, o.Wake, o.Logger = s, routes, engine.NodeID(), engine.Clock().Now, changes, logger
+		d, err := outbox.New(o)
+		if err != nil {
+			return err
+		}
+		services.Add(d)
+		srvCfg.Dispatcher = d
+		srvCfg.Services = append(srvCfg.Services, d)
+	}
+	cleaner, err := newCleanup(ctx, s, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if cleaner != nil {
+		services.Add(cleaner)
+		srvCfg.Services = append(srvCfg.Services, cleaner)
+	}
 	srv, err := server.New(engine, srvCfg)
 	if errors.Is(err, server.ErrNoCredentials) {
 		return errors.New("no credentials configured: set auth.apiKeys or auth.jwt in --config (see docs/server.md), " +
@@ -203,21 +230,14 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		ln.Close()
 		return err
 	}
-	cleaner, err := startCleanup(ctx, s, cfg, logger)
-	if err != nil {
-		ln.Close()
-		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.StopGrace+30*time.Second)
-		defer cancel()
-		return errors.Join(err, engine.Stop(stopCtx))
-	}
 	stopEngine := func() error {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.StopGrace+30*time.Second)
 		defer cancel()
-		var errs []error
-		if cleaner != nil {
-			errs = append(errs, cleaner.Stop(stopCtx))
-		}
-		return errors.Join(append(errs, engine.Stop(stopCtx))...)
+		return errors.Join(services.Stop(stopCtx), engine.Stop(stopCtx))
+	}
+	if err := services.Start(ctx); err != nil {
+		ln.Close()
+		return errors.Join(err, stopEngine())
 	}
 	if hooks.ready != nil {
 		if err := hooks.ready(ctx, engine, ln.Addr()); err != nil {

@@ -317,3 +317,13 @@ func (d pgDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.R
 func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
 	return sqlcore.PurgeInTx(ctx, s, p)
 }
+
+// Queries returns the driver's SQL text by query name (for tests and
+// tools that inspect what the driver runs).
+func Queries() map[string]string {
+	q, err := sqlcore.ParseQueries(queriesSQL)
+	if err != nil {
+		panic(err) // the embedded file is checked by every Open
+	}
+	return q
+}

@@ -112,17 +112,11 @@ WHERE instance_id = $1
 ORDER BY created_at, id;
 
 -- name: BookmarkInsert
--- A bookmark with a due time wakes the timer services of listening engines.
-WITH ins AS (
-    INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
-        assignee, due_at, version, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
-    RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
-        consumed_at, consumed_by, consume_key, result, version, created_at
-), wake AS (
-    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'timer') WHERE $9::timestamptz IS NOT NULL
-)
-SELECT ins.* FROM ins LEFT JOIN wake ON true;
+INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
+    assignee, due_at, version, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
+RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at;
 
 -- name: BookmarkGet
 SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
@@ -395,19 +389,13 @@ SELECT source, message_id, received_at, result FROM inbox WHERE source = $1 AND 
 
 -- name: WorkEnqueue
 -- At most one item per execution: enqueueing an execution that has one
--- returns no row. The notification wakes every listening engine of this
--- schema when the transaction commits (PostgreSQL folds repeats within a
--- transaction into one).
-WITH ins AS (
-    INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (execution_id) DO NOTHING
-    RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
-        lease_expires_at, created_at
-), wake AS (
-    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'work') FROM ins LIMIT 1
-)
-SELECT ins.* FROM ins LEFT JOIN wake ON true;
+-- returns no row. No NOTIFY here: it would take a database-wide lock at
+-- commit; engines announce commits afterwards (Notify).
+INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (execution_id) DO NOTHING
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
 
 -- name: WorkClaim
 -- $6 lists the handlers the claimer runs: each is looked up on its own
@@ -515,6 +503,10 @@ SELECT clock_timestamp();
 
 -- name: WakeChannel
 SELECT 'waymark_wake_' || md5(current_schema());
+
+-- name: Notify
+-- One autocommit statement, outside any step transaction.
+SELECT pg_notify('waymark_wake_' || md5(current_schema()), k) FROM unnest($1::text[]) AS k;
 
 -- name: TaskList
 SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
