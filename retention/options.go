@@ -105,7 +105,8 @@ func (o *Options) WithDefaults() *Options {
 	out.LeaseTTL = cmp.Or(out.LeaseTTL, 3*out.Interval)
 	if out.Owner == "" {
 		host, _ := os.Hostname()
-		out.Owner = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "host"), os.Getpid(), store.NewID()[:8])
+		id := store.NewID()
+		out.Owner = fmt.Sprintf("%s-%d-%s", cmp.Or(host, "host"), os.Getpid(), id[len(id)-8:]) // the random end
 	}
 	if out.Clock == nil {
 		out.Clock = time.Now
