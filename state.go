@@ -54,6 +54,8 @@ type instState struct {
 	// rescheduled is set once the step has queued again what a suspension
 	// held back.
 	rescheduled bool
+	// doneCount counts the executions completed in this transaction.
+	doneCount int
 }
 
 // execution is an activity execution inside a transaction.
@@ -64,6 +66,9 @@ type execution struct {
 	// compensates is set on a compensation execution: the id of the
 	// execution it undoes (see compensationOf).
 	compensates string
+	// doneSeq orders the executions completed (or skipped) in this
+	// transaction: 1, 2, … in the order they completed; 0 for the others.
+	doneSeq int
 }
 
 func (x *execution) active() bool {
@@ -84,10 +89,7 @@ func (s *instState) exec(id string) *execution {
 // exprContext is what expressions of this instance see.
 func (s *instState) exprContext() *expr.Context {
 	if s.steps == nil {
-		s.steps = map[string]any{}
-		for _, x := range s.execs {
-			s.noteOutput(x)
-		}
+		s.buildSteps()
 	}
 	return &expr.Context{
 		Input: s.input,
@@ -108,13 +110,47 @@ func (s *instState) activityFor(x *execution) *definition.Activity {
 	return s.cd.def.Activity(x.rec.ActivityID)
 }
 
-// newExecution starts an execution of activity id.
+// buildSteps fills steps with the output of each activity's latest
+// completion: the executions completed before this transaction in the order
+// they finished (creation order for those finished at once), then those
+// completed in it in the order they completed. So a path that goes on from
+// an execution of an activity that ran several times sees that execution's
+// output, however the completions interleaved.
+func (s *instState) buildSteps() {
+	s.steps = map[string]any{}
+	done := make([]*execution, 0, len(s.execs))
+	for _, x := range s.execs {
+		if x.rec.Status == ExecCompleted || x.rec.Status == ExecSkipped {
+			done = append(done, x)
+		}
+	}
+	slices.SortStableFunc(done, func(a, b *execution) int {
+		if a.doneSeq != b.doneSeq {
+			return a.doneSeq - b.doneSeq // earlier transactions (0) first
+		}
+		return finishedAt(a).Compare(finishedAt(b))
+	})
+	for _, x := range done {
+		s.noteOutput(x)
+	}
+}
+
+// newExecution starts an execution of activity id. Executions are listed
+// in creation order (store: by created_at, then id), so an execution is
+// never created before the instance's latest one, even when this node's
+// clock is behind the one that made it.
 func (s *instState) newExecution(activityID, typ string) *execution {
-	now := s.t.now
+	start, now := s.t.now, s.t.now
+	if n := len(s.execs); n > 0 && !s.execs[n-1].rec.CreatedAt.Before(now) {
+		now = s.execs[n-1].rec.CreatedAt
+		if !s.execs[n-1].isNew {
+			now = now.Add(time.Microsecond) // another node's id may sort after ours
+		}
+	}
 	x := &execution{
 		rec: &store.ActivityExecution{
 			ID: newID(), InstanceID: s.inst.ID, ActivityID: activityID, Type: typ,
-			Status: ExecScheduled, StartedAt: &now, CreatedAt: now,
+			Status: ExecScheduled, StartedAt: &start, CreatedAt: now,
 		},
 		isNew: true, dirty: true,
 	}
@@ -130,6 +166,10 @@ func (s *instState) setStatus(x *execution, status string) {
 	if status != ExecScheduled && status != ExecWaiting {
 		now := s.t.now
 		x.rec.FinishedAt = &now
+	}
+	if status == ExecCompleted || status == ExecSkipped {
+		s.doneCount++
+		x.doneSeq = s.doneCount
 	}
 	if s.steps != nil {
 		s.noteOutput(x)
