@@ -127,6 +127,10 @@ func (t *txn) fire(bookmarkID string) error {
 	a := s.activityFor(x)
 	switch b.Type {
 	case store.BookmarkTimer:
+		if b.Key == subworkflowTimeoutKey {
+			t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "latenessMs": lateness.Milliseconds(), "timeout": true})
+			return s.subworkflowTimedOut(a, x)
+		}
 		t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "latenessMs": lateness.Milliseconds()})
 		return s.complete(a, x, map[string]any{"firedAt": t.now, "dueAt": b.DueAt}, a.Next)
 	case store.BookmarkUserAction:
