@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // enter creates an execution of activity id and runs it as far as it can go
 // inside this transaction. An instance that has ended or is compensating
 // starts nothing new: the path that led here ends.
-func (s *instState) enter(id string) error {
+func (s *instState) enter(id string, tok *token) error {
 	if s.status.Finished() || s.status == store.InstanceCompensating {
 		return nil
 	}
@@ -23,7 +24,7 @@ func (s *instState) enter(id string) error {
 	if a == nil {
 		return fmt.Errorf("instance %s: no activity %q in %s v%d", s.inst.ID, id, s.inst.DefinitionID, s.inst.DefinitionVersion)
 	}
-	x := s.newExecution(a.ID, string(a.Type))
+	x := s.newExecution(a.ID, string(a.Type), tok)
 	s.t.emit(s, EventActivityStarted, x, nil)
 	switch {
 	case s.status == store.InstanceSuspended:
@@ -91,8 +92,8 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		if err := s.complete(a, x, nil, ""); err != nil {
 			return err
 		}
-		for _, b := range a.Branches {
-			if err := s.enter(b); err != nil {
+		for i, b := range a.Branches {
+			if err := s.enter(b, x.tok.fork(x.rec.ID, i, len(a.Branches))); err != nil {
 				return err
 			}
 		}
@@ -172,7 +173,7 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 	if isCompensation(x) || next == "" {
 		return nil
 	}
-	return s.enter(next)
+	return s.enter(next, x.tok)
 }
 
 // failActivity records a failed execution and routes the error: a business
@@ -189,7 +190,7 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	}
 	if info.Code == CodeBusiness {
 		if to := a.ErrorTarget(info.Name); to != "" {
-			return s.enter(to)
+			return s.enter(to, x.tok)
 		}
 	}
 	return s.fail(store.InstanceFailed, &info)
@@ -265,39 +266,82 @@ func (s *instState) suspend(info *ErrorInfo) error {
 	return nil
 }
 
-// arriveAtJoin counts a branch arriving at a join and continues once every
-// branch of the parallel that feeds it has arrived.
+// joinState is what a waiting join execution keeps in its input: how many
+// branches arrived, and, for a join of forks, which fork execution they
+// belong to and the share of it they cover.
+type joinState struct {
+	Arrived int    `json:"arrived"`
+	Fork    string `json:"fork,omitempty"`
+	Share   string `json:"share,omitempty"`
+}
+
+// arriveAtJoin records a branch arriving at a join and continues once the
+// arrivals cover the fork the join closes: every branch of it, however the
+// branches forked again on the way (see definition.JoinDepth). Arrivals of
+// different forks of the same join (a join inside a loop) wait apart.
+// An arrival that has not forked since the join's depth (a switch skipped
+// the parallel) passes straight through. Executions stored before tokens
+// existed are counted as before: the branches of the parallel that feeds
+// the join.
 func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
+	depth := s.cd.def.JoinDepth(a.ID)
+	tok := x.tok
+	byToken := !x.legacy
+	if byToken && (tok == nil || len(tok.Frames) <= depth) {
+		return s.complete(a, x, nil, a.Next)
+	}
+	fork := ""
+	if byToken {
+		fork = tok.Frames[depth].Fork
+	}
 	var open *execution
+	var state joinState
 	for _, o := range s.execs {
-		if o != x && o.rec.ActivityID == a.ID && o.rec.Status == ExecWaiting {
-			open = o
+		if o == x || o.rec.ActivityID != a.ID || o.rec.Status != ExecWaiting {
+			continue
+		}
+		var st joinState
+		if err := decodeJSON(o.rec.Input, &st); err != nil {
+			return fmt.Errorf("join %s state: %w", a.ID, err)
+		}
+		if st.Fork == fork {
+			open, state = o, st
 			break
 		}
 	}
-	if open == nil {
+	switch {
+	case open == nil:
 		open = x
-		x.rec.Input = json.RawMessage(`{"arrived":0}`)
-	} else if x.isNew {
+		state = joinState{Fork: fork}
+	case x.isNew:
 		// This arrival folds into the open join execution.
 		s.execs = slices.DeleteFunc(s.execs, func(o *execution) bool { return o == x })
 		s.t.events = slices.DeleteFunc(s.t.events, func(ev *Event) bool { return ev.ExecutionID == x.rec.ID })
-	} else {
+	default:
 		// A deferred arrival was stored already: close it.
 		s.setStatus(x, ExecCompleted)
 	}
-	var state struct {
-		Arrived int `json:"arrived"`
-	}
-	if err := decodeJSON(open.rec.Input, &state); err != nil {
-		return fmt.Errorf("join %s state: %w", a.ID, err)
-	}
 	state.Arrived++
-	open.rec.Input, _ = encodeJSON(state)
+	ready := state.Arrived >= max(s.cd.joinExpect[a.ID], 1)
+	if byToken {
+		covered := new(big.Rat)
+		if state.Share != "" {
+			if _, ok := covered.SetString(state.Share); !ok {
+				return fmt.Errorf("join %s state: share %q", a.ID, state.Share)
+			}
+		}
+		covered.Add(covered, tok.share(depth))
+		state.Share = covered.RatString()
+		ready = covered.Cmp(big.NewRat(1, 1)) >= 0
+	}
+	open.rec.Input = mustJSON(state)
 	open.dirty = true
-	if state.Arrived < max(s.cd.joinExpect[a.ID], 1) {
+	if !ready {
 		s.setStatus(open, ExecWaiting)
 		return nil
+	}
+	if byToken {
+		open.tok = tok.up(depth) // what goes on from the join
 	}
 	return s.complete(a, open, nil, a.Next)
 }
@@ -398,7 +442,7 @@ func (s *instState) compensateNext() error {
 	}
 	orig := plan[0]
 	a := s.cd.def.Activity(s.cd.def.Activity(orig.rec.ActivityID).Compensate)
-	x := s.newExecution(a.ID, string(a.Type))
+	x := s.newExecution(a.ID, string(a.Type), nil)
 	x.compensates = orig.rec.ID
 	in, err := encodeJSON(compensationInput{Compensates: orig.rec.ID, ActivityID: orig.rec.ActivityID, Output: orig.rec.Output})
 	if err != nil {

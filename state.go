@@ -66,6 +66,10 @@ type execution struct {
 	// compensates is set on a compensation execution: the id of the
 	// execution it undoes (see compensationOf).
 	compensates string
+	// tok is the path that led to the execution (see token); legacy is
+	// set on an execution stored before tokens existed.
+	tok    *token
+	legacy bool
 	// doneSeq orders the executions completed (or skipped) in this
 	// transaction: 1, 2, … in the order they completed; 0 for the others.
 	doneSeq int
@@ -139,7 +143,7 @@ func (s *instState) buildSteps() {
 // in creation order (store: by created_at, then id), so an execution is
 // never created before the instance's latest one, even when this node's
 // clock is behind the one that made it.
-func (s *instState) newExecution(activityID, typ string) *execution {
+func (s *instState) newExecution(activityID, typ string, tok *token) *execution {
 	start, now := s.t.now, s.t.now
 	if n := len(s.execs); n > 0 && !s.execs[n-1].rec.CreatedAt.Before(now) {
 		now = s.execs[n-1].rec.CreatedAt
@@ -152,7 +156,7 @@ func (s *instState) newExecution(activityID, typ string) *execution {
 			ID: newID(), InstanceID: s.inst.ID, ActivityID: activityID, Type: typ,
 			Status: ExecScheduled, StartedAt: &start, CreatedAt: now,
 		},
-		isNew: true, dirty: true,
+		isNew: true, dirty: true, tok: tok,
 	}
 	s.execs = append(s.execs, x)
 	s.changed = true
@@ -325,6 +329,7 @@ func (s *instState) write() error {
 				ID: x.rec.ID, InstanceID: x.rec.InstanceID, ActivityID: x.rec.ActivityID, Type: x.rec.Type,
 				Status: x.rec.Status, Attempt: x.rec.Attempt, Input: x.rec.Input, Output: x.rec.Output,
 				Error: x.rec.Error, StartedAt: x.rec.StartedAt, FinishedAt: x.rec.FinishedAt, CreatedAt: x.rec.CreatedAt,
+				Token: x.tok.encode(),
 			})
 			if err != nil {
 				return err

@@ -33,6 +33,8 @@ type Definition struct {
 	index       map[string]*Activity
 	inputSchema *jsonschema.Schema
 	hash        string
+	// joinDepth is each join's fork depth (see JoinDepth).
+	joinDepth map[string]int
 }
 
 // Defaults holds the definition-wide settings activities inherit.

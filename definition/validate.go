@@ -45,6 +45,9 @@ func (p *parser) validateGraph(def *Definition) {
 		p.checkReachable(g)
 	}
 	p.checkJoins(g)
+	if startOK {
+		p.checkForkJoins(g)
+	}
 	p.checkCycles(g)
 }
 
