@@ -39,6 +39,9 @@ func (s *instState) enter(id string, tok *token) error {
 func (s *instState) run(a *definition.Activity, x *execution) error {
 	s.t.budget--
 	ctx := s.t.ctx
+	outer := s.iter
+	s.iter = iterationOf(x)
+	defer func() { s.iter = outer }()
 	switch a.Type {
 	case definition.TypeTask:
 		input, err := s.evalInput(a.Input)
@@ -54,12 +57,19 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		// it, on a copy: a failing value leaves the variables as they were.
 		c := s.exprContext()
 		c.Vars = maps.Clone(s.vars)
+		assigned := map[string]any{}
 		for _, v := range a.Vars {
 			val, err := v.Value.Eval(ctx, c)
 			if err != nil {
 				return s.failActivity(a, x, evalError("vars."+v.Name, err))
 			}
 			c.Vars[v.Name] = val
+			assigned[v.Name] = val
+		}
+		if s.iter != nil {
+			// An iteration's variables are its own: what it assigns is its
+			// result, never the instance's variables.
+			return s.complete(a, x, assigned, a.Next)
 		}
 		s.vars = c.Vars
 		return s.complete(a, x, nil, a.Next)
@@ -93,7 +103,7 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 			return err
 		}
 		for i, b := range a.Branches {
-			if err := s.enter(b, x.tok.fork(x.rec.ID, i, len(a.Branches))); err != nil {
+			if err := s.enter(b, x.token().fork(x.rec.ID, i, len(a.Branches))); err != nil {
 				return err
 			}
 		}
@@ -134,6 +144,9 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 
 	case definition.TypeHTTP:
 		return s.startCall(a, x)
+
+	case definition.TypeForEach:
+		return s.startForEach(a, x)
 	}
 	return fmt.Errorf("activity %s: unsupported type %q", a.ID, a.Type)
 }
@@ -166,14 +179,22 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 	}
 	x.rec.Output = out
 	s.setStatus(x, ExecCompleted)
-	if a.Output != "" && output != nil {
+	tok := x.token()
+	inLoop := tok != nil && tok.Iter != nil
+	if a.Output != "" && output != nil && !inLoop {
 		s.vars[a.Output] = output
 	}
 	s.t.emit(s, EventActivityCompleted, x, nil)
-	if isCompensation(x) || next == "" {
+	if isCompensation(x) {
 		return nil
 	}
-	return s.enter(next, x.tok)
+	if next == "" {
+		if inLoop && s.endsIteration(x) {
+			return s.iterationDone(x)
+		}
+		return nil
+	}
+	return s.enter(next, tok)
 }
 
 // failActivity records a failed execution and routes the error: a business
@@ -190,7 +211,7 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	}
 	if info.Code == CodeBusiness {
 		if to := a.ErrorTarget(info.Name); to != "" {
-			return s.enter(to, x.tok)
+			return s.enter(to, x.token())
 		}
 	}
 	return s.fail(store.InstanceFailed, &info)
@@ -285,7 +306,7 @@ type joinState struct {
 // the join.
 func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
 	depth := s.cd.def.JoinDepth(a.ID)
-	tok := x.tok
+	tok := x.token()
 	byToken := !x.legacy
 	if byToken && (tok == nil || len(tok.Frames) <= depth) {
 		return s.complete(a, x, nil, a.Next)
@@ -341,7 +362,7 @@ func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
 		return nil
 	}
 	if byToken {
-		open.tok = tok.up(depth) // what goes on from the join
+		open.tok, open.tokDecoded = tok.up(depth), true // what goes on from the join
 	}
 	return s.complete(a, open, nil, a.Next)
 }

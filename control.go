@@ -195,7 +195,7 @@ func (s *instState) retry(assign map[string]any, reason string) error {
 		retried++
 		a := s.activityFor(x)
 		s.status = store.InstanceRunning
-		nx := s.newExecution(a.ID, string(a.Type), x.tok)
+		nx := s.newExecution(a.ID, string(a.Type), x.token())
 		s.t.emit(s, EventActivityStarted, nx, map[string]any{"retryOf": x.rec.ID})
 		if err := s.run(a, nx); err != nil {
 			return err
@@ -242,7 +242,7 @@ func (s *instState) reviveCancelled() (int, error) {
 	}
 	for _, x := range append(joins, others...) {
 		a := s.activityFor(x)
-		nx := s.newExecution(a.ID, string(a.Type), x.tok)
+		nx := s.newExecution(a.ID, string(a.Type), x.token())
 		s.t.emit(s, EventActivityStarted, nx, map[string]any{"revives": x.rec.ID})
 		if a.Type == definition.TypeJoin {
 			nx.rec.Input = x.rec.Input
@@ -332,7 +332,7 @@ func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output
 		if next == "" {
 			return nil
 		}
-		return s.enter(next, target.tok)
+		return s.enter(next, target.token())
 	})
 }
 

@@ -56,6 +56,9 @@ type instState struct {
 	rescheduled bool
 	// doneCount counts the executions completed in this transaction.
 	doneCount int
+	// iter is the forEach iteration of the execution being run, which
+	// expressions see as item and index.
+	iter *expr.Iteration
 }
 
 // execution is an activity execution inside a transaction.
@@ -68,8 +71,13 @@ type execution struct {
 	compensates string
 	// tok is the path that led to the execution (see token); legacy is
 	// set on an execution stored before tokens existed.
-	tok    *token
-	legacy bool
+	tok        *token
+	tokDecoded bool
+	legacy     bool
+	// loop is a forEach execution's state, decoded once per step; write
+	// stores it when loopDirty. fanning is set while it starts iterations.
+	loop               *loopState
+	loopDirty, fanning bool
 	// doneSeq orders the executions completed (or skipped) in this
 	// transaction: 1, 2, … in the order they completed; 0 for the others.
 	doneSeq int
@@ -104,8 +112,9 @@ func (s *instState) exprContext() *expr.Context {
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
 		},
 		Now:     s.t.now,
-		Task:    s.task,
-		Message: s.message,
+		Task:      s.task,
+		Message:   s.message,
+		Iteration: s.iter,
 	}
 }
 
@@ -156,7 +165,7 @@ func (s *instState) newExecution(activityID, typ string, tok *token) *execution 
 			ID: newID(), InstanceID: s.inst.ID, ActivityID: activityID, Type: typ,
 			Status: ExecScheduled, StartedAt: &start, CreatedAt: now,
 		},
-		isNew: true, dirty: true, tok: tok,
+		isNew: true, dirty: true, tok: tok, tokDecoded: true,
 	}
 	s.execs = append(s.execs, x)
 	s.changed = true
@@ -301,19 +310,28 @@ func (s *instState) cancelActive() error {
 		if !x.active() {
 			continue
 		}
-		s.setStatus(x, ExecCancelled)
-		s.t.emit(s, EventActivityCancelled, x, nil)
-		if x.isNew {
-			continue
-		}
-		if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+		if err := s.cancelExec(x); err != nil {
 			return err
 		}
-		if err := s.abandonCall(x, "cancelled"); err != nil {
-			return err
-		}
-		s.t.cancelled = append(s.t.cancelled, x.rec.ID)
 	}
+	return nil
+}
+
+// cancelExec cancels one running or waiting execution (not its bookmarks
+// or child instance).
+func (s *instState) cancelExec(x *execution) error {
+	s.setStatus(x, ExecCancelled)
+	s.t.emit(s, EventActivityCancelled, x, nil)
+	if x.isNew {
+		return nil
+	}
+	if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+		return err
+	}
+	if err := s.abandonCall(x, "cancelled"); err != nil {
+		return err
+	}
+	s.t.cancelled = append(s.t.cancelled, x.rec.ID)
 	return nil
 }
 
@@ -324,12 +342,16 @@ func (s *instState) write() error {
 		if !x.dirty {
 			continue
 		}
+		if x.loopDirty {
+			x.rec.Input = mustJSON(x.loop)
+			x.loopDirty = false
+		}
 		if x.isNew {
 			rec, err := tx.ExecutionInsert(ctx, &store.ExecutionInsertParams{
 				ID: x.rec.ID, InstanceID: x.rec.InstanceID, ActivityID: x.rec.ActivityID, Type: x.rec.Type,
 				Status: x.rec.Status, Attempt: x.rec.Attempt, Input: x.rec.Input, Output: x.rec.Output,
 				Error: x.rec.Error, StartedAt: x.rec.StartedAt, FinishedAt: x.rec.FinishedAt, CreatedAt: x.rec.CreatedAt,
-				Token: x.tok.encode(),
+				Token: x.token().encode(),
 			})
 			if err != nil {
 				return err

@@ -136,12 +136,12 @@ func (t *txn) fire(bookmarkID string) error {
 	case store.BookmarkUserAction:
 		t.emit(s, EventTaskExpired, x, map[string]any{"taskId": b.ID})
 		s.setStatus(x, ExecExpired)
-		return s.enter(a.OnTimeout, x.tok)
+		return s.enter(a.OnTimeout, x.token())
 	case store.BookmarkExternalMessage:
 		t.emit(s, EventMessageTimedOut, x, map[string]any{"message": a.Message})
 		if a.OnTimeout != "" {
 			s.setStatus(x, ExecExpired)
-			return s.enter(a.OnTimeout, x.tok)
+			return s.enter(a.OnTimeout, x.token())
 		}
 		return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: "no " + a.Message + " message arrived in time"})
 	}

@@ -153,11 +153,7 @@ func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
 			return nil, err
 		}
 		for _, x := range execs {
-			tok, err := decodeToken(x.Token)
-			if err != nil {
-				return nil, fmt.Errorf("execution %s: %w", x.ID, err)
-			}
-			s.execs = append(s.execs, &execution{rec: x, compensates: compensationOf(x), tok: tok, legacy: x.Token == nil})
+			s.execs = append(s.execs, &execution{rec: x, compensates: compensationOf(x), legacy: x.Token == nil})
 		}
 	}
 	t.states[inst.ID] = s

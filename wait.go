@@ -220,7 +220,7 @@ func (s *instState) subworkflowTimedOut(a *definition.Activity, x *execution) er
 	}
 	if a.OnTimeout != "" {
 		s.setStatus(x, ExecExpired)
-		return s.enter(a.OnTimeout, x.tok)
+		return s.enter(a.OnTimeout, x.token())
 	}
 	return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: fmt.Sprintf("the subworkflow did not end within %s", a.Timeout)})
 }
@@ -272,7 +272,7 @@ func (s *instState) resumeParent() error {
 	}
 	if s.status == store.InstanceTimedOut && a.OnTimeout != "" {
 		parent.setStatus(x, ExecExpired)
-		return parent.enter(a.OnTimeout, x.tok)
+		return parent.enter(a.OnTimeout, x.token())
 	}
 	if a.ErrorTarget(info.Name) == "" {
 		info.Code = CodePermanent

@@ -128,6 +128,11 @@ func (e *Engine) runStep(ctx context.Context, item *store.WorkItem) error {
 			return err
 		}
 		x := s.exec(item.ExecutionID)
+		if x != nil && x.rec.Status == ExecWaiting && !s.status.Finished() && s.status != store.InstanceSuspended {
+			if a := s.activityFor(x); a.Type == definition.TypeForEach {
+				return s.fanOut(a, x) // its next batch of iterations
+			}
+		}
 		if x == nil || x.rec.Status != ExecScheduled || s.status.Finished() || s.status == store.InstanceSuspended {
 			return nil // nothing to do any more; the item is dropped
 		}

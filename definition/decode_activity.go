@@ -139,6 +139,21 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Event = p.name(s, key, v)
 	case "payload":
 		a.Payload = p.value(s, key, v, expr.KindAny)
+	case "items":
+		a.Items = p.value(s, key, v, expr.KindAny)
+		if lit, ok := a.Items.Literal(); ok && a.Items != nil {
+			if _, isList := lit.([]any); !isList {
+				s.add(key, v.Line, "must be a list or an expression")
+			}
+		}
+	case "body":
+		a.Body = d.target(key, v, EdgeBody)
+	case "parallel":
+		a.Parallel = p.boolean(s, key, v)
+	case "maxConcurrency":
+		a.MaxConcurrency = p.integer(s, key, v, 1, 1<<20)
+	case "completionCondition":
+		a.CompletionCondition = p.value(s, key, v, expr.KindBool)
 	case "definition":
 		a.Definition = p.pattern(s, key, v, definitionIDPattern, "definition id")
 	case "version":
@@ -372,6 +387,11 @@ func (d *activityDecoder) finish() {
 	case TypeSubworkflow:
 		require("definition")
 		d.requireWith("onTimeout", "timeout")
+	case TypeForEach:
+		require("items", "body")
+		if d.has("maxConcurrency") && !a.Parallel {
+			s.add("maxConcurrency", d.set["maxConcurrency"], "maxConcurrency needs parallel: true")
+		}
 	}
 }
 
@@ -409,7 +429,8 @@ func (d *activityDecoder) finishUserTask() {
 	if d.nextMap == nil {
 		if a.Next == "" {
 			for i, o := range a.Outcomes {
-				s.add("outcomes"+index(i), d.p.itemLine(d.outcomesNode, i, d.line), "outcome %q has no transition: add next", o)
+				d.p.openOutcomes = append(d.p.openOutcomes, openOutcome{activity: a.ID, outcome: o, scope: s,
+					field: "outcomes" + index(i), line: d.p.itemLine(d.outcomesNode, i, d.line)})
 			}
 			return
 		}

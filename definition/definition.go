@@ -107,13 +107,14 @@ const (
 	TypeSubworkflow ActivityType = "subworkflow"
 	TypeFail        ActivityType = "fail"
 	TypeEnd         ActivityType = "end"
+	TypeForEach     ActivityType = "forEach"
 )
 
 // ActivityTypes lists every activity type in documentation order.
 func ActivityTypes() []ActivityType {
 	return []ActivityType{
 		TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSwitch, TypeParallel,
-		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeFail, TypeEnd,
+		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFail, TypeEnd,
 	}
 }
 
@@ -151,6 +152,8 @@ func (t ActivityType) Fields() []string {
 		own = []string{"event", "payload", "next", "output", "compensate"}
 	case TypeSubworkflow:
 		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate"}
+	case TypeForEach:
+		own = []string{"items", "body", "parallel", "maxConcurrency", "completionCondition", "next", "output", "onError"}
 	case TypeFail:
 		own = []string{"message", "error", "code"}
 	case TypeEnd:
@@ -254,6 +257,23 @@ type Activity struct {
 	Definition string
 	// Version of that definition; zero means the latest.
 	Version int
+
+	// Items a forEach runs its body for: an expression that evaluates to a
+	// list.
+	Items *Value
+	// Body is the activity a forEach runs once per item, seeing item and
+	// index; its result is collected, it has no next of its own.
+	Body string
+	// Parallel runs a forEach's iterations at once (at most MaxConcurrency
+	// of them when that is set); otherwise one after the other.
+	Parallel bool
+	// MaxConcurrency bounds the iterations of a parallel forEach that run
+	// at once; zero means no bound.
+	MaxConcurrency int
+	// CompletionCondition ends a forEach early once it holds, cancelling
+	// the iterations still running; it sees iterations (count,
+	// completed, results).
+	CompletionCondition *Value
 
 	// ErrorMessage of a fail activity.
 	ErrorMessage *Value

@@ -23,6 +23,9 @@ const (
 	// EdgeError is followed on the business error named in Label ("*" for
 	// any).
 	EdgeError EdgeKind = "onError"
+	// EdgeBody leads from a forEach to the activity it runs per item; the
+	// body returns to the forEach instead of following a transition.
+	EdgeBody EdgeKind = "body"
 	// EdgeCompensate leads to the activity that undoes this one; it is
 	// followed only while compensating.
 	EdgeCompensate EdgeKind = "compensate"
@@ -63,6 +66,7 @@ func (a *Activity) Edges() []Edge {
 	for _, b := range a.Branches {
 		add(EdgeBranch, "", b)
 	}
+	add(EdgeBody, "", a.Body)
 	add(EdgeTimeout, "", a.OnTimeout)
 	names := make([]string, 0, len(a.OnError))
 	for name := range a.OnError {

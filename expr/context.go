@@ -37,6 +37,18 @@ type Context struct {
 	// Response is the response an http activity's response rules see, nil
 	// otherwise.
 	Response map[string]any
+	// Iteration is the forEach iteration an activity runs in, seen as item
+	// and index; nil outside a forEach body.
+	Iteration *Iteration
+	// Iterations is what a forEach's completion condition sees as
+	// iterations: count, completed and results; nil otherwise.
+	Iterations map[string]any
+}
+
+// Iteration is one iteration of a forEach.
+type Iteration struct {
+	Item  any
+	Index int
 }
 
 // Instance is the instance expressions see as the variable instance.
@@ -115,6 +127,19 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return unset("secrets", "in the request of an http activity"), true
 		}
 		return a.Secrets, true
+	case "item", "index":
+		if a.Iteration == nil {
+			return unset(name, "in the body of a forEach"), true
+		}
+		if name == "index" {
+			return int64(a.Iteration.Index), true
+		}
+		return a.Iteration.Item, true
+	case "iterations":
+		if a.Iterations == nil {
+			return unset("iterations", "in the completionCondition of a forEach"), true
+		}
+		return a.Iterations, true
 	case "response":
 		if a.Response == nil {
 			return unset("response", "in the response rules of an http activity"), true
