@@ -111,7 +111,7 @@ func (s *instState) exprContext() *expr.Context {
 			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
 		},
-		Now:     s.t.now,
+		Now:       s.t.now,
 		Task:      s.task,
 		Message:   s.message,
 		Iteration: s.iter,
