@@ -100,13 +100,16 @@ func (s *instState) exec(id string) *execution {
 
 // exprContext is what expressions of this instance see.
 func (s *instState) exprContext() *expr.Context {
-	if s.steps == nil {
-		s.buildSteps()
-	}
 	return &expr.Context{
 		Input: s.input,
 		Vars:  s.vars,
 		Steps: s.steps,
+		StepsFunc: func() map[string]any {
+			if s.steps == nil {
+				s.buildSteps()
+			}
+			return s.steps
+		},
 		Instance: expr.Instance{
 			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
@@ -342,6 +345,9 @@ func (s *instState) write() error {
 		if !x.dirty {
 			continue
 		}
+		// The instance is written with any change to its executions: its
+		// version then tells which executions it has (see execCache).
+		s.changed = true
 		if x.loopDirty {
 			x.rec.Input = mustJSON(x.loop)
 			x.loopDirty = false

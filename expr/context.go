@@ -21,6 +21,9 @@ type Context struct {
 	Vars map[string]any
 	// Steps holds the outputs of completed activities by activity id.
 	Steps map[string]any
+	// StepsFunc, when Steps is nil, supplies it on the first use of steps:
+	// an expression that does not use steps costs nothing.
+	StepsFunc func() map[string]any
 	// Instance describes the running instance.
 	Instance Instance
 	// Now is the evaluation time. When zero, expressions that use now fail
@@ -92,6 +95,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.Vars, true
 	case "steps":
+		if a.Steps == nil && a.StepsFunc != nil {
+			a.Steps = a.StepsFunc()
+		}
 		if a.Steps == nil {
 			return map[string]any{}, true
 		}
