@@ -337,6 +337,7 @@ func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
 	case x.isNew:
 		// This arrival folds into the open join execution.
 		s.execs = slices.DeleteFunc(s.execs, func(o *execution) bool { return o == x })
+		delete(s.byID, x.rec.ID)
 		s.t.events = slices.DeleteFunc(s.t.events, func(ev *Event) bool { return ev.ExecutionID == x.rec.ID })
 	default:
 		// A deferred arrival was stored already: close it.

@@ -104,6 +104,14 @@ func (s *instState) unsuspend() error {
 // suspended) runs as a step first.
 func (s *instState) rescheduleScheduled() error {
 	for _, x := range s.execs {
+		if x.rec.Status == ExecWaiting && x.rec.Type == string(definition.TypeForEach) {
+			// A forEach may have iterations still to start: its next
+			// batch (a no-op when there is none).
+			if err := s.enqueueKind(x, workStep, "", s.t.now); err != nil {
+				return err
+			}
+			continue
+		}
 		if x.rec.Status != ExecScheduled || x.isNew {
 			continue
 		}

@@ -16,12 +16,27 @@ import (
 const fanOutBatch = 100
 
 // loopState is what a forEach execution keeps in its input while its
-// iterations run: the items (evaluated once, when it starts), how many
-// iterations started and how many ended.
+// iterations run: how many items there are, how many iterations started and
+// how many ended, and the items (evaluated once, when it starts). The
+// items stay as stored JSON, split into a list only while iterations are
+// still to start: the many steps that record an iteration's end neither
+// decode nor encode them.
 type loopState struct {
-	Items   []json.RawMessage `json:"items"`
-	Started int               `json:"started"`
-	Done    int               `json:"done"`
+	Count   int             `json:"count"`
+	Started int             `json:"started"`
+	Done    int             `json:"done"`
+	Items   json.RawMessage `json:"items"`
+	items   []json.RawMessage
+}
+
+// item returns item i.
+func (st *loopState) item(i int) (json.RawMessage, error) {
+	if st.items == nil {
+		if err := json.Unmarshal(st.Items, &st.items); err != nil {
+			return nil, fmt.Errorf("forEach items: %w", err)
+		}
+	}
+	return st.items[i], nil
 }
 
 // loopOf returns the state of a forEach execution, decoded once per step;
@@ -53,13 +68,20 @@ func (s *instState) startForEach(a *definition.Activity, x *execution) error {
 	if !ok && v != nil {
 		return s.failActivity(a, x, ErrorInfo{Code: CodePermanent, Message: fmt.Sprintf("items: must be a list, not %T", v)})
 	}
-	st := &loopState{Items: make([]json.RawMessage, len(list))}
+	if list == nil {
+		list = []any{}
+	}
+	st := &loopState{Count: len(list)}
+	if st.Items, err = encodeJSON(list); err != nil {
+		return s.failActivity(a, x, evalError("items", err))
+	}
+	st.items = make([]json.RawMessage, len(list))
 	for i, item := range list {
-		if st.Items[i], err = encodeJSON(item); err != nil {
+		if st.items[i], err = encodeJSON(item); err != nil {
 			return s.failActivity(a, x, evalError(fmt.Sprintf("items[%d]", i), err))
 		}
-		if st.Items[i] == nil {
-			st.Items[i] = json.RawMessage("null")
+		if st.items[i] == nil {
+			st.items[i] = json.RawMessage("null")
 		}
 	}
 	x.loop = st
@@ -81,7 +103,7 @@ func (s *instState) fanOut(a *definition.Activity, x *execution) error {
 	}
 	limit := 1
 	if a.Parallel {
-		limit = len(st.Items)
+		limit = st.Count
 		if a.MaxConcurrency > 0 {
 			limit = a.MaxConcurrency
 		}
@@ -91,18 +113,22 @@ func (s *instState) fanOut(a *definition.Activity, x *execution) error {
 	}
 	x.fanning = true
 	defer func() { x.fanning = false }()
-	for started := 0; x.rec.Status == ExecWaiting && st.Started < len(st.Items) && st.Started-st.Done < limit; started++ {
+	for started := 0; x.rec.Status == ExecWaiting && st.Started < st.Count && st.Started-st.Done < limit; started++ {
 		if started == fanOutBatch {
 			return s.enqueue(x, "", s.t.now)
 		}
 		i := st.Started
+		item, err := st.item(i)
+		if err != nil {
+			return err
+		}
 		st.Started++
 		x.loopChanged()
-		if err := s.enter(a.Body, x.token().iterate(x.rec.ID, i, st.Items[i])); err != nil {
+		if err := s.enter(a.Body, x.token().iterate(x.rec.ID, i, item)); err != nil {
 			return err
 		}
 	}
-	if x.rec.Status == ExecWaiting && st.Done == len(st.Items) {
+	if x.rec.Status == ExecWaiting && st.Done == st.Count {
 		return s.finishForEach(a, x)
 	}
 	return nil
@@ -127,7 +153,7 @@ func (s *instState) iterationDone(x *execution) error {
 	if a.CompletionCondition != nil {
 		results := s.loopResults(lx)
 		c := s.exprContext()
-		c.Iterations = map[string]any{"count": int64(len(st.Items)), "completed": int64(len(results)), "results": results}
+		c.Iterations = map[string]any{"count": int64(st.Count), "completed": int64(len(results)), "results": results}
 		ok, err := a.CompletionCondition.EvalBool(s.t.ctx, c)
 		if err != nil {
 			return s.failActivity(a, lx, evalError("completionCondition", err))

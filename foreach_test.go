@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -79,7 +80,8 @@ activities:
 		in, err := json.Marshal(map[string]any{"numbers": numbers})
 		require.NoError(t, err)
 		inst := b.start("squares", string(in))
-		done := b.waitStatus(inst.ID, store.InstanceCompleted)
+		// 1,000 items seven at a time take a while on a loaded machine.
+		done := b.waitStatusWithin(inst.ID, store.InstanceCompleted, 2*time.Minute)
 		got := vars(t, done)["squares"].([]any)
 		require.Len(t, got, n)
 		for i, v := range got {

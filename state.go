@@ -54,6 +54,8 @@ type instState struct {
 	// rescheduled is set once the step has queued again what a suspension
 	// held back.
 	rescheduled bool
+	// byID indexes execs by id once the instance has many (see exec).
+	byID map[string]*execution
 	// doneCount counts the executions completed in this transaction.
 	doneCount int
 	// iter is the forEach iteration of the execution being run, which
@@ -90,12 +92,21 @@ func (x *execution) active() bool {
 func (s *instState) traceID() string { return s.inst.ID }
 
 func (s *instState) exec(id string) *execution {
-	for _, x := range s.execs {
-		if x.rec.ID == id {
-			return x
+	if len(s.execs) < 64 {
+		for _, x := range s.execs {
+			if x.rec.ID == id {
+				return x
+			}
+		}
+		return nil
+	}
+	if len(s.byID) != len(s.execs) { // built on first use; rebuilt when out of step
+		s.byID = make(map[string]*execution, len(s.execs))
+		for _, x := range s.execs {
+			s.byID[x.rec.ID] = x
 		}
 	}
-	return nil
+	return s.byID[id]
 }
 
 // exprContext is what expressions of this instance see.
@@ -171,6 +182,9 @@ func (s *instState) newExecution(activityID, typ string, tok *token) *execution 
 		isNew: true, dirty: true, tok: tok, tokDecoded: true,
 	}
 	s.execs = append(s.execs, x)
+	if s.byID != nil {
+		s.byID[x.rec.ID] = x
+	}
 	s.changed = true
 	return x
 }
