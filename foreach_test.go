@@ -253,3 +253,27 @@ func TestForEachValidation(t *testing.T) {
 		require.Empty(t, defs, "nothing deployed")
 	})
 }
+
+// TestForEachNested: a forEach whose body is a forEach; the inner one sees
+// its own item, and each level collects in item order.
+func TestForEachNested(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{"cell": echo("cell")}})
+		b.deploy(`
+id: grid
+activities:
+  - {id: rows, type: forEach, items: '${ input.rows }', parallel: true, body: cols, output: grid}
+  - {id: cols, type: forEach, items: '${ item }', body: cell}
+  - {id: cell, type: task, handler: cell, input: '${ item * 10 + index }'}
+`)
+		inst := b.start("grid", `{"rows":[[1,2],[3],[]]}`)
+		done := b.waitStatus(inst.ID, store.InstanceCompleted)
+		cell := func(n float64) any { return map[string]any{"by": "cell", "in": n} }
+		require.Equal(t, []any{
+			[]any{cell(10), cell(21)},
+			[]any{cell(30)},
+			[]any{},
+		}, vars(t, done)["grid"])
+	})
+}
