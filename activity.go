@@ -147,6 +147,9 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 
 	case definition.TypeForEach:
 		return s.startForEach(a, x)
+
+	case definition.TypeFirstOf:
+		return s.startRace(a, x)
 	}
 	return fmt.Errorf("activity %s: unsupported type %q", a.ID, a.Type)
 }
@@ -187,6 +190,13 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 	s.t.emit(s, EventActivityCompleted, x, nil)
 	if isCompensation(x) {
 		return nil
+	}
+	if tok != nil && tok.Race != "" {
+		// The first branch of a firstOf to finish wins, in this step.
+		if err := s.winRace(x, tok.Race); err != nil {
+			return err
+		}
+		tok = tok.won()
 	}
 	if next == "" {
 		if inLoop && s.endsIteration(x) {

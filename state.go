@@ -54,6 +54,8 @@ type instState struct {
 	// rescheduled is set once the step has queued again what a suspension
 	// held back.
 	rescheduled bool
+	// raceWon holds the firstOf executions whose race was won in this step.
+	raceWon map[string]bool
 	// byID indexes execs by id once the instance has many (see exec).
 	byID map[string]*execution
 	// doneCount counts the executions completed in this transaction.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -136,16 +137,29 @@ func (t *txn) fire(bookmarkID string) error {
 	case store.BookmarkUserAction:
 		t.emit(s, EventTaskExpired, x, map[string]any{"taskId": b.ID})
 		s.setStatus(x, ExecExpired)
-		return s.enter(a.OnTimeout, x.token())
+		return s.expired(a, x)
 	case store.BookmarkExternalMessage:
 		t.emit(s, EventMessageTimedOut, x, map[string]any{"message": a.Message})
 		if a.OnTimeout != "" {
 			s.setStatus(x, ExecExpired)
-			return s.enter(a.OnTimeout, x.token())
+			return s.expired(a, x)
 		}
 		return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: "no " + a.Message + " message arrived in time"})
 	}
 	return nil
+}
+
+// expired follows the onTimeout of a wait that timed out. A branch of a
+// firstOf that times out has finished first: it wins.
+func (s *instState) expired(a *definition.Activity, x *execution) error {
+	tok := x.token()
+	if tok != nil && tok.Race != "" {
+		if err := s.winRace(x, tok.Race); err != nil {
+			return err
+		}
+		tok = tok.won()
+	}
+	return s.enter(a.OnTimeout, tok)
 }
 
 // Start runs the engine's background services — task workers, the timer

@@ -15,6 +15,26 @@ import (
 type token struct {
 	Frames []forkFrame `json:"f,omitempty"`
 	Iter   *iteration  `json:"it,omitempty"`
+	// Race is the firstOf execution whose branch this wait is: the first
+	// of its branches to finish wins.
+	Race string `json:"r,omitempty"`
+}
+
+// racing returns the token of a branch of the firstOf execution raceID.
+func (t *token) racing(raceID string) *token {
+	out := &token{Race: raceID}
+	if t != nil {
+		out.Frames, out.Iter = t.Frames, t.Iter
+	}
+	return out
+}
+
+// won returns the token that goes on from a firstOf's winning branch.
+func (t *token) won() *token {
+	if t == nil {
+		return nil
+	}
+	return &token{Frames: t.Frames, Iter: t.Iter}
 }
 
 // iteration is one iteration of a forEach a token belongs to.
@@ -74,7 +94,7 @@ func (t *token) up(depth int) *token {
 	if t == nil {
 		return nil
 	}
-	return &token{Frames: t.Frames[:depth], Iter: t.Iter}
+	return &token{Frames: t.Frames[:depth], Iter: t.Iter, Race: t.Race}
 }
 
 // share is the part of the fork at depth that this token stands for: one
@@ -90,7 +110,7 @@ func (t *token) share(depth int) *big.Rat {
 // encode stores a token; the main path's is {}, so that a NULL token
 // marks an execution made before tokens existed (see arriveAtJoin).
 func (t *token) encode() json.RawMessage {
-	if t == nil || len(t.Frames) == 0 && t.Iter == nil {
+	if t == nil || len(t.Frames) == 0 && t.Iter == nil && t.Race == "" {
 		return json.RawMessage(`{}`)
 	}
 	return mustJSON(t)

@@ -372,7 +372,7 @@ func (d *activityDecoder) finish() {
 		}
 	case TypeSwitch:
 		require("cases")
-	case TypeParallel:
+	case TypeParallel, TypeFirstOf:
 		require("branches")
 		if d.has("branches") && len(a.Branches) == 0 {
 			s.add("branches", d.set["branches"], "must list at least one activity")

@@ -108,13 +108,14 @@ const (
 	TypeFail        ActivityType = "fail"
 	TypeEnd         ActivityType = "end"
 	TypeForEach     ActivityType = "forEach"
+	TypeFirstOf     ActivityType = "firstOf"
 )
 
 // ActivityTypes lists every activity type in documentation order.
 func ActivityTypes() []ActivityType {
 	return []ActivityType{
 		TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSwitch, TypeParallel,
-		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFail, TypeEnd,
+		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFirstOf, TypeFail, TypeEnd,
 	}
 }
 
@@ -152,6 +153,8 @@ func (t ActivityType) Fields() []string {
 		own = []string{"event", "payload", "next", "output", "compensate"}
 	case TypeSubworkflow:
 		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate"}
+	case TypeFirstOf:
+		own = []string{"branches", "output"}
 	case TypeForEach:
 		own = []string{"items", "body", "parallel", "maxConcurrency", "completionCondition", "next", "output", "onError"}
 	case TypeFail:
@@ -240,7 +243,8 @@ type Activity struct {
 	// Default is the activity a switch continues with when no case matches.
 	Default string
 
-	// Branches a parallel activity starts.
+	// Branches a parallel activity starts; for a firstOf, the waits
+	// (userTask, receive, timer) of which the first to finish wins.
 	Branches []string
 
 	// Vars a set activity assigns, in the order written. The engine

@@ -72,6 +72,18 @@ func (p *parser) validateGraph(def *Definition) {
 			p.metas[slices.Index(def.Activities, a)].scope.add("", a.Line, "is the body of %d forEach activities; give each its own", n)
 		}
 	}
+	// The branches of a firstOf are waits: the first to finish wins.
+	for i, a := range def.Activities {
+		if a.Type != TypeFirstOf {
+			continue
+		}
+		for k, b := range a.Branches {
+			if t, ok := def.index[b]; ok && !t.Type.IsWait() {
+				p.metas[i].scope.add(fmt.Sprintf("branches[%d]", k), a.Line,
+					"branch %q is %s activity; the branches of a firstOf are waits: userTask, receive or timer", b, article(t.Type))
+			}
+		}
+	}
 	g := newGraph(def, p.metas)
 	if startOK {
 		p.checkReachable(g)
