@@ -92,13 +92,14 @@ func bodyLabel(a *definition.Activity) string {
 }
 
 // nodeShape picks the Mermaid shape of an activity: stadiums end the flow,
-// a rhombus decides, hexagons fork and join, parallelograms wait,
+// a rhombus decides (a switch, or a firstOf's race), hexagons fork and
+// join, parallelograms wait,
 // subroutines loop over items.
 func nodeShape(t definition.ActivityType) (open, closing string) {
 	switch t {
 	case definition.TypeEnd, definition.TypeFail:
 		return "([", "])"
-	case definition.TypeSwitch:
+	case definition.TypeSwitch, definition.TypeFirstOf:
 		return "{", "}"
 	case definition.TypeParallel, definition.TypeJoin:
 		return "{{", "}}"
