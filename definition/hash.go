@@ -104,6 +104,13 @@ func canonicalActivity(a *Activity) map[string]any {
 	putInt(m, "version", a.Version)
 	putValue(m, "errorMessage", a.ErrorMessage)
 	put(m, "errorCode", a.ErrorCode)
+	putValue(m, "items", a.Items)
+	put(m, "body", a.Body)
+	if a.Parallel {
+		m["parallel"] = true
+	}
+	putInt(m, "maxConcurrency", a.MaxConcurrency)
+	putValue(m, "completionCondition", a.CompletionCondition)
 	return m
 }
 

@@ -2,6 +2,7 @@ package definition
 
 import (
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -30,4 +31,28 @@ activities:
 `))
 	require.NoError(t, err)
 	require.Equal(t, 0, def.JoinDepth("all"), "one join closes the outer fork and both nested ones")
+}
+
+// Every forEach field is part of the definition's meaning.
+func TestHashForEachFields(t *testing.T) {
+	t.Parallel()
+	const base = `
+id: h
+activities:
+  - {id: each, type: forEach, items: '${ input.xs }', parallel: true, maxConcurrency: 3, body: work, completionCondition: '${ iterations.completed > 1 }'}
+  - {id: work, type: task, handler: h}
+`
+	baseDef, err := Parse([]byte(base))
+	require.NoError(t, err)
+	for _, change := range [][2]string{
+		{"input.xs", "input.ys"},
+		{"parallel: true, maxConcurrency: 3", "parallel: true"},
+		{"maxConcurrency: 3", "maxConcurrency: 4"},
+		{"iterations.completed > 1", "iterations.completed > 2"},
+		{"parallel: true, maxConcurrency: 3, ", ""},
+	} {
+		def, err := Parse([]byte(strings.Replace(base, change[0], change[1], 1)))
+		require.NoError(t, err, change)
+		require.NotEqual(t, baseDef.Hash(), def.Hash(), "%q -> %q", change[0], change[1])
+	}
 }
