@@ -35,8 +35,20 @@ func (s *instState) enter(id string, tok *token) error {
 	return s.run(a, x)
 }
 
-// run executes a scheduled execution of a.
+// run executes a scheduled execution of a, and arms its boundary timers if
+// it is left running or waiting.
 func (s *instState) run(a *definition.Activity, x *execution) error {
+	if err := s.runActivity(a, x); err != nil {
+		return err
+	}
+	if len(a.Boundary) > 0 && x.active() {
+		return s.armBoundary(a, x)
+	}
+	return nil
+}
+
+// runActivity does what an activity of a's type does.
+func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 	s.t.budget--
 	ctx := s.t.ctx
 	outer := s.iter
@@ -182,6 +194,11 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 	}
 	x.rec.Output = out
 	s.setStatus(x, ExecCompleted)
+	if len(a.Boundary) > 0 {
+		if err := s.closeExecBookmarks(x); err != nil {
+			return err
+		}
+	}
 	tok := x.token()
 	inLoop := tok != nil && tok.Iter != nil
 	if a.Output != "" && output != nil && !inLoop {
@@ -213,6 +230,11 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	info.ActivityID = a.ID
 	x.rec.Error = info.json()
 	s.setStatus(x, ExecFailed)
+	if len(a.Boundary) > 0 {
+		if err := s.closeExecBookmarks(x); err != nil {
+			return err
+		}
+	}
 	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "class": info.Code})
 	if isCompensation(x) {
 		// A compensation that fails leaves the instance for an operator;

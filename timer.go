@@ -122,6 +122,12 @@ func (t *txn) fire(bookmarkID string) error {
 		return s.fail(store.InstanceTimedOut, info)
 	}
 	x := s.exec(b.ExecutionID)
+	if i, ok := boundaryIndex(b.Key); ok {
+		if x == nil || !x.active() || s.status.Finished() {
+			return nil
+		}
+		return s.boundaryFired(s.activityFor(x), x, i, b)
+	}
 	if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
 		return nil
 	}

@@ -139,6 +139,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Event = p.name(s, key, v)
 	case "payload":
 		a.Payload = p.value(s, key, v, expr.KindAny)
+	case "boundary":
+		d.decodeBoundary(v)
 	case "items":
 		a.Items = p.value(s, key, v, expr.KindAny)
 		if lit, ok := a.Items.Literal(); ok && a.Items != nil {
@@ -159,6 +161,46 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 	case "version":
 		a.Version = p.integer(s, key, v, 1, 1<<31-1)
 	}
+}
+
+// decodeBoundary decodes the boundary timers of an activity.
+func (d *activityDecoder) decodeBoundary(n *yaml.Node) {
+	p, s := d.p, d.s
+	p.sequence(s, "boundary", n, func(i int, item *yaml.Node) {
+		field := "boundary" + index(i)
+		ev := BoundaryEvent{Interrupting: true, Line: item.Line}
+		seen := map[string]bool{}
+		ok := p.mapping(s, field, item, func(key string, keyNode, v *yaml.Node) {
+			seen[key] = true
+			f := join(field, key)
+			switch key {
+			case "after":
+				ev.After = p.duration(s, f, v)
+			case "at":
+				ev.At = p.value(s, f, v, expr.KindTimestamp)
+			case "every":
+				ev.Every = p.duration(s, f, v)
+			case "interrupting":
+				ev.Interrupting = p.boolean(s, f, v)
+			case "next":
+				ev.Next = d.target(f, v, EdgeBoundary)
+			default:
+				s.add(f, keyNode.Line, "unknown field %q%s", key, suggest(key, []string{"after", "at", "every", "interrupting", "next"}))
+			}
+		})
+		if !ok {
+			return
+		}
+		switch {
+		case seen["after"] == seen["at"]:
+			s.add(field, item.Line, "a boundary timer needs exactly one of after or at")
+		case !seen["next"]:
+			s.add(field, item.Line, "missing required field %q", "next")
+		case seen["every"] && ev.Interrupting:
+			s.add(join(field, "every"), item.Line, "every needs interrupting: false (an interrupting timer fires once)")
+		}
+		d.a.Boundary = append(d.a.Boundary, ev)
+	})
 }
 
 // target decodes an activity id a transition leads to and records it for

@@ -132,13 +132,13 @@ func (t ActivityType) Fields() []string {
 	var own []string
 	switch t {
 	case TypeTask:
-		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError"}
+		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError", "boundary"}
 	case TypeHTTP:
-		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError"}
+		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError", "boundary"}
 	case TypeUserTask:
-		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate"}
+		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeReceive:
-		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate"}
+		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeTimer:
 		own = []string{"duration", "until", "next", "output"}
 	case TypeSwitch:
@@ -152,7 +152,7 @@ func (t ActivityType) Fields() []string {
 	case TypeEmit:
 		own = []string{"event", "payload", "next", "output", "compensate"}
 	case TypeSubworkflow:
-		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate"}
+		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate", "boundary"}
 	case TypeFirstOf:
 		own = []string{"branches", "output"}
 	case TypeForEach:
@@ -279,10 +279,34 @@ type Activity struct {
 	// completed, results).
 	CompletionCondition *Value
 
+	// Boundary events of an activity that waits (task, http, userTask,
+	// receive, subworkflow): timers that, while it runs or waits, cancel
+	// it and take their own path (interrupting), or start a path beside
+	// it (non-interrupting, possibly repeating).
+	Boundary []BoundaryEvent
+
 	// ErrorMessage of a fail activity.
 	ErrorMessage *Value
 	// ErrorCode of a fail activity, machine readable.
 	ErrorCode string
+}
+
+// BoundaryEvent is a timer attached to an activity.
+type BoundaryEvent struct {
+	// After is how long after the activity starts the timer fires.
+	After time.Duration
+	// At is when it fires instead: an expression giving a timestamp.
+	At *Value
+	// Every repeats a non-interrupting timer at this interval after its
+	// first firing, for as long as the activity lasts.
+	Every time.Duration
+	// Interrupting cancels the activity when the timer fires (the
+	// default); otherwise the activity stays and a path starts beside it.
+	Interrupting bool
+	// Next is the activity the timer's path starts with.
+	Next string
+	// Line is the line of the event in the source.
+	Line int
 }
 
 // HTTPRequest describes an outgoing HTTP call.

@@ -110,6 +110,17 @@ func canonicalActivity(a *Activity) map[string]any {
 		m["parallel"] = true
 	}
 	putInt(m, "maxConcurrency", a.MaxConcurrency)
+	if len(a.Boundary) > 0 {
+		events := make([]any, len(a.Boundary))
+		for i, ev := range a.Boundary {
+			e := map[string]any{"next": ev.Next, "interrupting": ev.Interrupting}
+			putDuration(e, "after", ev.After)
+			putValue(e, "at", ev.At)
+			putDuration(e, "every", ev.Every)
+			events[i] = e
+		}
+		m["boundary"] = events
+	}
 	putValue(m, "completionCondition", a.CompletionCondition)
 	return m
 }
