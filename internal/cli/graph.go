@@ -115,6 +115,8 @@ func edgeLabel(e definition.Edge) string {
 	switch e.Kind {
 	case definition.EdgeOutcome, definition.EdgeCase:
 		return e.Label
+	case definition.EdgeBoundary:
+		return "boundary: " + e.Label
 	case definition.EdgeDefault, definition.EdgeTimeout, definition.EdgeCompensate:
 		return string(e.Kind)
 	case definition.EdgeError:
