@@ -87,6 +87,9 @@ func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 		return s.complete(a, x, nil, a.Next)
 
 	case definition.TypeSwitch:
+		if a.Inclusive {
+			return s.runInclusive(a, x)
+		}
 		c := s.exprContext()
 		for i, cs := range a.Cases {
 			ok, err := cs.When.EvalBool(ctx, c)

@@ -1,6 +1,8 @@
 package waymark
 
 import (
+	"fmt"
+
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
 )
@@ -61,6 +63,41 @@ func (s *instState) winRace(winner *execution, raceID string) error {
 			ID: b.ID, ConsumedBy: "engine", ConsumeKey: consumeClosed, At: s.t.now,
 		}); err != nil {
 			return raced(err)
+		}
+	}
+	return nil
+}
+
+// runInclusive runs an inclusive switch: every case that holds starts its
+// path at once, each a branch of a fork of the matching cases (the default
+// alone when none holds), so a join after them waits for exactly the
+// branches that were taken.
+func (s *instState) runInclusive(a *definition.Activity, x *execution) error {
+	c := s.exprContext()
+	var cases []any
+	var next []string
+	for i, cs := range a.Cases {
+		ok, err := cs.When.EvalBool(s.t.ctx, c)
+		if err != nil {
+			return s.failActivity(a, x, evalError(fmt.Sprintf("cases[%d].when", i), err))
+		}
+		if ok {
+			cases = append(cases, i)
+			next = append(next, cs.Next)
+		}
+	}
+	if len(next) == 0 {
+		if a.Default == "" {
+			return s.failActivity(a, x, ErrorInfo{Code: CodePermanent, Message: "no case matched and the switch has no default"})
+		}
+		cases, next = []any{"default"}, []string{a.Default}
+	}
+	if err := s.complete(a, x, map[string]any{"cases": cases, "next": next}, ""); err != nil {
+		return err
+	}
+	for i, to := range next {
+		if err := s.enter(to, x.token().fork(x.rec.ID, i, len(next))); err != nil {
+			return err
 		}
 	}
 	return nil

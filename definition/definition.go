@@ -142,7 +142,7 @@ func (t ActivityType) Fields() []string {
 	case TypeTimer:
 		own = []string{"duration", "until", "next", "output"}
 	case TypeSwitch:
-		own = []string{"cases", "default", "output"}
+		own = []string{"cases", "default", "inclusive", "output"}
 	case TypeParallel:
 		own = []string{"branches", "output"}
 	case TypeJoin:
@@ -164,6 +164,12 @@ func (t ActivityType) Fields() []string {
 		return nil
 	}
 	return append(base, own...)
+}
+
+// Forks reports whether the activity starts several paths a join can
+// close: a parallel, or an inclusive switch.
+func (a *Activity) Forks() bool {
+	return a.Type == TypeParallel || a.Type == TypeSwitch && a.Inclusive
 }
 
 // Activity is one node of the workflow graph. Only the fields of its Type
@@ -242,6 +248,9 @@ type Activity struct {
 	Cases []Case
 	// Default is the activity a switch continues with when no case matches.
 	Default string
+	// Inclusive makes a switch take every case that matches, at once (a
+	// fork of the matching cases that a join closes), not only the first.
+	Inclusive bool
 
 	// Branches a parallel activity starts; for a firstOf, the waits
 	// (userTask, receive, timer) of which the first to finish wins.

@@ -109,6 +109,9 @@ func canonicalActivity(a *Activity) map[string]any {
 	if a.Parallel {
 		m["parallel"] = true
 	}
+	if a.Inclusive {
+		m["inclusive"] = true
+	}
 	putInt(m, "maxConcurrency", a.MaxConcurrency)
 	if len(a.Boundary) > 0 {
 		events := make([]any, len(a.Boundary))

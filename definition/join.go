@@ -101,10 +101,10 @@ func (fs *forkStacks) propagate(g *graph, start int) {
 		fs.in[i][key] = it.stack
 		a := g.def.Activities[i]
 		next := it.stack
-		switch a.Type {
-		case TypeParallel:
+		switch {
+		case a.Forks():
 			next = append(slices.Clone(it.stack), i)
-		case TypeJoin:
+		case a.Type == TypeJoin:
 			o, ok := fs.out[i]
 			if !ok {
 				continue // known in a later pass
@@ -179,8 +179,12 @@ func (p *parser) checkForkJoins(g *graph) {
 		for _, f := range forks {
 			for _, b := range g.flow[f] {
 				if path := g.bypass(b, i); path != nil {
-					p.metas[i].scope.add("", a.Line, "join can never fire: branch %q of parallel %q can end without arriving here (%s)",
-						g.def.Activities[b].ID, g.def.Activities[f].ID, strings.Join(path, " -> "))
+					what := "parallel"
+					if g.def.Activities[f].Type == TypeSwitch {
+						what = "inclusive switch"
+					}
+					p.metas[i].scope.add("", a.Line, "join can never fire: branch %q of %s %q can end without arriving here (%s)",
+						g.def.Activities[b].ID, what, g.def.Activities[f].ID, strings.Join(path, " -> "))
 				}
 			}
 		}

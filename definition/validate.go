@@ -192,7 +192,7 @@ func (p *parser) checkReachable(g *graph) {
 func (p *parser) checkJoins(g *graph) {
 	var forks []int
 	for i, a := range g.def.Activities {
-		if a.Type == TypeParallel {
+		if a.Forks() {
 			forks = append(forks, g.flow[i]...)
 		}
 	}
