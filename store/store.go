@@ -136,6 +136,32 @@ type Executor interface {
 	// none was recorded.
 	BreakerReset(ctx context.Context, name string, now time.Time) (*Breaker, error)
 
+	// InstanceCountsAdd adds to the maintained instance counts; the engine
+	// calls it in every transaction that creates an instance or changes a
+	// status.
+	InstanceCountsAdd(ctx context.Context, p *InstanceCountsAddParams) error
+	// InstanceCounts returns the maintained counts by definition and
+	// status, leaving out zeros.
+	InstanceCounts(ctx context.Context) ([]*InstanceCount, error)
+	// InstanceListIdle lists instances in a status not updated since a
+	// time, oldest first.
+	InstanceListIdle(ctx context.Context, p *InstanceListIdleParams) ([]*Instance, error)
+	// ExecutionListRetrying lists activity executions waiting for another
+	// attempt after a failure, in instances that still run, oldest
+	// instance update first.
+	ExecutionListRetrying(ctx context.Context, limit int) ([]*RetryingExecution, error)
+	// UserTaskStats counts the open user tasks and finds the oldest.
+	UserTaskStats(ctx context.Context) (*UserTaskStats, error)
+	// ServiceLeaseAcquire takes or renews the lease on a singleton service
+	// and reports whether p.Owner holds it now.
+	ServiceLeaseAcquire(ctx context.Context, p *ServiceLeaseAcquireParams) (bool, error)
+	// ServiceLeaseList returns the service leases by name.
+	ServiceLeaseList(ctx context.Context) ([]*ServiceLease, error)
+	// AlertStateList returns the recorded alert states by name.
+	AlertStateList(ctx context.Context) ([]*AlertState, error)
+	// AlertStatePut records an alert's state.
+	AlertStatePut(ctx context.Context, st *AlertState) error
+
 	// InboxInsert records (Source, MessageID) as accepted. If it was
 	// accepted before, it returns the first entry (with its result) and
 	// ErrDuplicate, and changes nothing.
