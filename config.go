@@ -1,11 +1,15 @@
 package waymark
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Clock tells the engine the time. By default the engine uses the
@@ -102,6 +106,19 @@ type Config struct {
 	HTTP HTTPConfig
 	// Breakers configures the named circuit breakers of http activities.
 	Breakers BreakerConfig
+
+	// TracerProvider makes the engine's spans: one per step transaction,
+	// task handler run and http call, in one trace per instance. Defaults
+	// to none (no spans, no cost).
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the engine's metrics (see
+	// docs/observability.md). Defaults to none.
+	MeterProvider metric.MeterProvider
+
+	// DeadEventsFunc, if set, lists undelivered events for Attention (the
+	// outbox dispatcher knows them per sink). Defaults to the outbox's dead
+	// rows.
+	DeadEventsFunc func(ctx context.Context, limit int) ([]DeadEvent, error)
 
 	// OnEvent, if set, is called after every commit with the events the
 	// commit wrote, in order, including those of emit activities. It runs

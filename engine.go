@@ -11,6 +11,7 @@ import (
 
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/internal/resilience"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -33,6 +34,8 @@ type Engine struct {
 	workWake  chan struct{}
 	timerWake chan struct{}
 	results   chan *taskResult
+
+	tel *telemetry.Telemetry
 
 	httpClient *http.Client
 	calls      *resilience.Runner
@@ -66,7 +69,13 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	tel, err := telemetry.New(cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("engine: telemetry: %w", err)
+	}
+	cfg.Logger = slog.New(telemetry.LogHandler(cfg.Logger.Handler()))
 	e := &Engine{
+		tel: tel,
 		store: s, cfg: cfg, clock: cfg.Clock,
 		defs:       map[defKey]*compiledDef{},
 		workWake:   make(chan struct{}, 1),
@@ -74,6 +83,11 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 		results:    make(chan *taskResult, cfg.Workers),
 		httpClient: newHTTPClient(&cfg.HTTP),
 		calls:      resilience.NewRunner(cfg.HTTP.PerTarget),
+	}
+	if cfg.MeterProvider != nil {
+		if err := e.registerGauges(); err != nil {
+			return nil, fmt.Errorf("engine: metrics: %w", err)
+		}
 	}
 	if e.clock == nil {
 		c := newDBClock(s, cfg.localClock)
@@ -233,10 +247,10 @@ func levelFor(eventType string) slog.Level {
 
 // Log attribute keys.
 const (
-	logInstanceID = "instance_id"
-	logActivityID = "activity_id"
-	logTraceID    = "trace_id"
-	logDefinition = "definition"
+	logInstanceID = telemetry.LogInstanceID
+	logActivityID = telemetry.LogActivityID
+	logTraceID    = telemetry.LogTraceID
+	logDefinition = telemetry.LogDefinition
 )
 
 func eventAttrs(ev *Event) []slog.Attr {

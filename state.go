@@ -54,6 +54,8 @@ type instState struct {
 	// rescheduled is set once the step has queued again what a suspension
 	// held back.
 	rescheduled bool
+	// headers caches traceHeaders.
+	headers []byte
 }
 
 // execution is an activity execution inside a transaction.
@@ -70,7 +72,7 @@ func (x *execution) active() bool {
 	return x.rec.Status == ExecScheduled || x.rec.Status == ExecWaiting
 }
 
-func (s *instState) traceID() string { return s.inst.ID }
+func (s *instState) traceID() string { return instanceTrace(s.inst).TraceID().String() }
 
 func (s *instState) exec(id string) *execution {
 	for _, x := range s.execs {
