@@ -138,7 +138,7 @@ func (e *Engine) Attention(ctx context.Context, p *AttentionParams) ([]*Attentio
 	for _, inst := range waiting {
 		out = append(out, &AttentionItem{Reason: AttentionWaiting, InstanceID: inst.ID, DefinitionID: inst.DefinitionID,
 			Message: fmt.Sprintf("waiting for %s (longer than %s)", now.Sub(inst.UpdatedAt).Round(time.Second), q.WaitingLongerThan),
-			Since: inst.UpdatedAt})
+			Since:   inst.UpdatedAt})
 	}
 
 	breakers, err := e.store.BreakerList(ctx)

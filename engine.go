@@ -75,7 +75,7 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	}
 	cfg.Logger = slog.New(telemetry.LogHandler(cfg.Logger.Handler()))
 	e := &Engine{
-		tel: tel,
+		tel:   tel,
 		store: s, cfg: cfg, clock: cfg.Clock,
 		defs:       map[defKey]*compiledDef{},
 		workWake:   make(chan struct{}, 1),
