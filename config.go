@@ -106,6 +106,10 @@ type Config struct {
 	HTTP HTTPConfig
 	// Breakers configures the named circuit breakers of http activities.
 	Breakers BreakerConfig
+	// Alerts are the built-in alert rules, evaluated by one engine at a
+	// time; firing and resolving send alert.firing and alert.resolved
+	// events through the outbox.
+	Alerts AlertsConfig
 
 	// TracerProvider makes the engine's spans: one per step transaction,
 	// task handler run and http call, in one trace per instance. Defaults
@@ -162,6 +166,7 @@ func (c *Config) WithDefaults() *Config {
 	}
 	out.HTTP = out.HTTP.withDefaults()
 	out.Breakers = out.Breakers.withDefaults()
+	out.Alerts = out.Alerts.withDefaults()
 	return &out
 }
 
@@ -186,6 +191,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.Breakers.validate(); err != nil {
+		return err
+	}
+	if err := c.Alerts.validate(); err != nil {
 		return err
 	}
 	for name, h := range c.Handlers {

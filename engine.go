@@ -35,7 +35,8 @@ type Engine struct {
 	timerWake chan struct{}
 	results   chan *taskResult
 
-	tel *telemetry.Telemetry
+	tel      *telemetry.Telemetry
+	services serviceRuns
 
 	httpClient *http.Client
 	calls      *resilience.Runner

@@ -2,6 +2,7 @@ package waymark
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -169,6 +170,32 @@ func (e *Engine) registerGauges() error {
 	if err != nil {
 		return err
 	}
+	alerts, err := m.Int64ObservableGauge(telemetry.MetricAlertsFiring,
+		metric.WithDescription("Built-in alert rules: 1 while firing, 0 otherwise."))
+	if err != nil {
+		return err
+	}
+	connsOpen, err1 := m.Int64ObservableGauge(telemetry.MetricDBConnsOpen, metric.WithDescription("Open database connections."))
+	connsInUse, err2 := m.Int64ObservableGauge(telemetry.MetricDBConnsInUse, metric.WithDescription("Database connections serving a query."))
+	connsIdle, err3 := m.Int64ObservableGauge(telemetry.MetricDBConnsIdle, metric.WithDescription("Idle database connections."))
+	connWaits, err4 := m.Int64ObservableCounter(telemetry.MetricDBConnsWait, metric.WithDescription("Connection acquisitions that had to wait."))
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return err
+	}
+	_, err = m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		st, ok := e.PoolStats()
+		if !ok {
+			return nil
+		}
+		o.ObserveInt64(connsOpen, int64(st.Open))
+		o.ObserveInt64(connsInUse, int64(st.InUse))
+		o.ObserveInt64(connsIdle, int64(st.Idle))
+		o.ObserveInt64(connWaits, st.Waits)
+		return nil
+	}, connsOpen, connsInUse, connsIdle, connWaits)
+	if err != nil {
+		return err
+	}
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
@@ -205,8 +232,26 @@ func (e *Engine) registerGauges() error {
 			}
 			o.ObserveInt64(breakers, v, metric.WithAttributes(attribute.String(telemetry.LabelBreaker, b.Name)))
 		}
+		if len(e.cfg.Alerts.Rules) == 0 {
+			return nil
+		}
+		states, err := e.store.AlertStateList(ctx)
+		if err != nil {
+			return err
+		}
+		firing := map[string]bool{}
+		for _, st := range states {
+			firing[st.Name] = st.State == alertFiring
+		}
+		for _, r := range e.cfg.Alerts.Rules {
+			v := int64(0)
+			if firing[r.Name] {
+				v = 1
+			}
+			o.ObserveInt64(alerts, v, metric.WithAttributes(attribute.String(telemetry.LabelAlert, r.Name)))
+		}
 		return nil
-	}, instances, tasksOpen, taskAge, breakers)
+	}, instances, tasksOpen, taskAge, breakers, alerts)
 	return err
 }
 

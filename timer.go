@@ -16,6 +16,7 @@ import (
 func (e *Engine) timerLoop(ctx context.Context) {
 	for {
 		fired, err := e.FireDueTimers(ctx)
+		e.services.ran("timer")
 		if ctx.Err() != nil {
 			return
 		}
@@ -168,6 +169,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		commits.Go(func() { e.commitLoop(commitCtx) })
 		loops.Go(func() { e.timerLoop(loopCtx) })
 		loops.Go(func() { e.partitionLoop(loopCtx) })
+		loops.Go(func() { e.alertLoop(loopCtx) })
 		if l, ok := e.store.(listener); ok {
 			loops.Go(func() { e.listen(loopCtx, l) })
 		}

@@ -54,6 +54,7 @@ func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
 				})
 			}
 		}
+		e.services.ran("work")
 		if ctx.Err() != nil {
 			return
 		}

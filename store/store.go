@@ -243,3 +243,22 @@ func WithTx(ctx context.Context, s Store, fn func(tx Tx) error) error {
 	}
 	return tx.Commit(ctx)
 }
+
+// PoolStats are a store's connection pool statistics.
+type PoolStats struct {
+	// Open connections, of which InUse serve a query and Idle wait.
+	Open  int `json:"open"`
+	InUse int `json:"inUse"`
+	Idle  int `json:"idle"`
+	// Max is the pool's size limit (0: none).
+	Max int `json:"max"`
+	// Waits counts the acquisitions that had to wait for a connection, and
+	// WaitDuration their total wait.
+	Waits        int64         `json:"waits"`
+	WaitDuration time.Duration `json:"waitDurationNs"`
+}
+
+// PoolStatter is a store with a connection pool (both drivers).
+type PoolStatter interface {
+	PoolStats() PoolStats
+}

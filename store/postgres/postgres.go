@@ -311,3 +311,12 @@ func (d pgDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Row
 func (d pgDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
 	return d.c.QueryRow(ctx, query, args...)
 }
+
+// PoolStats implements store.PoolStatter.
+func (s *Store) PoolStats() store.PoolStats {
+	st := s.pool.Stat()
+	return store.PoolStats{
+		Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), Max: int(st.MaxConns()),
+		Waits: st.EmptyAcquireCount(), WaitDuration: st.AcquireDuration(),
+	}
+}
