@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/internal/resilience"
 	"github.com/waymarkdev/waymark/internal/telemetry"
@@ -86,6 +88,13 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 		calls:      resilience.NewRunner(cfg.HTTP.PerTarget),
 	}
 	if cfg.MeterProvider != nil {
+		// Counters of rare things start at 0, so that they are scraped
+		// (and alert rules see them) before the first one.
+		for _, kind := range []string{workTask, workStep, workHTTP} {
+			k := attribute.String(telemetry.LabelKind, kind)
+			telemetry.Add(context.Background(), tel.StepErrors, 0, k)
+			telemetry.Add(context.Background(), tel.LeaseTakeovers, 0, k)
+		}
 		if err := e.registerGauges(); err != nil {
 			return nil, fmt.Errorf("engine: metrics: %w", err)
 		}

@@ -113,6 +113,7 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 		err = fmt.Errorf("unknown work kind %q", item.Kind)
 	}
 	if err != nil {
+		telemetry.Add(ctx, e.tel.StepErrors, 1, attribute.String(telemetry.LabelKind, item.Kind))
 		e.cfg.Logger.WarnContext(ctx, "engine: work failed; it will be retried",
 			slog.String(logInstanceID, item.InstanceID), slog.String("execution_id", item.ExecutionID),
 			slog.Any("error", err))

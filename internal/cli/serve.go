@@ -131,9 +131,21 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		}
 		return fmt.Errorf("--db: no Waymark schema (run waymark migrate --db URL, or serve --migrate): %w", err)
 	}
+	tel, err := setupTelemetry(ctx, e.lookupEnv, cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.close(flushCtx); err != nil {
+			logger.WarnContext(ctx, "serve: flush telemetry", slog.Any("error", err))
+		}
+	}()
 	engine, err := waymark.New(s, &waymark.Config{
 		Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers, StopGrace: cfg.StopGrace,
-		SecretFunc: envSecret,
+		SecretFunc: envSecret, TracerProvider: tel.tracer, MeterProvider: tel.meter,
+		Alerts: waymark.AlertsConfig{Rules: cfg.Alerts, Every: cfg.AlertsEvery},
 		// Insecure-dev (waymark dev) may call services on this machine.
 		HTTP: waymark.HTTPConfig{AllowPrivate: cfg.InsecureDev},
 	})
@@ -144,6 +156,7 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	if err != nil {
 		return err
 	}
+	srvCfg.TracerProvider, srvCfg.MeterProvider, srvCfg.Metrics = tel.tracer, tel.meter, tel.metrics
 	srv, err := server.New(engine, srvCfg)
 	if errors.Is(err, server.ErrNoCredentials) {
 		return errors.New("no credentials configured: set auth.apiKeys or auth.jwt in --config (see docs/server.md), " +

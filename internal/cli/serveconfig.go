@@ -15,6 +15,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/server"
 	"github.com/waymarkdev/waymark/store/storeurl"
 )
@@ -41,6 +42,11 @@ type serveConfig struct {
 	// needs the same one for a token to work on any of them.
 	StreamKey     string `yaml:"streamKey"`
 	StreamKeyFile string `yaml:"streamKeyFile"`
+	// MetricsAuth makes GET /metrics require a viewer's credentials.
+	MetricsAuth bool `yaml:"metricsAuth"`
+	// Alerts are the built-in alert rules (see docs/observability.md).
+	Alerts      []waymark.AlertRule `yaml:"alerts"`
+	AlertsEvery time.Duration       `yaml:"alertsEvery"`
 }
 
 type authConfig struct {
@@ -199,7 +205,7 @@ func (c *serveConfig) serverConfig(logger *slog.Logger) (*server.Config, error) 
 	cfg := &server.Config{
 		Logger: logger, APIKeys: c.Auth.APIKeys, InsecureDev: c.InsecureDev, MaxBodyBytes: c.MaxBodyBytes,
 		RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxWait: c.MaxWait, ShutdownTimeout: c.ShutdownTimeout,
-		Version: Version, StreamKey: c.StreamKey,
+		Version: Version, StreamKey: c.StreamKey, MetricsAuth: c.MetricsAuth,
 	}
 	if c.StreamKeyFile != "" {
 		b, err := os.ReadFile(c.StreamKeyFile)

@@ -70,7 +70,7 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Telemetry, error) {
 	t.InstancesEnded = counter(MetricInstancesEnded, "Instances that reached a final status, by definition and status.")
 	t.StepDuration = hist(MetricStepDuration, "Time of one step, from its first transaction's begin to its commit, retries included, by kind.", LatencyBuckets)
 	t.StepTxDuration = hist(MetricStepTxDuration, "Time of one step transaction attempt, begin to commit or rollback, by outcome.", LatencyBuckets)
-	t.StepErrors = counter(MetricStepErrors, "Steps that failed after their retries (the work is retried later), by kind.")
+	t.StepErrors = counter(MetricStepErrors, "Work items whose run failed (they are retried after their lease), by work kind: task, step, http.")
 	t.HandlerDuration = hist(MetricHandlerDuration, "Run time of task handlers, by handler and outcome.", LatencyBuckets)
 	t.HTTPCallDuration = hist(MetricHTTPCallDuration, "Time of http activity calls, by target host and outcome (a status class or a fault class).", LatencyBuckets)
 	t.ActivityFaults = counter(MetricActivityFaults, "Failed activity attempts, by definition, activity type and fault class.")
