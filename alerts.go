@@ -295,3 +295,6 @@ func (e *Engine) alertValues(ctx context.Context) (map[string]float64, error) {
 	}
 	return out, nil
 }
+
+// AlertConditions lists the conditions an AlertRule may name.
+func AlertConditions() []string { return slices.Clone(alertConditions) }

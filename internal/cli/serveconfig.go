@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -187,6 +188,26 @@ func (c *serveConfig) validate() error {
 	}
 	if j.RS256PublicKey != "" && j.RS256PublicKeyFile != "" {
 		bad("auth.jwt.rs256PublicKeyFile", "give rs256PublicKey or rs256PublicKeyFile, not both")
+	}
+	seen := map[string]bool{}
+	for i, r := range c.Alerts {
+		field := fmt.Sprintf("alerts[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(field+".name", "is required")
+		case seen[r.Name]:
+			bad(field+".name", "%q: used by another rule", r.Name)
+		}
+		seen[r.Name] = true
+		if !slices.Contains(waymark.AlertConditions(), r.Condition) {
+			bad(field+".condition", "%q: want one of %s", r.Condition, strings.Join(waymark.AlertConditions(), ", "))
+		}
+		if r.For < 0 {
+			bad(field+".for", "%s: must not be negative", r.For)
+		}
+	}
+	if c.AlertsEvery != 0 && c.AlertsEvery < 10*time.Millisecond {
+		bad("alertsEvery", "%s: must be at least 10ms", c.AlertsEvery)
 	}
 	switch {
 	case c.StreamKey != "" && c.StreamKeyFile != "":
