@@ -440,3 +440,48 @@ func TestTraceparentOnStartAndLogs(t *testing.T) {
 		})
 	}
 }
+
+// The shipped alert rules and dashboard read only documented metrics.
+func TestShippedRulesAndDashboardUseDocumentedMetrics(t *testing.T) {
+	t.Parallel()
+	documented := map[string]bool{}
+	for _, name := range documentedMetrics(t) {
+		documented[name] = true
+	}
+	dash, err := os.ReadFile("../deploy/grafana/waymark.json")
+	require.NoError(t, err)
+	var d struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	require.NoError(t, json.Unmarshal(dash, &d))
+	require.Equal(t, "Waymark", d.Title)
+	require.NotEmpty(t, d.Panels)
+	rules, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
+	require.NoError(t, err)
+	exprs := []string{string(rules)}
+	for _, p := range d.Panels {
+		require.NotEmpty(t, p.Targets, p.Title)
+		for _, tg := range p.Targets {
+			exprs = append(exprs, tg.Expr)
+		}
+	}
+	used := map[string]bool{}
+	for _, e := range exprs {
+		for _, m := range regexp.MustCompile(`waymark_[a-z_]+`).FindAllString(e, -1) {
+			used[metricName(m)] = true
+		}
+	}
+	for name := range used {
+		require.True(t, documented[name], "%s is not a documented metric", name)
+	}
+	for _, want := range []string{"waymark_instances", "waymark_outbox_dead", "waymark_outbox_lag_seconds", "waymark_breaker_state",
+		"waymark_timer_lateness_seconds", "waymark_server_ready", "waymark_activity_faults_total"} {
+		require.True(t, used[want], "%s is not used", want)
+	}
+}
