@@ -245,3 +245,26 @@ activities:
 		require.Equal(t, map[string]int64{"flaky/completed": 1, "broken/cancelled": 1, "review/cancelled": 1}, got)
 	})
 }
+
+// A subworkflow's instance continues its parent's trace.
+func TestSubworkflowSharesTheParentsTrace(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy("id: kid\nactivities:\n  - {id: a, type: set, vars: {x: 1}}\n")
+		b.deploy("id: parent\nactivities:\n  - {id: call, type: subworkflow, definition: kid, input: {}, output: kid}\n")
+		const tp = "00-11112222333344445555666677778888-1234567812345678-01"
+		inst, err := b.e.StartInstance(b.ctx, &waymark.StartParams{Definition: "parent", TraceParent: tp})
+		require.NoError(t, err)
+		kids, err := s.InstanceList(b.ctx, &store.InstanceListParams{ParentID: inst.ID})
+		require.NoError(t, err)
+		require.Len(t, kids, 1)
+		require.Equal(t, tp, kids[0].TraceParent)
+		entries, err := s.LogList(b.ctx, &store.LogListParams{InstanceID: kids[0].ID, Limit: 100})
+		require.NoError(t, err)
+		require.NotEmpty(t, entries)
+		for _, e := range entries {
+			require.Equal(t, "11112222333344445555666677778888", e.TraceID)
+		}
+	})
+}

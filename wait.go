@@ -184,7 +184,7 @@ func (s *instState) startChild(a *definition.Activity, x *execution) error {
 	child, err := s.t.startInstance(newID(), &StartParams{
 		Definition: a.Definition, Version: a.Version, Input: raw, BusinessKey: s.inst.BusinessKey,
 		// The child's spans join the parent's trace.
-		TraceParent: telemetry.ChildTraceparent(instanceTrace(s.inst), x.rec.ID),
+		TraceParent: telemetry.FormatTraceparent(instanceTrace(s.inst)),
 	}, s.inst.ID, x.rec.ID)
 	if err != nil {
 		if isNotFound(err) || isInvalid(err) {

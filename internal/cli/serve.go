@@ -23,9 +23,13 @@ func newServeCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Waymark server: the HTTP API over the engine",
-		Long: `Run the engine and its HTTP API (/api/v1, /healthz, /readyz) until SIGINT or
-SIGTERM, then shut down gracefully: stop accepting, let running requests
-finish, stop the engine.
+		Long: `Run the engine and its HTTP API (/api/v1, /healthz, /readyz, /metrics) until
+SIGINT or SIGTERM, then shut down gracefully: stop accepting, let running
+requests finish, stop the engine.
+
+Traces go out over OTLP/HTTP when the standard OTEL_* variables ask for it
+(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp); see
+docs/observability.md.
 
 Settings come from, in order: defaults, the --config YAML file, WAYMARK_*
 environment variables, flags. The server refuses to start without API keys or
