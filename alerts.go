@@ -2,6 +2,7 @@ package waymark
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -29,7 +30,8 @@ const (
 	// AlertRetryingActivities is the number of activities waiting for
 	// another attempt after a failure (up to 1000).
 	AlertRetryingActivities = "retrying_activities"
-	// AlertDeadEvents is the number of undelivered events (up to 1000).
+	// AlertDeadEvents is the number of events dead on a sink (summed over
+	// the sinks).
 	AlertDeadEvents = "dead_events"
 	// AlertOpenBreakers is the number of open or half-open breakers.
 	AlertOpenBreakers = "open_breakers"
@@ -143,10 +145,13 @@ func (e *Engine) EvaluateAlerts(ctx context.Context) (*AlertResult, error) {
 	res := &AlertResult{}
 	defer e.services.ran("alerts")
 	now := e.clock.Now().UTC()
-	leader, err := e.store.ServiceLeaseAcquire(ctx, &store.ServiceLeaseAcquireParams{
-		Name: alertLease, Owner: e.cfg.NodeID, Now: now, Until: now.Add(3 * e.cfg.Alerts.Every),
+	_, err := e.store.LeaseAcquire(ctx, &store.LeaseAcquireParams{
+		Name: alertLease, Owner: e.cfg.NodeID, Now: now, TTL: 3 * e.cfg.Alerts.Every,
 	})
-	if err != nil || !leader {
+	if errors.Is(err, store.ErrConflict) {
+		return res, nil // another engine evaluates them
+	}
+	if err != nil {
 		return res, err
 	}
 	res.Leader = true
@@ -266,11 +271,13 @@ func (e *Engine) alertValues(ctx context.Context) (map[string]float64, error) {
 		out[AlertRetryingActivities] = float64(len(xs))
 	}
 	if used[AlertDeadEvents] {
-		dead, err := e.deadEvents(ctx, 1000)
+		stats, err := e.store.SinkStats(ctx)
 		if err != nil {
 			return nil, err
 		}
-		out[AlertDeadEvents] = float64(len(dead))
+		for _, st := range stats {
+			out[AlertDeadEvents] += float64(st.Dead)
+		}
 	}
 	if used[AlertOpenBreakers] {
 		bs, err := e.store.BreakerList(ctx)

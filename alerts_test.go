@@ -16,7 +16,7 @@ import (
 // alertEvents lists the alert events in the outbox, as "type:alert".
 func alertEvents(t *testing.T, s store.Store) []string {
 	t.Helper()
-	rows, err := s.OutboxList(context.Background(), &store.OutboxListParams{Status: store.OutboxPending, Limit: 1000})
+	rows, err := s.EventTail(context.Background(), &store.EventTailParams{Limit: 1000})
 	require.NoError(t, err)
 	var out []string
 	for _, r := range rows {

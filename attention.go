@@ -160,21 +160,24 @@ func (e *Engine) Attention(ctx context.Context, p *AttentionParams) ([]*Attentio
 }
 
 // deadEvents lists undelivered events: Config.DeadEventsFunc's, or else
-// the outbox's dead rows that belong to an instance.
+// the events of instances dead on a sink.
 func (e *Engine) deadEvents(ctx context.Context, limit int) ([]DeadEvent, error) {
 	if e.cfg.DeadEventsFunc != nil {
 		return e.cfg.DeadEventsFunc(ctx, limit)
 	}
-	rows, err := e.store.OutboxList(ctx, &store.OutboxListParams{Status: store.OutboxDead, Limit: limit})
+	parked, err := e.store.SinkParkedList(ctx, &store.SinkParkedListParams{
+		Filter: store.ParkedFilter{State: store.DeliveryDead}, Limit: limit,
+	})
 	if err != nil {
 		return nil, err
 	}
 	var out []DeadEvent
-	for _, r := range rows {
-		if r.InstanceID == "" {
+	for _, p := range parked {
+		if p.Event == nil || p.Event.InstanceID == "" {
 			continue
 		}
-		out = append(out, DeadEvent{EventID: r.ID, InstanceID: r.InstanceID, Type: r.Type, LastError: r.LastError, OccurredAt: r.OccurredAt})
+		out = append(out, DeadEvent{EventID: p.Event.ID, InstanceID: p.Event.InstanceID, Type: p.Event.Type, Sink: p.Sink,
+			LastError: p.LastError, OccurredAt: p.Event.OccurredAt})
 	}
 	return out, nil
 }

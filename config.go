@@ -119,9 +119,9 @@ type Config struct {
 	// docs/observability.md). Defaults to none.
 	MeterProvider metric.MeterProvider
 
-	// DeadEventsFunc, if set, lists undelivered events for Attention (the
-	// outbox dispatcher knows them per sink). Defaults to the outbox's dead
-	// rows.
+	// DeadEventsFunc, if set, lists undelivered events for Attention.
+	// Defaults to the events of instances dead on a sink (the outbox's
+	// parked events).
 	DeadEventsFunc func(ctx context.Context, limit int) ([]DeadEvent, error)
 
 	// OnEvent, if set, is called after every commit with the events the

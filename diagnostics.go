@@ -70,7 +70,8 @@ type Diagnostics struct {
 	Started bool `json:"started"`
 	// Services are the background services and their last runs.
 	Services []ServiceStatus `json:"services"`
-	// Leases are the singleton services' leases, on every engine.
+	// Leases are the unexpired leases of every engine and dispatcher (the
+	// alert evaluator's, the outbox dispatchers' partitions).
 	Leases []ServiceLeaseInfo `json:"leases"`
 	// Pool is the database connection pool's state, if the store has one.
 	Pool *store.PoolStats `json:"pool,omitempty"`
@@ -106,11 +107,11 @@ func (e *Engine) Diagnostics(ctx context.Context) (*Diagnostics, error) {
 		d.SchemaLatest, _ = ss.SchemaLatest()
 	}
 	d.Services = e.services.list()
-	leases, err := e.store.ServiceLeaseList(ctx)
+	now := e.clock.Now()
+	leases, err := e.store.LeaseList(ctx, "", now.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("diagnostics: leases: %w", err)
 	}
-	now := e.clock.Now()
 	d.Leases = []ServiceLeaseInfo{}
 	for _, l := range leases {
 		d.Leases = append(d.Leases, ServiceLeaseInfo{Name: l.Name, Owner: l.Owner, ExpiresAt: l.ExpiresAt,

@@ -63,9 +63,7 @@ activities:
 		const traceID = "0af7651916cd43dd8448eb211c80319c"
 		require.Equal(t, traceID, handlerTrace.Load(), "the handler's context carries the instance's trace")
 		// The outbox delivery (as the dispatcher makes it) joins the trace.
-		events, err := s.OutboxList(b.ctx, &store.OutboxListParams{Status: store.OutboxPending, Limit: 100})
-		require.NoError(t, err)
-		require.NotEmpty(t, events)
+		events := b.outbox(inst.ID, waymark.EventInstanceCompleted)
 		for _, ev := range events {
 			require.Contains(t, telemetry.TraceparentFromHeaders(ev.Headers), traceID, "every event of the instance carries its traceparent")
 		}

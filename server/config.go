@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/waymarkdev/waymark/service"
 	"io"
 	"log/slog"
 	"net/http"
@@ -58,9 +59,10 @@ type Config struct {
 	// role). Defaults to false: Prometheus scrapes without a token, so keep
 	// the port private or set this.
 	MetricsAuth bool
-	// OutboxStats, if set, reports the outbox per sink for the
-	// waymark_outbox_* gauges and the diagnostics.
-	OutboxStats OutboxStats
+	// OutboxStats reports the outbox per sink for the waymark_outbox_*
+	// gauges and the diagnostics. Defaults to the store's delivery
+	// figures (as GET /outbox/stats).
+	OutboxStats OutboxStatsSource
 
 	// StreamKey signs the stream tokens of POST /api/v1/events/token
 	// (HMAC-SHA256), at least 32 bytes. Give every server of a cluster the
@@ -78,6 +80,17 @@ type Config struct {
 	// (the client resumes with Last-Event-ID), and a client resuming from
 	// an older event is caught up from the database. Defaults to 10000.
 	StreamBuffer int
+	// StreamTypes restricts the event types the live stream carries at all
+	// (patterns as in the outbox routes: "instance.*", "task.created");
+	// each subscriber filters further with ?types=. Empty: every type.
+	StreamTypes []string
+	// Dispatcher, when the process runs one, is woken after a replay so
+	// the replayed events go at once.
+	Dispatcher interface{ Wake() }
+	// Services are the background services the process runs beside the
+	// engine (the outbox dispatcher, cleanup): /readyz reports each one's
+	// health and answers 503 while one is not OK.
+	Services []service.Service
 	// StreamPollInterval is how often the server reads the database for
 	// events other servers committed; its own engine's commits are read at
 	// once. Defaults to 100ms.

@@ -16,6 +16,8 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/internal/telemetry"
+	"github.com/waymarkdev/waymark/outbox"
+	"github.com/waymarkdev/waymark/service"
 )
 
 // Paths of the observability endpoints.
@@ -26,15 +28,30 @@ const (
 	PathPprof = "/debug/pprof/"
 )
 
-// SinkStats is the delivery state of one outbox sink (see OutboxStats).
+// SinkStats is the delivery state of one outbox sink (see
+// OutboxStatsSource).
 type SinkStats = telemetry.SinkStats
 
-// OutboxStats reports the outbox per sink; the outbox dispatcher
-// implements it.
-type OutboxStats = telemetry.OutboxStats
+// OutboxStatsSource reports the outbox per sink for the metrics and the
+// diagnostics.
+type OutboxStatsSource = telemetry.OutboxStats
 
-// OutboxStatsFunc adapts a function to OutboxStats.
+// OutboxStatsFunc adapts a function to OutboxStatsSource.
 type OutboxStatsFunc = telemetry.OutboxStatsFunc
+
+// storeOutboxStats reads the backlog per sink from the store (the
+// default OutboxStatsSource).
+func (s *Server) storeOutboxStats(ctx context.Context) ([]SinkStats, error) {
+	st, err := outbox.Stats(ctx, s.engine.Store(), s.engine.Clock().Now().UTC())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]SinkStats, len(st))
+	for i, x := range st {
+		out[i] = SinkStats{Sink: x.Sink, Pending: x.Pending, OldestPendingAge: x.Lag, Dead: x.Dead}
+	}
+	return out, nil
+}
 
 // startRequest starts the server span of a request, a child of its
 // traceparent, and returns the request with the span in its context.
@@ -85,6 +102,17 @@ func routeOf(r *http.Request) string {
 	return "unmatched"
 }
 
+// servicesOK reports whether every background service of the process
+// (Config.Services) can do its work, as /readyz checks.
+func (s *Server) servicesOK() bool {
+	for _, svc := range s.cfg.Services {
+		if !svc.Health().OK {
+			return false
+		}
+	}
+	return true
+}
+
 // servePprof answers the profiler's endpoints.
 func servePprof(w http.ResponseWriter, r *http.Request) {
 	switch strings.TrimPrefix(r.URL.Path, PathPprof) {
@@ -125,7 +153,7 @@ func (s *Server) registerGauges(mp metric.MeterProvider) error {
 	_, err = m.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
 		o.ObserveInt64(build, 1, metric.WithAttributes(attribute.String(telemetry.LabelVersion, s.cfg.Version)))
 		v := int64(0)
-		if s.ready(ctx) == nil {
+		if s.ready(ctx) == nil && s.servicesOK() {
 			v = 1
 		}
 		o.ObserveInt64(ready, v)
@@ -172,8 +200,11 @@ type DiagnosticsSummary struct {
 	// Ready is the server's readiness; NotReady says why not.
 	Ready    bool   `json:"ready"`
 	NotReady string `json:"notReady,omitempty"`
-	// Outbox is the outbox per sink, when the server knows it.
-	Outbox []OutboxSinkView `json:"outbox,omitempty"`
+	// Outbox is the outbox per sink.
+	Outbox []OutboxSinkView `json:"outbox"`
+	// ProcessServices are the background services the process runs beside
+	// the engine (the outbox dispatcher, …), with their health.
+	ProcessServices []service.Health `json:"processServices"`
 }
 
 // OutboxSinkView is one sink's outbox state in the diagnostics.
@@ -225,9 +256,17 @@ func (s *Server) registerObservability() {
 		if err != nil {
 			return nil, err
 		}
-		out := &DiagnosticsSummary{Diagnostics: d, ServerVersion: s.cfg.Version, Ready: true}
+		out := &DiagnosticsSummary{Diagnostics: d, ServerVersion: s.cfg.Version, Ready: true,
+			Outbox: []OutboxSinkView{}, ProcessServices: []service.Health{}}
 		if err := s.ready(ctx); err != nil {
 			out.Ready, out.NotReady = false, err.Body.Message
+		}
+		for _, svc := range s.cfg.Services {
+			h := svc.Health()
+			out.ProcessServices = append(out.ProcessServices, h)
+			if !h.OK && out.Ready {
+				out.Ready, out.NotReady = false, h.Name+" is not running or failing"
+			}
 		}
 		if s.cfg.OutboxStats != nil {
 			stats, err := s.cfg.OutboxStats.OutboxStats(ctx)

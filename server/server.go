@@ -20,6 +20,7 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/internal/telemetry"
+	"github.com/waymarkdev/waymark/outbox"
 )
 
 // Prefix is where the API lives.
@@ -45,16 +46,18 @@ const (
 // Server is Waymark's HTTP API over one engine. It is an http.Handler;
 // Serve runs it on a listener with graceful shutdown.
 type Server struct {
-	engine  *waymark.Engine
-	cfg     *Config
-	tel     *telemetry.Telemetry
-	log     *slog.Logger
-	auth    *authenticator
-	limiter *limiter
-	api     huma.API
-	mux     *http.ServeMux
-	spec    []byte
-	routes  []Route
+	engine *waymark.Engine
+	cfg    *Config
+	tel    *telemetry.Telemetry
+	// streamTypes is Config.StreamTypes compiled (nil: every type).
+	streamTypes func(string) bool
+	log         *slog.Logger
+	auth        *authenticator
+	limiter     *limiter
+	api         huma.API
+	mux         *http.ServeMux
+	spec        []byte
+	routes      []Route
 	// hub tails the committed events for the streams of GET /events.
 	hub    *hub
 	tokens *streamTokens
@@ -114,6 +117,11 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
+	if len(cfg.StreamTypes) > 0 {
+		if s.streamTypes, err = outbox.TypeMatcher(cfg.StreamTypes); err != nil {
+			return nil, fmt.Errorf("server: StreamTypes: %w", err)
+		}
+	}
 	hc := huma.Config{
 		OpenAPI: &huma.OpenAPI{
 			OpenAPI: "3.1.0",
@@ -141,7 +149,11 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerTasks()
 	s.registerJobs()
 	s.registerBreakers()
+	s.registerOutbox()
 	s.registerEvents()
+	if s.cfg.OutboxStats == nil {
+		s.cfg.OutboxStats = OutboxStatsFunc(s.storeOutboxStats)
+	}
 	s.registerObservability()
 	if cfg.MeterProvider != nil {
 		if err := s.registerGauges(cfg.MeterProvider); err != nil {

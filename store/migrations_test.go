@@ -1,9 +1,9 @@
 package store_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -31,7 +31,7 @@ func TestMigrationVersionsMatch(t *testing.T) {
 	}
 	sqlite, postgres := versions("sqlite"), versions("postgres")
 	require.Equal(t, sqlite, postgres)
-	require.Equal(t, fmt.Sprintf("%05d", storetest.LatestSchemaVersion), sqlite[len(sqlite)-1], "the latest migration")
+	require.Len(t, sqlite, storetest.LatestSchemaVersion)
 }
 
 // Both drivers define the same named queries.
@@ -49,5 +49,7 @@ func TestQueryNamesMatch(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	require.Equal(t, names("sqlite/queries.sql"), names("postgres/queries.sql"))
+	// Notify exists on PostgreSQL only: SQLite engines share one process.
+	pg := slices.DeleteFunc(names("postgres/queries.sql"), func(n string) bool { return n == "Notify" })
+	require.Equal(t, names("sqlite/queries.sql"), pg)
 }

@@ -181,6 +181,7 @@ var commandGroups = []struct {
 		newEventsCommand,
 		newBreakersCommand,
 		newAttentionCommand,
+		newOutboxCommand,
 	}},
 	{groupLocal, "Work locally, without a server:", []func(*env) *cobra.Command{
 		newRunCommand,

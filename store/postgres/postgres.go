@@ -320,3 +320,13 @@ func (s *Store) PoolStats() store.PoolStats {
 		Waits: st.EmptyAcquireCount(), WaitDuration: st.AcquireDuration(),
 	}
 }
+
+// Queries returns the driver's SQL text by query name (for tests and
+// tools that inspect what the driver runs).
+func Queries() map[string]string {
+	q, err := sqlcore.ParseQueries(queriesSQL)
+	if err != nil {
+		panic(err) // the embedded file is checked by every Open
+	}
+	return q
+}

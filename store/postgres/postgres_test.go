@@ -68,9 +68,7 @@ func TestConcurrentMigrations(t *testing.T) {
 		require.NoError(t, errs[i])
 		total += applied[i]
 	}
-	files, err := os.ReadDir("migrations")
-	require.NoError(t, err)
-	require.Len(t, files, total, "each migration applied exactly once")
+	require.Equal(t, storetest.LatestSchemaVersion, total, "each migration applied exactly once")
 	v, err := stores[0].SchemaVersion(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, storetest.LatestSchemaVersion, v)

@@ -146,29 +146,6 @@ func runObservability(t *testing.T, h Harness) {
 		require.Equal(t, t0, *stats.OldestCreatedAt)
 	})
 
-	t.Run("ServiceLease", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, h)
-		s, ctx := f.s, f.ctx
-		acquire := func(owner string, now time.Time) bool {
-			t.Helper()
-			ok, err := s.ServiceLeaseAcquire(ctx, &store.ServiceLeaseAcquireParams{Name: "alerts", Owner: owner, Now: now, Until: now.Add(30 * time.Second)})
-			require.NoError(t, err)
-			return ok
-		}
-		require.True(t, acquire("a", t0))
-		require.False(t, acquire("b", t0.Add(10*time.Second)), "held by a")
-		require.True(t, acquire("a", t0.Add(20*time.Second)), "renewed by its owner")
-		require.False(t, acquire("b", t0.Add(40*time.Second)), "the renewal moved the expiry")
-		require.True(t, acquire("b", t0.Add(50*time.Second)), "expired: taken over")
-		leases, err := s.ServiceLeaseList(ctx)
-		require.NoError(t, err)
-		require.Len(t, leases, 1)
-		require.Equal(t, "b", leases[0].Owner)
-		require.Equal(t, t0.Add(50*time.Second), leases[0].AcquiredAt)
-		require.Equal(t, t0.Add(80*time.Second), leases[0].ExpiresAt)
-	})
-
 	t.Run("AlertState", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, h)

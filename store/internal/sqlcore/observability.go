@@ -55,24 +55,6 @@ func (q *Queries) UserTaskStats(ctx context.Context) (*store.UserTaskStats, erro
 	return st, nil
 }
 
-// ServiceLeaseAcquire implements store.Executor.
-func (q *Queries) ServiceLeaseAcquire(ctx context.Context, p *store.ServiceLeaseAcquireParams) (bool, error) {
-	n, err := q.db.Exec(ctx, q.sql("ServiceLeaseAcquire"), p.Name, p.Owner, q.t(p.Now), q.t(p.Until))
-	if err != nil {
-		return false, q.err("acquire service lease", err)
-	}
-	return n == 1, nil
-}
-
-// ServiceLeaseList implements store.Executor.
-func (q *Queries) ServiceLeaseList(ctx context.Context) ([]*store.ServiceLease, error) {
-	return list(ctx, q, "list service leases", "ServiceLeaseList", func(r Row) (*store.ServiceLease, error) {
-		l := &store.ServiceLease{}
-		err := r.Scan(&l.Name, &l.Owner, timeDest{&l.AcquiredAt}, timeDest{&l.RenewedAt}, timeDest{&l.ExpiresAt})
-		return l, err
-	})
-}
-
 // AlertStateList implements store.Executor.
 func (q *Queries) AlertStateList(ctx context.Context) ([]*store.AlertState, error) {
 	return list(ctx, q, "list alert states", "AlertStateList", func(r Row) (*store.AlertState, error) {

@@ -7,7 +7,6 @@
 -- count is the sum of the shards.
 -- instances.trace_parent is the W3C traceparent the instance's spans hang
 -- from (empty: derived from the instance id).
--- service_leases lets one server at a time run a service (alert rules).
 -- alert_states holds the built-in alerts' states across servers.
 
 -- +goose Up
@@ -27,14 +26,6 @@ CREATE INDEX activity_executions_retrying_idx ON activity_executions (instance_i
     WHERE status = 'scheduled' AND error IS NOT NULL;
 CREATE INDEX instances_waiting_idx ON instances (updated_at) WHERE status = 'waiting';
 
-CREATE TABLE service_leases (
-    name        TEXT    PRIMARY KEY,
-    owner       TEXT    NOT NULL,
-    acquired_at INTEGER NOT NULL,
-    renewed_at  INTEGER NOT NULL,
-    expires_at  INTEGER NOT NULL
-);
-
 CREATE TABLE alert_states (
     name       TEXT    PRIMARY KEY,
     state      TEXT    NOT NULL,
@@ -45,7 +36,6 @@ CREATE TABLE alert_states (
 
 -- +goose Down
 DROP TABLE alert_states;
-DROP TABLE service_leases;
 DROP INDEX instances_waiting_idx;
 DROP INDEX activity_executions_retrying_idx;
 ALTER TABLE instances DROP COLUMN trace_parent;
