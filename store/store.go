@@ -106,6 +106,9 @@ type Executor interface {
 	SinkPark(ctx context.Context, events []*SinkParkParams) error
 	// SinkParked returns, of keys, those with any event parked on sink.
 	SinkParked(ctx context.Context, sink string, keys []string) ([]string, error)
+	// SinkParkedKeys returns every key with an event parked on sink in
+	// partition part.
+	SinkParkedKeys(ctx context.Context, sink string, part int) ([]string, error)
 	// SinkParkedDue returns retry heads of a sink's partition whose next
 	// attempt is due, earliest first.
 	SinkParkedDue(ctx context.Context, p *SinkParkedDueParams) ([]*ParkedEvent, error)

@@ -254,6 +254,9 @@ ON CONFLICT (sink, ordering_key, seq) DO NOTHING;
 SELECT DISTINCT ordering_key FROM sink_parked
 WHERE sink = $1 AND ordering_key IN (SELECT jsonb_array_elements_text($2::jsonb));
 
+-- name: SinkParkedKeys
+SELECT DISTINCT ordering_key FROM sink_parked WHERE sink = $1 AND part = $2;
+
 -- name: SinkParkedDue
 SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
     o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at

@@ -114,7 +114,7 @@ var queryNames = []string{
 	"BreakerGet", "BreakerList", "BreakerRecord", "BreakerProbe", "BreakerReset",
 	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxTail", "EventTail", "EventHead",
 	"SinkCursorCreate", "SinkCursorRenew", "SinkCursorTake", "SinkCursorOwned", "SinkCursorList", "SinkCursorAdvance",
-	"SinkCursorRelease", "SinkPark", "SinkParked", "SinkParkedDue", "SinkParkedNext", "SinkParkedUpdate",
+	"SinkCursorRelease", "SinkPark", "SinkParked", "SinkParkedKeys", "SinkParkedDue", "SinkParkedNext", "SinkParkedUpdate",
 	"SinkParkedDelete", "SinkParkedList", "SinkParkedReplay", "SinkStatsCursors", "SinkStatsParked",
 	"LeaseAcquire", "LeaseGet", "LeaseRelease", "LeaseList",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
