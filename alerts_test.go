@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -36,6 +37,17 @@ func alertEvents(t *testing.T, s store.Store) []string {
 		out = append(out, r.Type+":"+ev.Data.Alert)
 	}
 	return out
+}
+
+// requireAlertEvents waits for the outbox to hold exactly want (on
+// PostgreSQL an event is read once the transactions before it ended).
+func requireAlertEvents(t *testing.T, s store.Store, want ...string) {
+	t.Helper()
+	var got []string
+	require.Eventually(t, func() bool {
+		got = alertEvents(t, s)
+		return slices.Equal(got, want)
+	}, 10*time.Second, 10*time.Millisecond, "alert events: %v", got)
 }
 
 // A built-in alert fires once its condition has held for its duration,
@@ -83,7 +95,7 @@ func TestBuiltInAlertFiresAndResolvesOnce(t *testing.T) {
 			require.NoError(t, err)
 			require.Empty(t, res.Fired, "fired once")
 		}
-		require.Equal(t, []string{"alert.firing:suspended"}, alertEvents(t, s))
+		requireAlertEvents(t, s, "alert.firing:suspended")
 
 		require.NoError(t, b.e.Resume(b.ctx, inst.ID, "ops", 0))
 		res, err = b.e.EvaluateAlerts(b.ctx)
@@ -92,7 +104,7 @@ func TestBuiltInAlertFiresAndResolvesOnce(t *testing.T) {
 		res, err = b.e.EvaluateAlerts(b.ctx)
 		require.NoError(t, err)
 		require.Empty(t, res.Resolved, "resolved once")
-		require.Equal(t, []string{"alert.firing:suspended", "alert.resolved:suspended"}, alertEvents(t, s))
+		requireAlertEvents(t, s, "alert.firing:suspended", "alert.resolved:suspended")
 
 		// The leader gone (its lease expired), the other engine takes over
 		// with the stored states: nothing fires again.
@@ -101,7 +113,7 @@ func TestBuiltInAlertFiresAndResolvesOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, res.Leader)
 		require.Empty(t, res.Fired)
-		require.Len(t, alertEvents(t, s), 2)
+		requireAlertEvents(t, s, "alert.firing:suspended", "alert.resolved:suspended")
 	})
 }
 

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
@@ -19,6 +22,7 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/internal/telemetry"
+	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -263,6 +267,46 @@ func TestSubworkflowSharesTheParentsTrace(t *testing.T) {
 		require.NotEmpty(t, entries)
 		for _, e := range entries {
 			require.Equal(t, "11112222333344445555666677778888", e.TraceID)
+		}
+	})
+}
+
+// The outbox dispatcher carries an instance's traceparent to a webhook:
+// as the traceparent header and the CloudEvents distributed-tracing
+// attribute, in the instance's trace.
+func TestOutboxDeliveryCarriesTheTrace(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		type got struct{ header, attr string }
+		recv := make(chan got, 100)
+		hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var ce struct {
+				TraceParent string `json:"traceparent"`
+			}
+			_ = json.NewDecoder(r.Body).Decode(&ce)
+			recv <- got{r.Header.Get("Traceparent"), ce.TraceParent}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		t.Cleanup(hook.Close)
+		b := setup(t, s, setupOpts{})
+		changes, stop := b.e.Changes()
+		t.Cleanup(stop)
+		d, err := outbox.New(outbox.Options{Store: s, Owner: "d1", Now: b.e.Clock().Now, Wake: changes, PollInterval: 20 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler),
+			Routes: []outbox.Route{{Name: "hook", Sink: &outbox.Webhook{URL: hook.URL, Secret: "s", Timeout: 5 * time.Second}, Types: []string{"instance.started"}}}})
+		require.NoError(t, err)
+		require.NoError(t, d.Start(b.ctx))
+		t.Cleanup(func() { require.NoError(t, d.Stop(context.Background())) })
+		b.deploy("id: d\nactivities:\n  - {id: a, type: set, vars: {x: 1}}\n")
+		const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		_, err = b.e.StartInstance(b.ctx, &waymark.StartParams{Definition: "d", TraceParent: tp})
+		require.NoError(t, err)
+		select {
+		case g := <-recv:
+			require.Equal(t, tp, g.header)
+			require.Equal(t, tp, g.attr)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no delivery")
 		}
 	})
 }
