@@ -62,8 +62,9 @@ func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) 
 		}
 		telemetry.Record(ctx, e.tel.StepTxDuration, telemetry.Since(txStart), attribute.String(telemetry.LabelOutcome, outcome))
 		if err == nil {
-			e.afterCommit(t)
+			// Metrics first: whoever the commit wakes sees them counted.
 			e.observeStep(t, start, try)
+			e.afterCommit(t)
 			return nil
 		}
 		if !store.IsRetryable(err) || try >= maxTries || ctx.Err() != nil {

@@ -184,20 +184,7 @@ activities:
 		waitFor(ids[1], store.InstanceSuspended)
 		waitFor(ids[2], store.InstanceWaiting)
 		waitFor(ids[3], store.InstanceCompleted)
-		var m map[string]string
-		require.Eventually(t, func() bool {
-			m = b.scrape("")
-			return m[`waymark_alerts_firing{alert="suspended"}`] == "1"
-		}, 20*time.Second, 20*time.Millisecond, "the built-in alert fires")
-
-		names := map[string]bool{}
-		for series := range m {
-			names[metricName(series)] = true
-		}
-		for _, want := range documentedMetrics(t) {
-			require.True(t, names[want], "documented metric %s is not scraped", want)
-		}
-		for series, v := range map[string]string{
+		want := map[string]string{
 			`waymark_instances{definition="broken",status="suspended"}`:                                                     "1",
 			`waymark_instances{definition="hello",status="completed"}`:                                                      "1",
 			`waymark_instances{definition="review",status="waiting"}`:                                                       "1",
@@ -216,7 +203,27 @@ activities:
 			`waymark_timer_lateness_seconds_count{kind="timer"}`:                                                            "1",
 			`waymark_http_call_duration_seconds_count{host="` + strings.TrimPrefix(api.URL, "http://") + `",outcome="2xx"}`: "1",
 			`waymark_http_call_duration_seconds_count{host="` + strings.TrimPrefix(api.URL, "http://") + `",outcome="5xx"}`: "1",
-		} {
+		}
+		want[`waymark_alerts_firing{alert="suspended"}`] = "1" // the built-in alert fires
+		var m map[string]string
+		require.Eventually(t, func() bool {
+			m = b.scrape("")
+			for series, v := range want {
+				if m[series] != v {
+					return false
+				}
+			}
+			return true
+		}, 20*time.Second, 20*time.Millisecond, "the metrics settle")
+
+		names := map[string]bool{}
+		for series := range m {
+			names[metricName(series)] = true
+		}
+		for _, want := range documentedMetrics(t) {
+			require.True(t, names[want], "documented metric %s is not scraped", want)
+		}
+		for series, v := range want {
 			require.Equal(t, v, m[series], "%s", series)
 		}
 		require.Contains(t, m, `waymark_api_request_duration_seconds_count{method="POST",route="/api/v1/instances",status="201"}`)
