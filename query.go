@@ -77,16 +77,19 @@ type Bookmark struct {
 
 // UserTask is a human task: an open or closed UserAction bookmark.
 type UserTask struct {
-	ID             string     `json:"id"`
-	InstanceID     string     `json:"instanceId"`
-	ActivityID     string     `json:"activityId"`
-	Title          string     `json:"title,omitempty"`
-	Assignee       string     `json:"assignee,omitempty"`
-	CandidateRoles []string   `json:"candidateRoles,omitempty"`
-	Outcomes       []string   `json:"outcomes,omitempty"`
-	Status         TaskStatus `json:"status"`
-	DueAt          *time.Time `json:"dueAt,omitempty"`
-	CreatedAt      time.Time  `json:"createdAt"`
+	ID             string   `json:"id"`
+	InstanceID     string   `json:"instanceId"`
+	ActivityID     string   `json:"activityId"`
+	Title          string   `json:"title,omitempty"`
+	Assignee       string   `json:"assignee,omitempty"`
+	CandidateRoles []string `json:"candidateRoles,omitempty"`
+	Outcomes       []string `json:"outcomes,omitempty"`
+	// Form is the JSON Schema of the completion data, when the task
+	// declares one.
+	Form      json.RawMessage `json:"form,omitempty"`
+	Status    TaskStatus      `json:"status"`
+	DueAt     *time.Time      `json:"dueAt,omitempty"`
+	CreatedAt time.Time       `json:"createdAt"`
 	// ClosedAt and ClosedBy say when and by whom a closed task was closed.
 	ClosedAt *time.Time `json:"closedAt,omitempty"`
 	ClosedBy string     `json:"closedBy,omitempty"`
@@ -353,7 +356,7 @@ func userTaskFrom(b *store.Bookmark) (*UserTask, error) {
 	}
 	t := &UserTask{
 		ID: b.ID, InstanceID: b.InstanceID, ActivityID: b.ActivityID, Title: p.Title, Assignee: b.Assignee,
-		CandidateRoles: p.CandidateRoles, Outcomes: p.Outcomes, Status: TaskOpen, CreatedAt: b.CreatedAt,
+		CandidateRoles: p.CandidateRoles, Outcomes: p.Outcomes, Form: p.Form, Status: TaskOpen, CreatedAt: b.CreatedAt,
 		ClosedAt: b.ConsumedAt, Version: b.Version,
 	}
 	if p.DueAt != "" {

@@ -134,6 +134,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerTasks()
 	s.registerJobs()
 	s.registerBreakers()
+	s.registerMe()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathIndex && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
