@@ -254,10 +254,16 @@ func errorInfoFrom(raw json.RawMessage) (*ErrorInfo, error) {
 
 // InstanceQuery filters and pages Engine.Instances. Empty fields match all.
 type InstanceQuery struct {
-	Status      InstanceStatus
-	Definition  string
+	Status     InstanceStatus
+	Definition string
+	// Version keeps instances of this definition version only.
+	Version     int
 	BusinessKey string
 	ParentID    string
+	// CreatedAfter and CreatedBefore bound the creation time (at or
+	// after, before), when not zero.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
 	// Limit is the page size: default 50, at most 1000.
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -276,9 +282,21 @@ func (e *Engine) Instances(ctx context.Context, q *InstanceQuery) (*Page[*Instan
 	if q.Status != "" && !knownStatus(q.Status) {
 		return nil, invalid("status", "%q is not an instance status", q.Status)
 	}
+	if q.Version < 0 {
+		return nil, invalid("version", "must not be negative")
+	}
+	before, after := q.Cursor, ""
+	if !q.CreatedBefore.IsZero() {
+		if bound := store.IDAt(q.CreatedBefore); before == "" || bound < before {
+			before = bound
+		}
+	}
+	if !q.CreatedAfter.IsZero() {
+		after = store.IDAt(q.CreatedAfter)
+	}
 	recs, err := e.store.InstanceList(ctx, &store.InstanceListParams{
-		Status: q.Status, DefinitionID: q.Definition, BusinessKey: q.BusinessKey, ParentID: q.ParentID,
-		Before: q.Cursor, Limit: n + 1,
+		Status: q.Status, DefinitionID: q.Definition, DefinitionVersion: q.Version, BusinessKey: q.BusinessKey,
+		ParentID: q.ParentID, Before: before, After: after, Limit: n + 1,
 	})
 	if err != nil {
 		return nil, err

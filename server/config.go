@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"time"
 )
 
@@ -39,6 +40,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in the OpenAPI document. Defaults to "dev".
 	Version string
+	// Dashboard, when set, serves the web dashboard under /ui/ (see
+	// package dashboard); browsers asking for GET / are sent there. Its
+	// assets need no credentials: the API it calls checks every request.
+	Dashboard http.Handler
 
 	// StreamKey signs the stream tokens of POST /api/v1/events/token
 	// (HMAC-SHA256), at least 32 bytes. Give every server of a cluster the

@@ -50,6 +50,10 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 		Version string
 		Links   any
 	}{s.cfg.Version, indexLinks}
+	if strings.Contains(r.Header.Get("Accept"), "text/html") && s.cfg.Dashboard != nil {
+		http.Redirect(w, r, PathDashboard, http.StatusFound)
+		return
+	}
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = indexPage.Execute(w, data)

@@ -71,12 +71,15 @@ type instanceOutput struct {
 }
 
 type instancesInput struct {
-	Status      string `query:"status" enum:"running,waiting,suspended,completed,failed,cancelled,compensating,timed_out" doc:"only instances with this status"`
-	Definition  string `query:"definition" doc:"only instances of this definition id"`
-	BusinessKey string `query:"businessKey" doc:"only instances with this business key"`
-	Parent      string `query:"parent" doc:"only children of this instance"`
-	Limit       int    `query:"limit" minimum:"0" maximum:"1000" doc:"page size, 50 by default"`
-	Cursor      string `query:"cursor" doc:"the nextCursor of the previous page"`
+	Status        string    `query:"status" enum:"running,waiting,suspended,completed,failed,cancelled,compensating,timed_out" doc:"only instances with this status"`
+	Definition    string    `query:"definition" doc:"only instances of this definition id"`
+	Version       int       `query:"version" minimum:"0" doc:"only instances of this definition version"`
+	CreatedAfter  time.Time `query:"createdAfter" doc:"only instances created at or after this time (RFC 3339)"`
+	CreatedBefore time.Time `query:"createdBefore" doc:"only instances created before this time (RFC 3339)"`
+	BusinessKey   string    `query:"businessKey" doc:"only instances with this business key"`
+	Parent        string    `query:"parent" doc:"only children of this instance"`
+	Limit         int       `query:"limit" minimum:"0" maximum:"1000" doc:"page size, 50 by default"`
+	Cursor        string    `query:"cursor" doc:"the nextCursor of the previous page"`
 }
 
 type instancesOutput struct {
@@ -181,8 +184,9 @@ func (s *Server) registerInstances() {
 		Errors: []int{http.StatusBadRequest},
 	}, permRead, func(ctx context.Context, _ *Principal, in *instancesInput) (*instancesOutput, error) {
 		page, err := s.engine.Instances(ctx, &waymark.InstanceQuery{
-			Status: waymark.InstanceStatus(in.Status), Definition: in.Definition, BusinessKey: in.BusinessKey,
-			ParentID: in.Parent, Limit: in.Limit, Cursor: in.Cursor,
+			Status: waymark.InstanceStatus(in.Status), Definition: in.Definition, Version: in.Version,
+			BusinessKey: in.BusinessKey, ParentID: in.Parent, Limit: in.Limit, Cursor: in.Cursor,
+			CreatedAfter: in.CreatedAfter, CreatedBefore: in.CreatedBefore,
 		})
 		if err != nil {
 			return nil, err

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +219,44 @@ func TestInstanceControl(t *testing.T) {
 		var log waymark.Page[*waymark.LogEntry]
 		resp.decode(t, &log)
 		require.Equal(t, "olga", log.Items[len(log.Items)-1].Actor)
+	})
+}
+
+func TestInstancesByVersionAndTime(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s})
+		b.deploy(helloYAML)
+		v1, _ := b.start("hello", map[string]any{"name": "Ada"}, "", nil)
+		b.deploy(strings.Replace(helloYAML, "name: Hello", "name: Hello again", 1))
+		v2, _ := b.start("hello", map[string]any{"name": "Bo"}, "", nil)
+		require.Equal(t, 1, v1.DefinitionVersion)
+		require.Equal(t, 2, v2.DefinitionVersion)
+		list := func(query string) []string {
+			t.Helper()
+			resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?" + query, token: viewerKey})
+			require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+			var page waymark.Page[*waymark.Instance]
+			resp.decode(t, &page)
+			ids := []string{}
+			for _, i := range page.Items {
+				ids = append(ids, i.ID)
+			}
+			return ids
+		}
+		require.Equal(t, []string{v1.ID}, list("definition=hello&version=1"))
+		require.Equal(t, []string{v2.ID}, list("definition=hello&version=2"))
+		require.Empty(t, list("version=3"))
+
+		ts := func(tm time.Time) string { return url.QueryEscape(tm.Format(time.RFC3339Nano)) }
+		require.Equal(t, []string{v2.ID, v1.ID}, list("createdAfter="+ts(v1.CreatedAt.Add(-time.Second))))
+		require.Empty(t, list("createdAfter="+ts(v2.CreatedAt.Add(time.Second))))
+		require.Equal(t, []string{v2.ID, v1.ID}, list("createdBefore="+ts(v2.CreatedAt.Add(time.Second))))
+		require.Empty(t, list("createdBefore="+ts(v1.CreatedAt.Add(-time.Second))))
+
+		b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?createdAfter=yesterday", token: viewerKey}).
+			requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?version=-1", token: viewerKey}).
+			requireError(t, http.StatusBadRequest, server.CodeInvalid)
 	})
 }

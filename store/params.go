@@ -46,13 +46,17 @@ type InstanceUpdateParams struct {
 
 // InstanceListParams filter and page InstanceList. Empty fields match all.
 // Before is a cursor: the id of the last instance of the previous page.
+// After keeps only ids above it; ids are UUIDv7, so Before and After bound
+// the creation time too.
 type InstanceListParams struct {
-	Status       InstanceStatus
-	DefinitionID string
-	BusinessKey  string
-	ParentID     string
-	Before       string
-	Limit        int
+	Status            InstanceStatus
+	DefinitionID      string
+	DefinitionVersion int
+	BusinessKey       string
+	ParentID          string
+	Before            string
+	After             string
+	Limit             int
 }
 
 // ExecutionInsertParams are the fields of a new activity execution.

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/dashboard"
 	"github.com/waymarkdev/waymark/server"
 )
 
@@ -143,6 +144,10 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	srvCfg, err := cfg.serverConfig(logger)
 	if err != nil {
 		return err
+	}
+	srvCfg.Dashboard, err = dashboard.Handler(&dashboard.Config{API: server.Prefix, Version: Version, InsecureDev: cfg.InsecureDev})
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
 	}
 	srv, err := server.New(engine, srvCfg)
 	if errors.Is(err, server.ErrNoCredentials) {

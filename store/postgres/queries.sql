@@ -77,6 +77,8 @@ WHERE ($1 = '' OR status = $1)
   AND ($3 = '' OR business_key = $3)
   AND ($4 = '' OR parent_id = $4)
   AND ($5 = '' OR id < $5)
+  AND ($7 = 0 OR definition_version = $7)
+  AND ($8 = '' OR id > $8)
 ORDER BY id DESC
 LIMIT $6;
 

@@ -189,6 +189,21 @@ func runInstance(t *testing.T, h Harness) {
 		want := []string{ids[4], ids[3], ids[2], ids[1], ids[0], f.inst.ID}
 		require.Equal(t, want, paged)
 
+		after, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{After: ids[2]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[4], ids[3]}, instanceIDs(after))
+		between, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{After: ids[0], Before: ids[3]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[2], ids[1]}, instanceIDs(between))
+
+		v := f.inst.DefinitionVersion
+		byVersion, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionID: f.inst.DefinitionID, DefinitionVersion: v, After: ids[2]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[4], ids[3]}, instanceIDs(byVersion))
+		otherVersion, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionVersion: v + 1})
+		require.NoError(t, err)
+		require.Empty(t, otherVersion)
+
 		none, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionID: "other"})
 		require.NoError(t, err)
 		require.Empty(t, none)

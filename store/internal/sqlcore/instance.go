@@ -69,7 +69,8 @@ func (q *Queries) staleOrMissing(ctx context.Context, op string, err error, exis
 // InstanceList implements store.Executor.
 func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams) ([]*store.Instance, error) {
 	return list(ctx, q, "list instances", "InstanceList", scanInstance,
-		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit))
+		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit),
+		p.DefinitionVersion, p.After)
 }
 
 // limit bounds a page size: 100 by default, 1000 at most.
