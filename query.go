@@ -498,3 +498,43 @@ func notDeployed(id string, version int, err error) error {
 	}
 	return fmt.Errorf("definition %q is not deployed: %w", id, store.ErrNotFound)
 }
+
+// InstanceStats counts instances by definition and status, and those that
+// started and ended within Window before now.
+type InstanceStats struct {
+	ByStatus []InstanceCount `json:"byStatus"`
+	// Window is the length of the recent period, in seconds.
+	Window  int64     `json:"windowSeconds"`
+	Since   time.Time `json:"since"`
+	Started int64     `json:"started"`
+	Ended   int64     `json:"ended"`
+}
+
+// InstanceCount is how many instances of a definition have a status.
+type InstanceCount struct {
+	Definition string         `json:"definition"`
+	Status     InstanceStatus `json:"status"`
+	Count      int64          `json:"count"`
+}
+
+// Stats counts the instances: by definition and status, and those started
+// and ended in the last window (an hour when zero).
+func (e *Engine) Stats(ctx context.Context, window time.Duration) (*InstanceStats, error) {
+	if window < 0 {
+		return nil, invalid("window", "must not be negative")
+	}
+	if window == 0 {
+		window = time.Hour
+	}
+	since := e.clock.Now().UTC().Add(-window)
+	c, err := e.store.InstanceCount(ctx, &store.InstanceCountParams{StartedAfterID: store.IDAt(since), EndedSince: since})
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	out := &InstanceStats{ByStatus: make([]InstanceCount, len(c.ByStatus)), Window: int64(window / time.Second),
+		Since: since, Started: c.Started, Ended: c.Ended}
+	for i, r := range c.ByStatus {
+		out.ByStatus[i] = InstanceCount{Definition: r.DefinitionID, Status: r.Status, Count: r.Count}
+	}
+	return out, nil
+}

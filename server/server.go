@@ -138,6 +138,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerBreakers()
 	s.registerMe()
 	s.registerGraph()
+	s.registerStats()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathIndex && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

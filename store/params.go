@@ -59,6 +59,30 @@ type InstanceListParams struct {
 	Limit             int
 }
 
+// InstanceCountParams say what "recently" is for InstanceCount.
+type InstanceCountParams struct {
+	// StartedAfterID counts the instances whose id is above it (ids are
+	// UUIDv7: see IDAt).
+	StartedAfterID string
+	// EndedSince counts the finished instances last updated at or after it.
+	EndedSince time.Time
+}
+
+// InstanceCounts is what InstanceCount answers.
+type InstanceCounts struct {
+	// ByStatus has one row per definition and status with instances.
+	ByStatus []InstanceCount
+	Started  int64
+	Ended    int64
+}
+
+// InstanceCount is the number of instances of one definition in one status.
+type InstanceCount struct {
+	DefinitionID string
+	Status       InstanceStatus
+	Count        int64
+}
+
 // ExecutionInsertParams are the fields of a new activity execution.
 type ExecutionInsertParams struct {
 	ID         string

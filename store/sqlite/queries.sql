@@ -84,6 +84,18 @@ WHERE (?1 = '' OR status = ?1)
 ORDER BY id DESC
 LIMIT ?6;
 
+-- name: InstanceCountByStatus
+SELECT definition_id, status, COUNT(*)
+FROM instances
+GROUP BY definition_id, status
+ORDER BY definition_id, status;
+
+-- name: InstanceCountRecent
+SELECT
+    (SELECT COUNT(*) FROM instances WHERE id > ?1),
+    (SELECT COUNT(*) FROM instances
+     WHERE status IN ('completed', 'failed', 'cancelled', 'timed_out') AND updated_at >= ?2);
+
 -- name: ExecutionInsert
 INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,
     output, error, started_at, finished_at, version, created_at)

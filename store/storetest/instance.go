@@ -210,6 +210,38 @@ func runInstance(t *testing.T, h Harness) {
 	})
 }
 
+func runInstanceCount(t *testing.T, h Harness) {
+	t.Run("InstanceCount", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h) // one running "order" instance
+		mark := f.inst.ID
+		var ids []string
+		for range 3 {
+			ids = append(ids, f.newInstance(t, "").ID)
+		}
+		for i, at := range []time.Time{t0, t0.Add(-2 * time.Hour)} {
+			_, err := f.s.InstanceUpdate(f.ctx, &store.InstanceUpdateParams{
+				ID: ids[i], Version: 1, Status: store.InstanceCompleted, UpdatedAt: at,
+			})
+			require.NoError(t, err)
+		}
+		_, err := f.s.InstanceUpdate(f.ctx, &store.InstanceUpdateParams{
+			ID: ids[2], Version: 1, Status: store.InstanceSuspended, UpdatedAt: t0,
+		})
+		require.NoError(t, err)
+
+		got, err := f.s.InstanceCount(f.ctx, &store.InstanceCountParams{StartedAfterID: mark, EndedSince: t0.Add(-time.Hour)})
+		require.NoError(t, err)
+		require.Equal(t, []store.InstanceCount{
+			{DefinitionID: "order", Status: store.InstanceCompleted, Count: 2},
+			{DefinitionID: "order", Status: store.InstanceRunning, Count: 1},
+			{DefinitionID: "order", Status: store.InstanceSuspended, Count: 1},
+		}, got.ByStatus)
+		require.EqualValues(t, 3, got.Started, "the three made after the mark")
+		require.EqualValues(t, 1, got.Ended, "one ended within the hour, one before")
+	})
+}
+
 func instanceIDs(list []*store.Instance) []string {
 	out := make([]string, len(list))
 	for i, inst := range list {
