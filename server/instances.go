@@ -119,6 +119,18 @@ type cancelInput struct {
 	Body    *CancelRequest
 }
 
+// RetryRequest retries an instance, optionally with corrected variables.
+type RetryRequest struct {
+	Vars   map[string]json.RawMessage `json:"vars,omitempty" doc:"variables to set before the activity runs again"`
+	Reason string                     `json:"reason,omitempty" doc:"why, for the log"`
+}
+
+type retryInput struct {
+	ID      string `path:"id"`
+	IfMatch string `header:"If-Match" doc:"the ETag (revision) the change is meant for; 412 when it is no longer current"`
+	Body    *RetryRequest
+}
+
 type skipInput struct {
 	ID      string `path:"id"`
 	IfMatch string `header:"If-Match" doc:"the ETag (revision) the change is meant for; 412 when it is no longer current"`
@@ -250,7 +262,6 @@ func (s *Server) registerInstances() {
 	}{
 		{"suspend", "Suspend an instance: nothing advances it until resumed", s.engine.Suspend},
 		{"resume", "Resume a suspended instance", s.engine.Resume},
-		{"retry", "Run the failed activity of a failed or suspended instance again", s.engine.Retry},
 	} {
 		register(s, huma.Operation{
 			OperationID: c.verb + "-instance", Method: http.MethodPost, Path: Prefix + "/instances/{id}/" + c.verb,
@@ -261,6 +272,20 @@ func (s *Server) registerInstances() {
 			})
 		})
 	}
+	register(s, huma.Operation{
+		OperationID: "retry-instance", Method: http.MethodPost, Path: Prefix + "/instances/{id}/retry",
+		Tags: []string{"instances"}, Summary: "Run the failed activity of a failed or suspended instance again",
+		Description: "With vars, those variables are set first (a retry with corrected data); the reason goes into the log.",
+		Errors:      controlErrors,
+	}, permOperate, func(ctx context.Context, p *Principal, in *retryInput) (*instanceOutput, error) {
+		return s.control(ctx, in.ID, in.IfMatch, func(version int64) error {
+			rp := &waymark.RetryParams{Actor: p.User, Version: version}
+			if in.Body != nil {
+				rp.Vars, rp.Reason = in.Body.Vars, in.Body.Reason
+			}
+			return s.engine.RetryWith(ctx, in.ID, rp)
+		})
+	})
 	register(s, huma.Operation{
 		OperationID: "skip-activity", Method: http.MethodPost, Path: Prefix + "/instances/{id}/skip",
 		Tags: []string{"instances"}, Summary: "Complete a scheduled, waiting or failed activity as if it had run",

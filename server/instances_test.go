@@ -2,6 +2,8 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -258,5 +260,37 @@ func TestInstancesByVersionAndTime(t *testing.T) {
 			requireError(t, http.StatusBadRequest, server.CodeInvalid)
 		b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?version=-1", token: viewerKey}).
 			requireError(t, http.StatusBadRequest, server.CodeInvalid)
+	})
+}
+
+func TestRetryWithVars(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s, handlers: map[string]waymark.TaskHandler{
+			"charge": func(_ context.Context, task *waymark.Task) (any, error) {
+				var amount float64
+				if err := json.Unmarshal(task.Input, &amount); err != nil || amount <= 0 {
+					return nil, waymark.Permanent(errors.New("amount must be positive"))
+				}
+				return map[string]any{"charged": amount}, nil
+			},
+		}})
+		b.deploy(`id: charge
+activities:
+  - {id: init, type: set, vars: {amount: -1}, next: charge}
+  - {id: charge, type: task, handler: charge, input: "${ vars.amount }", output: receipt, next: done}
+  - {id: done, type: end}
+`)
+		inst, _ := b.start("charge", nil, "?wait=10s", nil)
+		require.Equal(t, store.InstanceFailed, inst.Status)
+		retry := func(body any) *response {
+			return b.do(req{method: http.MethodPost, path: server.Prefix + "/instances/" + inst.ID + "/retry", token: operatorKey, body: body})
+		}
+		retry(map[string]any{"vars": map[string]any{"": 1}}).requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		resp := retry(map[string]any{"vars": map[string]any{"amount": 12}, "reason": "corrected the amount"})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		done, _ := b.instance(inst.ID, "?wait=10s")
+		require.Equal(t, store.InstanceCompleted, done.Status)
+		require.JSONEq(t, `{"amount":12,"receipt":{"charged":12}}`, string(done.Variables))
 	})
 }
