@@ -121,6 +121,7 @@ const stream = {
     if (this.es || this.opening || this.poll || !listeners.size) return;
     this.opening = true;
     try {
+      if (me && !me.may.includes('read')) throw Object.assign(new Error('no reading role'), { status: 403 });
       const tok = (await api('POST', '/events/token', { noRedirect: true })).data;
       const q = new URLSearchParams({ token: tok.token });
       if (this.last) q.set('after', this.last);

@@ -30,11 +30,11 @@ export function diffTable(a, b, labelA, labelB) {
   const changed = rows.filter((r) => r.op !== ' ').length;
   return h('div', null,
     h('p', { class: 'muted' }, changed ? `${changed} changed lines between ${labelA} and ${labelB}` : `${labelA} and ${labelB} are the same`),
-    h('table', { class: 'diff' },
+    h('div', { class: 'diff-wrap', tabindex: 0, role: 'region', 'aria-label': 'Differences' }, h('table', { class: 'diff' },
       h('caption', { class: 'sr-only' }, `Differences between ${labelA} and ${labelB}`),
       h('thead', null, h('tr', null, h('th', { scope: 'col' }, labelA), h('th', { scope: 'col' }, labelB), h('th', { scope: 'col' }, ''), h('th', { scope: 'col' }, 'line'))),
       h('tbody', null, rows.map((r) => h('tr', { class: r.op === '+' ? 'add' : r.op === '-' ? 'del' : '' },
         h('td', { class: 'ln' }, r.a || ''), h('td', { class: 'ln' }, r.b || ''),
         h('td', { class: 'op', 'aria-label': r.op === '+' ? 'added' : r.op === '-' ? 'removed' : 'same' }, r.op),
-        h('td', null, h('code', null, r.text)))))));
+        h('td', null, h('code', null, r.text))))))));
 }

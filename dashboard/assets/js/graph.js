@@ -53,7 +53,9 @@ export function activityStates(inst, graph) {
   }
   for (const a of out.values()) {
     const last = a.execs[a.execs.length - 1];
-    a.state = mapState(last.status);
+    // A scheduled execution with an error is failing: waiting for its
+    // retry, or for an operator when the instance is suspended.
+    a.state = last.status === 'scheduled' && last.error ? 'failed' : mapState(last.status);
   }
   for (const e of graph.edges) {
     if (e.kind === 'compensate' && out.has(e.to) && out.get(e.to).execs.some((x) => x.status === 'completed')) {
@@ -105,15 +107,16 @@ export function drawMap({ graph, g }, states, { selected, onSelect, title } = {}
     const st = states ? states.get(id) : null;
     const state = st ? st.state : '';
     const x = n.x - n.width / 2, y = n.y - n.height / 2;
-    const label = `${n.label}: ${node.type}${state ? ', ' + state : ', not reached'}${st && st.count > 1 ? `, ran ${st.count} times` : ''}`;
+    // The accessible name is the visible text: label, type and state.
     const grp = s('g', {
       class: ['node', 'type-' + node.type, state ? 'state-' + state : 'state-none', selected === id ? 'selected' : '', node.id === graph.start ? 'start' : ''],
-      transform: `translate(${x},${y})`, tabindex: 0, role: 'button', 'aria-label': label, 'data-activity': id,
+      transform: `translate(${x},${y})`, tabindex: 0, role: 'button', 'data-activity': id,
       'aria-pressed': selected === id ? 'true' : 'false',
     },
-    s('title', null, label + (node.detail ? ` (${node.detail})` : '')),
+    s('title', null, `${n.label}: ${node.type}${node.detail ? ` (${node.detail})` : ''}${state ? '' : ', not reached'}`),
     s('rect', { width: n.width, height: n.height, rx: node.type === 'end' || node.type === 'fail' ? 26 : 8 }),
-    s('text', { x: 10, y: 20, class: 'node-label' }, (ICON[node.type] || '') + ' ' + n.label),
+    s('text', { x: 10, y: 20, class: 'node-icon', 'aria-hidden': 'true' }, ICON[node.type] || ''),
+    s('text', { x: 26, y: 20, class: 'node-label' }, n.label),
     s('text', { x: 10, y: 38, class: 'node-type' }, node.type + (state ? ' · ' + state : '')));
     if (st && st.count > 1) {
       grp.append(s('g', { class: 'count', transform: `translate(${n.width - 14},0)` },
@@ -127,7 +130,7 @@ export function drawMap({ graph, g }, states, { selected, onSelect, title } = {}
     }
     svg.append(grp);
   }
-  return h('div', { class: 'map-wrap' }, svg);
+  return h('div', { class: 'map-wrap', tabindex: 0, role: 'region', 'aria-label': (title || 'Process map') + ' (scrolls)' }, svg);
 }
 
 export function legend() {

@@ -10,7 +10,7 @@ export async function definitions(main) {
   const page = await get('/definitions');
   mount(main,
     h('div', { class: 'title-row' }, h('h1', null, 'Definitions'), may('admin') ? h('a', { href: '#/deploy', class: 'btn primary' }, 'Deploy…') : null),
-    page.items.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'grid' },
+    page.items.length ? h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Table' }, h('table', { class: 'grid' },
       h('caption', { class: 'sr-only' }, 'Deployed definitions, latest versions'),
       h('thead', null, h('tr', null, ['Definition', 'Name', 'Latest version', 'Deployed', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, page.items.map((d) => h('tr', null,
@@ -80,7 +80,7 @@ function startForm(id, version, go) {
 function sourceView(src, problems) {
   const byLine = new Map();
   for (const p of problems) if (p.line) byLine.set(p.line, [...(byLine.get(p.line) || []), p]);
-  return h('ol', { class: 'source', 'aria-label': 'Source' }, src.split('\n').map((line, i) => {
+  return h('ol', { class: 'source', tabindex: 0, 'aria-label': 'Source lines' }, src.split('\n').map((line, i) => {
     const ps = byLine.get(i + 1);
     return h('li', { class: ps ? 'has-problem' : '', id: ps ? 'problem-line-' + (i + 1) : null },
       h('code', null, line || ' '),

@@ -64,7 +64,7 @@ export async function inspector(main, { parts, query, go }) {
     mount(detail, h('div', { class: 'exec-detail' },
       h('h3', null, `${node ? node.name || node.id : st.selected}`, h('span', { class: 'muted' }, node ? ` (${node.type}${node.detail ? ', ' + node.detail : ''})` : '')),
       a ? a.execs.map((x) => h('article', { class: 'exec' },
-        h('p', null, badge(x.status), ` attempt ${x.attempt}`, x.startedAt ? [' · started ', time(x.startedAt)] : null,
+        h('p', null, badge(x.status), x.attempt ? ` attempt ${x.attempt}` : '', x.startedAt ? [' · started ', time(x.startedAt)] : null,
           x.finishedAt ? [' · took ', duration(x.startedAt, x.finishedAt)] : null),
         x.error ? errorDetail(x.error) : null,
         x.input ? jsonView(parseJSON(x.input), 'input') : null,
@@ -198,7 +198,7 @@ export async function inspector(main, { parts, query, go }) {
         h('div', { class: 'field' }, h('label', { for: filterId }, 'Filter'), input),
         h('div', { class: 'field field-check' }, failed, h('label', { for: 'log-failed' }, 'Failures only')),
         st.selected ? h('button', { type: 'button', class: 'btn small', onclick: () => select(st.selected) }, `Only ${st.selected} — show all`) : null),
-      rows.length ? h('ol', { class: 'log' }, rows.map((l) => {
+      rows.length ? h('ol', { class: 'log', tabindex: 0, 'aria-label': 'Execution log' }, rows.map((l) => {
         const gap = prev ? new Date(l.at) - new Date(prev.at) : 0;
         prev = l;
         return h('li', { class: ['log-' + l.event.split('.')[1], /failed/.test(l.event) ? 'log-bad' : ''] },

@@ -60,7 +60,7 @@ export async function instances(main, { query, go }) {
     const prev = backs.length ? link({ cursor: backs[backs.length - 1] === '-' ? '' : backs[backs.length - 1], back: backs.slice(0, -1).join(',') }) : null;
     const next = page.nextCursor ? link({ cursor: page.nextCursor, back: [...backs, cursor || '-'].join(',') }) : null;
     mount(list,
-      page.items.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'grid instances' },
+      page.items.length ? h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Instances table' }, h('table', { class: 'grid instances' },
         h('caption', { class: 'sr-only' }, 'Instances, newest first'),
         h('thead', null, h('tr', null, ['Instance', 'Definition', 'Status', 'Business key', 'Created', 'Updated'].map((c) => h('th', { scope: 'col' }, c)))),
         h('tbody', null, page.items.map((i) => h('tr', { 'data-id': i.id },

@@ -52,7 +52,7 @@ export async function breakers(main) {
     try { page = await optional('/breakers'); } catch (err) { mount(body, errorBox(err)); return; }
     if (!page) { mount(body, h('p', { class: 'notice' }, 'Breakers are not available on this server.')); return; }
     if (!page.items.length) { mount(body, empty('No breaker has recorded a call yet.')); return; }
-    mount(body, h('div', { class: 'table-wrap' }, h('table', { class: 'grid' },
+    mount(body, h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Table' }, h('table', { class: 'grid' },
       h('caption', { class: 'sr-only' }, 'Circuit breakers'),
       h('thead', null, h('tr', null, ['Breaker', 'State', 'Failures in a row', 'Opened', 'Updated', ''].map((c) => h('th', { scope: 'col' }, c)))),
       h('tbody', null, page.items.map((b) => h('tr', null,

@@ -87,7 +87,7 @@ async function drawStats(el) {
         h('span', { class: 'kpi' }, h('strong', null, String(total)), ' instances'),
         h('span', { class: 'kpi' }, h('strong', null, String(st.started)), ' started in the last hour'),
         h('span', { class: 'kpi' }, h('strong', null, String(st.ended)), ' ended in the last hour')),
-      defs.length ? h('div', { class: 'table-wrap' }, h('table', { class: 'grid' },
+      defs.length ? h('div', { class: 'table-wrap', tabindex: 0, role: 'region', 'aria-label': 'Table' }, h('table', { class: 'grid' },
         h('caption', { class: 'sr-only' }, 'Instances by definition and status'),
         h('thead', null, h('tr', null, h('th', { scope: 'col' }, 'Definition'), present.map((s) => h('th', { scope: 'col' }, badge(s))))),
         h('tbody', null, defs.map((d) => h('tr', null,

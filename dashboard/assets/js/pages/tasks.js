@@ -98,7 +98,7 @@ export async function tasks(main, { query, go }) {
     if (can) {
       formCtl = schemaForm(t.form);
       const outcomes = t.outcomes && t.outcomes.length ? t.outcomes : [''];
-      const form = h('form', { class: 'task-form', 'aria-label': 'Complete ' + (t.title || t.activityId) }, t.form ? formCtl.el : null,
+      const form = h('form', { class: 'task-form', novalidate: true, 'aria-label': 'Complete ' + (t.title || t.activityId) }, t.form ? formCtl.el : null,
         h('div', { class: 'outcomes', role: 'group', 'aria-label': 'Outcome' }, outcomes.map((o) =>
           h('button', { type: 'submit', class: 'btn primary', value: o, 'data-outcome': o }, o ? cap(o) : 'Complete'))));
       form.addEventListener('focusin', () => open.add(t.id));

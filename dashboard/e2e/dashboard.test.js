@@ -1,0 +1,294 @@
+// The dashboard in a real browser against a real `waymark serve` on SQLite.
+// Run: cd dashboard/e2e && npm ci && npm test (needs /usr/bin/chromium and Go).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { startServer, call, launch, newPage, actAs, shot, axe } from './harness.js';
+
+let server, browser, hook, hookURL;
+const errors = [];
+let hookFails = true; // the payment service answers 500 until told otherwise
+
+const reviewYAML = `id: e2e-review
+name: Review
+activities:
+  - id: prepare
+    type: set
+    vars: {ready: true}
+    next: review
+  - id: review
+    type: userTask
+    title: Review the request
+    outcomes: [ok]
+    next: {ok: wrap_up}
+  - id: wrap_up
+    type: set
+    vars: {done: true}
+    next: done
+  - {id: done, type: end}
+`;
+
+const expenseYAML = `id: e2e-expense
+name: Expense
+activities:
+  - id: approve
+    type: userTask
+    title: Approve the expense
+    candidateRoles: [finance]
+    outcomes: [approved, rejected]
+    form:
+      type: object
+      required: [amount, category]
+      properties:
+        amount: {type: number, title: Amount, minimum: 0}
+        category: {type: string, title: Category, enum: [travel, equipment]}
+        urgent: {type: boolean, title: Urgent}
+    output: decision
+    next: {approved: done, rejected: done}
+  - {id: done, type: end}
+`;
+
+const chargeYAML = () => `id: e2e-charge
+name: Charge
+defaults:
+  suspendAfterFailures: 1
+activities:
+  - id: charge
+    type: http
+    request: {method: POST, url: "${hookURL}/charge", body: {amount: 12}}
+    retry: {maxAttempts: 1}
+    next: done
+  - {id: done, type: end}
+`;
+
+before(async () => {
+  hook = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(hookFails ? 500 : 200, { 'Content-Type': 'application/json' });
+    res.end(hookFails ? '{"error":"down"}' : '{"charged":12}');
+  });
+  await new Promise((r) => hook.listen(0, '127.0.0.1', r));
+  hookURL = `http://127.0.0.1:${hook.address().port}`;
+  server = await startServer();
+  browser = await launch();
+  await call(server, 'POST', '/definitions', reviewYAML);
+  await call(server, 'POST', '/definitions', expenseYAML);
+  await call(server, 'POST', '/definitions', chargeYAML());
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) await server.stop();
+  if (hook) hook.close();
+});
+
+const waitFor = async (fn, what, ms = 10000) => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+};
+
+test('deploy from the UI: problems at their lines, then the graph', async () => {
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/deploy');
+  const bad = 'id: e2e-deployed\nactivities:\n  - id: start\n    type: task\n    handler: h\n    next: nowhere\n';
+  await page.getByRole('textbox', { name: 'Source' }).fill(bad);
+  await page.getByRole('button', { name: 'Deploy' }).click();
+  const problem = page.locator('#problem-line-6 .problem');
+  await problem.waitFor();
+  assert.match(await problem.innerText(), /line 6: .*nowhere/);
+  await shot(page, 'deploy-problems');
+
+  await page.getByRole('textbox', { name: 'Source' }).fill(bad.replace('next: nowhere', 'next: done') + '  - {id: done, type: end}\n');
+  await page.getByRole('button', { name: 'Deploy' }).click();
+  await page.waitForURL(/#\/definitions\/e2e-deployed\?v=1/);
+  await page.locator('svg.map [data-activity="done"]').waitFor();
+  assert.equal(await page.locator('svg.map .node').count(), 2);
+  await shot(page, 'definition');
+  await page.context().close();
+});
+
+test('start an instance and watch it move on the map without reloading', async () => {
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/definitions/e2e-review');
+  await page.getByRole('button', { name: 'Start v1' }).click();
+  await page.waitForURL(/#\/instances\/[0-9a-f-]+$/);
+  const review = page.locator('svg.map [data-activity="review"]');
+  await review.and(page.locator('.state-waiting')).waitFor();
+  assert.match(await page.locator('svg.map [data-activity="prepare"]').getAttribute('class'), /state-completed/);
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const id = page.url().split('/').pop();
+
+  // Someone completes the task elsewhere: the map follows, live.
+  const tasks = (await call(server, 'GET', `/tasks?instance=${id}`)).data.items;
+  await call(server, 'POST', `/tasks/${tasks[0].id}/complete`, { outcome: 'ok' });
+  await page.locator('svg.map [data-activity="done"].state-completed').waitFor({ timeout: 5000 });
+  assert.match(await review.getAttribute('class'), /state-completed/);
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload');
+  assert.match(await page.locator('h1 .badge').innerText(), /completed/);
+  assert.ok(await page.locator('svg.map path.edge.taken').count() >= 3, 'the path taken is drawn');
+
+  // Keyboard: an activity is reachable with Tab and opens with Enter.
+  await review.focus();
+  await page.keyboard.press('Enter');
+  await page.locator('.exec-detail h3', { hasText: 'review' }).waitFor();
+  await page.locator('.exec-detail .exec').first().getByText('completed').waitFor();
+  await shot(page, 'inspector');
+  await page.context().close();
+});
+
+test('complete a task with a form as a user with the role; the button is absent for one without', async () => {
+  const inst = (await call(server, 'POST', '/instances', { definition: 'e2e-expense' })).data;
+  const page = await newPage(browser, errors);
+  await actAs(page, server, 'fran', ['finance']);
+  await page.goto(server.url + '/ui/#/tasks?view=claimable');
+  const card = page.locator('article.card', { hasText: 'Approve the expense' }).first();
+  await card.waitFor();
+  await card.getByLabel('Amount').fill('-5');
+  await card.getByLabel('Category').selectOption({ label: 'travel' });
+  await card.getByRole('button', { name: 'Approved' }).click();
+  // The engine refuses it (422) and the message sits at the field.
+  await card.locator('.field-error', { hasText: 'must be >= 0' }).waitFor();
+  assert.equal(await card.getByLabel('Amount').getAttribute('aria-invalid'), 'true');
+  await shot(page, 'tasks-form-error');
+  await card.getByLabel('Amount').fill('120');
+  await card.getByLabel('Urgent').check();
+  await card.getByRole('button', { name: 'Approved' }).click();
+  await waitFor(async () => (await call(server, 'GET', `/instances/${inst.id}`)).data.status === 'completed', 'the instance to complete');
+  const done = (await call(server, 'GET', `/instances/${inst.id}`)).data;
+  assert.deepEqual(done.variables.decision.data, { amount: 120, category: 'travel', urgent: true });
+  assert.equal(done.variables.decision.user, 'fran');
+
+  // Another task, seen by a viewer without the role: no outcome buttons.
+  await call(server, 'POST', '/instances', { definition: 'e2e-expense' });
+  await actAs(page, server, 'vera', ['viewer']);
+  await page.goto(server.url + '/ui/#/tasks?view=all');
+  const other = page.locator('article.card', { hasText: 'Approve the expense' }).first();
+  await other.waitFor();
+  assert.equal(await other.getByRole('button', { name: 'Approved' }).count(), 0);
+  assert.equal(await other.getByRole('button', { name: 'Claim' }).count(), 0);
+  await other.getByText('You may not complete this task.').waitFor();
+
+  // And fran sees it appear in her inbox live, then claims it.
+  await actAs(page, server, 'fran', ['finance']);
+  await page.goto(server.url + '/ui/#/tasks?view=claimable');
+  const before = await page.locator('article.card').count();
+  await call(server, 'POST', '/instances', { definition: 'e2e-expense' });
+  await waitFor(async () => (await page.locator('article.card').count()) === before + 1, 'the new task to appear live');
+  await page.locator('article.card').first().getByRole('button', { name: 'Claim' }).click();
+  await page.goto(server.url + '/ui/#/tasks?view=mine');
+  await page.locator('article.card').first().getByRole('button', { name: 'Unclaim' }).waitFor();
+  await shot(page, 'tasks');
+  await page.context().close();
+});
+
+test('a suspended instance is on the attention list, is retried from the inspector, and completes', async () => {
+  hookFails = true;
+  const inst = (await call(server, 'POST', '/instances', { definition: 'e2e-charge' })).data;
+  await waitFor(async () => (await call(server, 'GET', `/instances/${inst.id}`)).data.status === 'suspended', 'the instance to suspend');
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/');
+  const row = page.locator('ul.attention li', { hasText: 'suspended' }).filter({ has: page.locator(`a[href="#/instances/${inst.id}"]`) });
+  await row.waitFor();
+  await shot(page, 'overview');
+  await row.locator('a').first().click();
+  await page.waitForURL(new RegExp(inst.id));
+  assert.match(await page.locator('svg.map [data-activity="charge"]').getAttribute('class'), /state-failed/);
+
+  hookFails = false;
+  await page.getByRole('button', { name: 'Retry…' }).click();
+  const dlg = page.getByRole('dialog');
+  await dlg.getByLabel('Reason').fill('the payment service is back');
+  await dlg.getByRole('button', { name: 'Confirm retry' }).click();
+  await page.locator('h1 .badge', { hasText: 'completed' }).waitFor();
+  const log = (await call(server, 'GET', `/instances/${inst.id}/log`)).data.items;
+  assert.ok(log.some((l) => l.event === 'instance.resumed' || l.event === 'activity.started'), 'the retry is logged');
+  await page.context().close();
+});
+
+test('a stale action gets the "changed since" message and changes nothing', async () => {
+  const inst = (await call(server, 'POST', '/instances?wait=5s', { definition: 'e2e-review' })).data;
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + `/ui/#/instances/${inst.id}`);
+  await page.getByRole('button', { name: 'Suspend' }).click();
+  const dlg = page.getByRole('dialog');
+  await dlg.waitFor();
+  // Meanwhile someone else suspends and resumes it.
+  const cur = await call(server, 'GET', `/instances/${inst.id}`);
+  const s = await call(server, 'POST', `/instances/${inst.id}/suspend`, undefined, { 'If-Match': cur.etag });
+  await call(server, 'POST', `/instances/${inst.id}/resume`, undefined, { 'If-Match': s.etag });
+  await dlg.getByRole('button', { name: 'Confirm suspend' }).click();
+  await page.locator('#banner', { hasText: 'changed since you loaded it' }).waitFor();
+  assert.equal((await call(server, 'GET', `/instances/${inst.id}`)).data.status, 'waiting', 'not overwritten');
+  await page.context().close();
+});
+
+test('dead letters: replay, or a clear state where the server has none', async () => {
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/dead-letters');
+  const spec = await (await fetch(server.url + '/api/v1/openapi.json')).json();
+  if (!spec.paths['/api/v1/outbox']) {
+    await page.getByText('Dead letters are not available on this server').waitFor();
+  } else {
+    await page.locator('main').getByText(/No dead letters|Replay/).first().waitFor();
+  }
+  await shot(page, 'dead-letters');
+  await page.goto(server.url + '/ui/#/breakers');
+  await page.getByRole('heading', { name: 'Circuit breakers' }).waitFor();
+  await shot(page, 'breakers');
+  await page.context().close();
+});
+
+test('every page: no serious accessibility violations, readable on a phone', async () => {
+  const inst = (await call(server, 'GET', '/instances?limit=1')).data.items[0];
+  const pages = ['/', '/instances', `/instances/${inst.id}`, '/definitions', '/definitions/e2e-expense', '/deploy', '/tasks?view=all', '/dead-letters', '/breakers', '/signin'];
+  for (const [vp, tag] of [[{ width: 1280, height: 800 }, 'desktop'], [{ width: 390, height: 844 }, 'phone']]) {
+    const page = await newPage(browser, errors, vp);
+    for (const frag of pages) {
+      await page.goto(server.url + '/ui/#' + frag);
+      await page.locator('main h1').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      const bad = await axe(page);
+      assert.deepEqual(bad, [], `${frag} (${tag})`);
+      if (tag === 'phone') {
+        const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+        assert.ok(overflow <= 1, `${frag} scrolls sideways on a phone by ${overflow}px`);
+      }
+      await shot(page, `${tag}-${frag.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '') || 'overview'}`);
+    }
+    await page.context().close();
+  }
+});
+
+test('instances list: filters in the URL, pages by cursor', async () => {
+  for (let i = 0; i < 55; i++) await call(server, 'POST', '/instances', { definition: 'e2e-review', businessKey: 'bulk-' + i });
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/instances');
+  await page.getByLabel('Definition').selectOption('e2e-review');
+  await page.getByLabel('Status').selectOption('waiting');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.waitForURL(/status=waiting/);
+  await page.locator('table.instances tbody tr').first().waitFor();
+  assert.equal(await page.locator('table.instances tbody tr').count(), 50);
+  await page.getByRole('link', { name: 'Next →' }).click();
+  await page.waitForURL(/cursor=/);
+  await page.getByRole('link', { name: '← Previous' }).waitFor();
+  assert.ok(await page.locator('table.instances tbody tr').count() >= 5);
+  await page.getByLabel('Business key').fill('bulk-7');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await waitFor(async () => (await page.locator('table.instances tbody tr').count()) === 1, 'one row for bulk-7');
+  await shot(page, 'instances');
+  await page.context().close();
+});
+
+test('no console errors on any page', () => {
+  // The browser logs every 4xx answer; those the tests provoke on purpose
+  // (a refused form, an invalid definition, a stale action) are the UI
+  // working, and it shows them. Anything else is a defect.
+  const expected = /Failed to load resource: the server responded with a status of (422|412|409) .*#\/(deploy|tasks|instances\/)/;
+  assert.deepEqual(errors.filter((e) => !expected.test(e)), []);
+});
