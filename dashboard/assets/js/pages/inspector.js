@@ -253,6 +253,7 @@ export async function inspector(main, { parts, query, go }) {
   timing.textContent = `server ${st.serverMs.toFixed(0)} ms · first render ${rendered.toFixed(0)} ms`;
   timing.dataset.serverMs = st.serverMs.toFixed(1);
   timing.dataset.renderMs = rendered.toFixed(1);
+  performance.mark('waymark:rendered');
   return live({ instance: id }, debounce(() => load().catch(() => {}), 150));
 }
 

@@ -79,6 +79,7 @@ export async function instances(main, { query, go }) {
     timing.textContent = `${page.items.length} shown · server ${res.ms.toFixed(0)} ms · rendered in ${rendered.toFixed(0)} ms`;
     timing.dataset.serverMs = res.ms.toFixed(1);
     timing.dataset.renderMs = rendered.toFixed(1);
+    performance.mark('waymark:rendered');
   };
   await load();
   return live(q.definition ? { definition: q.definition } : {}, debounce((ev) => {
