@@ -198,6 +198,9 @@ test('a suspended instance is on the attention list, is retried from the inspect
   await row.locator('a').first().click();
   await page.waitForURL(new RegExp(inst.id));
   assert.match(await page.locator('svg.map [data-activity="charge"]').getAttribute('class'), /state-failed/);
+  await page.locator('svg.map [data-activity="charge"]').click();
+  await page.locator('.exec-detail .error', { hasText: 'HTTP 500' }).first().waitFor();
+  await shot(page, 'inspector-suspended');
 
   hookFails = false;
   await page.getByRole('button', { name: 'Retry…' }).click();
@@ -258,7 +261,8 @@ test('every page: no serious accessibility violations, readable on a phone', asy
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         assert.ok(overflow <= 1, `${frag} scrolls sideways on a phone by ${overflow}px`);
       }
-      await shot(page, `${tag}-${frag.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '') || 'overview'}`);
+      const name = frag.startsWith('/instances/') ? 'inspector' : frag.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '') || 'overview';
+      await shot(page, `${tag}-${name}`);
     }
     await page.context().close();
   }

@@ -78,7 +78,7 @@ export async function inspector(main, { parts, query, go }) {
         i.parentId ? [h('a', { href: '#/instances/' + encodeURIComponent(i.parentId) }, 'parent ' + i.parentId.slice(-8)), ' / '] : null,
         h('span', { class: 'mono' }, i.id)),
       h('h1', null, h('a', { href: `#/definitions/${encodeURIComponent(i.definition)}?v=${i.version}` }, `${i.definition} v${i.version}`), ' ', badge(i.status)),
-      i.error ? h('div', { class: 'error banner-error', role: 'alert' }, h('strong', null, 'Failed: '), i.error.message,
+      i.error ? h('div', { class: 'error banner-error', role: 'alert' }, h('strong', null, i.status === 'failed' ? 'Failed: ' : 'Last error: '), i.error.message,
         i.error.code ? h('span', { class: 'muted' }, ` (${i.error.code})`) : null) : null,
       h('dl', { class: 'facts' },
         fact('Business key', i.businessKey || '—'), fact('Created', time(i.createdAt)), fact('Updated', [time(i.updatedAt), ' ', h('span', { class: 'muted' }, ago(i.updatedAt))]),
