@@ -79,6 +79,8 @@ export async function newPage(browser, errors, viewport = { width: 1280, height:
   const page = await ctx.newPage();
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`console: ${m.text()} (${page.url()})`); });
   page.on('pageerror', (e) => errors.push(`page error: ${e.message} (${page.url()})`));
+  // Which request a "Failed to load resource" line was about.
+  page.on('response', (r) => { if (r.status() >= 400) errors.push(`answer: ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}${new URL(r.url()).search} (${page.url()})`); });
   return page;
 }
 

@@ -104,7 +104,12 @@ export function live(filter, fn) {
   const sub = { filter: filter || {}, fn };
   listeners.add(sub);
   stream.ensure();
-  return () => { listeners.delete(sub); stream.idle(); };
+  return () => {
+    listeners.delete(sub);
+    // A refresh still pending belongs to a page that is gone.
+    if (fn.cancel) fn.cancel();
+    stream.idle();
+  };
 }
 
 function matches(f, ev) {
@@ -171,11 +176,13 @@ const stream = {
       this.setState('');
     }, 2000);
   },
+  // reset ends the stream of the previous user; the next page's
+  // subscription opens one for the new user.
   reset() {
     if (this.es) { this.es.close(); this.es = null; }
     if (this.poll) { clearInterval(this.poll); this.poll = null; }
     this.last = '';
-    this.ensure();
+    this.setState('');
   },
 };
 

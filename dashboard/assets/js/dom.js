@@ -144,5 +144,7 @@ export function announce(text, kind = 'info') {
 // debounce calls fn once after calls stop for ms.
 export function debounce(fn, ms) {
   let t;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+  const d = (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+  d.cancel = () => clearTimeout(t);
+  return d;
 }

@@ -56,8 +56,8 @@ function drawWho() {
 function signOut() {
   setSession(null);
   window.__me = null;
-  resetLive();
   location.hash = '#/signin';
+  resetLive();
 }
 
 function signInPage() {
@@ -112,7 +112,10 @@ async function afterSignIn(errEl) {
   }
 }
 
+let generation = 0;
+
 async function render() {
+  const mine = ++generation;
   if (cleanup) { try { cleanup(); } catch { /* a page's own cleanup */ } cleanup = null; }
   const { parts, query } = route();
   if (parts[0] === 'signin' || !signedIn()) {
@@ -137,7 +140,12 @@ async function render() {
   }
   drawNav(parts);
   drawWho();
-  const ctx = { query, parts, go, main };
+  if (mine !== generation) return; // another navigation came first
+  // Each page draws into its own element: a page still loading when the
+  // user moves on writes into a detached one, never over the next page.
+  const root = h('div', { class: 'page' });
+  mount(main, root);
+  const ctx = { query, parts, go, main: root };
   let page;
   switch (parts[0] || '') {
     case '': page = may('read') ? overview : tasks; break;
@@ -150,9 +158,11 @@ async function render() {
     default: mount(main, h('h1', null, 'Not found'), h('p', null, 'No page at ', h('code', null, location.hash))); return;
   }
   try {
-    cleanup = await page(main, ctx);
+    const done = await page(root, ctx);
+    if (mine !== generation) { if (done) done(); return; }
+    cleanup = done;
   } catch (err) {
-    mount(main, errorBox(err));
+    if (mine === generation) mount(root, errorBox(err));
   }
 }
 
