@@ -168,6 +168,16 @@ func runInstance(t *testing.T, h Harness) {
 		byKey, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B"})
 		require.NoError(t, err)
 		require.Equal(t, []string{ids[3], ids[1]}, instanceIDs(byKey))
+		// The business-key query takes the other filters and the cursor too.
+		firstB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Limit: 1})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[3]}, instanceIDs(firstB))
+		nextB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Before: ids[3], DefinitionID: "order", DefinitionVersion: f.def.Version})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[1]}, instanceIDs(nextB))
+		noneB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Status: store.InstanceCompleted})
+		require.NoError(t, err)
+		require.Empty(t, noneB)
 
 		byStatus, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{Status: store.InstanceCompleted, DefinitionID: "order"})
 		require.NoError(t, err)

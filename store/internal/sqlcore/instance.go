@@ -68,7 +68,11 @@ func (q *Queries) staleOrMissing(ctx context.Context, op string, err error, exis
 
 // InstanceList implements store.Executor.
 func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams) ([]*store.Instance, error) {
-	return list(ctx, q, "list instances", "InstanceList", scanInstance,
+	name := "InstanceList"
+	if p.BusinessKey != "" {
+		name = "InstanceListByBusinessKey"
+	}
+	return list(ctx, q, "list instances", name, scanInstance,
 		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit),
 		p.DefinitionVersion, p.After)
 }
