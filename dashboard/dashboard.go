@@ -19,10 +19,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io/fs"
 	"net/http"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -35,6 +37,7 @@ var assets embed.FS
 // Placeholders of index.html.
 const (
 	configPlaceholder  = "{{config}}"
+	preloadPlaceholder = "{{preload}}"
 	versionPlaceholder = "{{version}}"
 )
 
@@ -99,6 +102,20 @@ func Handler(cfg *Config) (http.Handler, error) {
 		return nil, errors.New("dashboard: index.html has no " + configPlaceholder)
 	}
 	out := bytes.Replace(page.body, []byte(configPlaceholder), blob, 1)
+	// Every module is announced up front, so the browser fetches them in
+	// parallel instead of discovering the import graph one level at a time.
+	var preload bytes.Buffer
+	names := make([]string, 0, len(h.files))
+	for name := range h.files {
+		if strings.HasSuffix(name, ".js") {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fmt.Fprintf(&preload, "<link rel=\"modulepreload\" href=\"%s%s\">\n", Prefix, name)
+	}
+	out = bytes.Replace(out, []byte(preloadPlaceholder), preload.Bytes(), 1)
 	out = bytes.ReplaceAll(out, []byte(versionPlaceholder), []byte(template.HTMLEscapeString(c.Version)))
 	h.index = newFile("index.html", out)
 	delete(h.files, "index.html")

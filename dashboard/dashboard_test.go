@@ -51,6 +51,8 @@ func TestPageCarriesItsConfiguration(t *testing.T) {
 	require.NotContains(t, page, "{{", "every placeholder is filled")
 	// No inline script: only the JSON blob and module files.
 	require.Equal(t, 1, strings.Count(page, `<script type="module" src="/ui/js/main.js"></script>`))
+	require.Contains(t, page, `<link rel="modulepreload" href="/ui/js/pages/inspector.js">`)
+	require.Contains(t, page, `<link rel="modulepreload" href="/ui/vendor/dagre.esm.js">`)
 }
 
 func TestAssets(t *testing.T) {

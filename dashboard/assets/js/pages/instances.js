@@ -7,11 +7,15 @@ const FILTERS = ['status', 'definition', 'version', 'businessKey', 'createdAfter
 
 export async function instances(main, { query, go }) {
   document.title = 'Instances · Waymark';
-  const defs = await get('/definitions').catch(() => ({ items: [] }));
   const q = Object.fromEntries(FILTERS.map((f) => [f, query.get(f) || '']));
   const cursor = query.get('cursor') || '';
   const back = query.get('back') || ''; // the cursors of earlier pages, for "Previous"
 
+  // The definitions (for the filter) and the first page load together.
+  const defsP = get('/definitions').catch(() => ({ items: [] }));
+  let firstP = api('GET', '/instances', { query: { ...q, cursor: query.get('cursor') || '', limit: 50 } });
+  firstP.catch(() => {});
+  const defs = await defsP;
   const toLocal = (iso) => { if (!iso) return ''; const d = new Date(iso); return isNaN(d) ? '' : new Date(d - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16); };
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter instances' },
     field('f-status', 'Status', h('select', { id: 'f-status', name: 'status' }, h('option', { value: '' }, 'any'),
@@ -44,11 +48,13 @@ export async function instances(main, { query, go }) {
     const t0 = performance.now();
     let res;
     try {
-      res = await api('GET', '/instances', { query: { ...q, cursor, limit: 50 } });
+      res = await (firstP || api('GET', '/instances', { query: { ...q, cursor, limit: 50 } }));
     } catch (err) {
+      firstP = null;
       mount(list, errorBox(err));
       return;
     }
+    firstP = null;
     const page = res.data;
     const link = (extra) => {
       const p = new URLSearchParams();
