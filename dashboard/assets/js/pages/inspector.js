@@ -31,15 +31,17 @@ export async function inspector(main, { parts, query, go }) {
     timing);
 
   async function load() {
+    // The log and the children need only the id: fetched with the
+    // instance, not after it. The graph needs its definition version.
+    const logP = get('/instances/' + encodeURIComponent(id) + '/log', { limit: 1000 });
+    const childrenP = get('/instances', { parent: id, limit: 50 });
+    logP.catch(() => {});
+    childrenP.catch(() => {});
     const res = await api('GET', '/instances/' + encodeURIComponent(id));
     st.inst = res.data;
     st.etag = res.etag;
     st.serverMs = res.ms;
-    const [logPage, graph, children] = await Promise.all([
-      get('/instances/' + encodeURIComponent(id) + '/log', { limit: 1000 }),
-      graphOf(st.inst.definition, st.inst.version),
-      get('/instances', { parent: id, limit: 50 }),
-    ]);
+    const [logPage, graph, children] = await Promise.all([logP, graphOf(st.inst.definition, st.inst.version), childrenP]);
     st.log = logPage.items;
     st.more = !!logPage.nextCursor;
     st.graph = graph;
