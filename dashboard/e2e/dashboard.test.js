@@ -190,6 +190,25 @@ test('complete a task with a form as a user with the role; the button is absent 
   await page.context().close();
 });
 
+test('an overdue task is marked in the inbox and on the attention list', async () => {
+  await call(server, 'POST', '/definitions', `id: e2e-due
+activities:
+  - {id: sign, type: userTask, title: Sign the contract, due: 1s, next: done}
+  - {id: done, type: end}
+`);
+  const inst = (await call(server, 'POST', '/instances', { definition: 'e2e-due' })).data;
+  await new Promise((r) => setTimeout(r, 1200));
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/tasks?view=all');
+  const card = page.locator('article.card.overdue', { hasText: 'Sign the contract' });
+  await card.waitFor();
+  await card.locator('.badge', { hasText: 'overdue' }).waitFor();
+  await page.goto(server.url + '/ui/#/');
+  await page.locator('ul.attention li', { hasText: 'is overdue' }).filter({ has: page.locator(`a[href="#/instances/${inst.id}"]`) }).waitFor();
+  await call(server, 'POST', `/instances/${inst.id}/cancel`, { reason: 'test over' });
+  await page.context().close();
+});
+
 test('a suspended instance is on the attention list, is retried from the inspector, and completes', async () => {
   hookFails = true;
   const inst = (await call(server, 'POST', '/instances', { definition: 'e2e-charge' })).data;
@@ -337,6 +356,15 @@ test('sign in with an API key: roles hide what a user may not do, the stream wor
     await page.goto(secure.url + `/ui/#/instances/${inst.id}`);
     await page.getByRole('button', { name: 'Suspend' }).waitFor();
     assert.equal(await page.getByRole('button', { name: 'Cancel…' }).count(), 1);
+    // The actor of an action is the signed-in user.
+    await page.getByRole('button', { name: 'Suspend' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm suspend' }).click();
+    await page.getByRole('button', { name: 'Resume' }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Confirm resume' }).click();
+    await page.getByRole('button', { name: 'Suspend' }).waitFor();
+    const log = (await call(secure, 'GET', `/instances/${inst.id}/log`, undefined, as('root'))).data.items;
+    assert.deepEqual(log.filter((l) => /instance\.(suspended|resumed)/.test(l.event)).map((l) => `${l.event}:${l.actor}`),
+      ['instance.suspended:olga', 'instance.resumed:olga']);
     // Live through a stream token made for olga's key.
     const tasks = (await call(secure, 'GET', `/tasks?instance=${inst.id}`, undefined, as('root'))).data.items;
     await call(secure, 'POST', `/tasks/${tasks[0].id}/complete`, { outcome: 'ok' }, as('root'));
