@@ -53,9 +53,10 @@ const allInstances = "*"
 
 // Changes returns a channel that receives a value (coalesced) after every
 // commit of this engine that changed an instance, and a function to stop.
-// Commits of other processes sharing the database are not signalled: poll
-// for those. The live event stream uses it to read at once what this
-// engine committed.
+// On PostgreSQL a started engine also signals commits of other processes
+// that wrote events (they announce them); still poll, since an
+// announcement can be lost. The live event stream and the outbox
+// dispatcher use it to read at once what committed.
 func (e *Engine) Changes() (<-chan struct{}, func()) { return e.watchers.add(allInstances) }
 
 // settled reports whether an instance has stopped for now: it ended, or it

@@ -48,6 +48,7 @@ func (e *Engine) ResetBreaker(ctx context.Context, name string) (*Breaker, error
 		return nil, fmt.Errorf("reset breaker %s: %w", name, err)
 	}
 	e.wakeWork()
+	e.announcer.announce(ctx, kindWork)
 	return b, nil
 }
 

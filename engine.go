@@ -36,6 +36,7 @@ type Engine struct {
 
 	httpClient *http.Client
 	calls      *resilience.Runner
+	announcer  *announcer // nil when the store cannot tell other processes
 
 	runMu   sync.Mutex
 	started *run // set between Start and Stop
@@ -74,6 +75,9 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 		results:    make(chan *taskResult, cfg.Workers),
 		httpClient: newHTTPClient(&cfg.HTTP),
 		calls:      resilience.NewRunner(cfg.HTTP.PerTarget),
+	}
+	if n, ok := s.(notifier); ok {
+		e.announcer = newAnnouncer(n, cfg.Logger)
 	}
 	if e.clock == nil {
 		c := newDBClock(s, cfg.localClock)
@@ -250,3 +254,7 @@ func eventAttrs(ev *Event) []slog.Attr {
 	}
 	return attrs
 }
+
+// NodeID returns the name this engine holds its leases under
+// (Config.NodeID, or the one generated for it).
+func (e *Engine) NodeID() string { return e.cfg.NodeID }

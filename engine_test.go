@@ -151,6 +151,33 @@ func (b *bundle) logEvents(id string) []string {
 	return out
 }
 
+// outbox returns the instance's outbox events in order, once the last
+// one, of type last, can be read (on PostgreSQL other tests' transactions
+// may hold the tail's horizon back for a moment).
+func (b *bundle) outbox(id, last string) []*store.OutboxEvent {
+	b.t.Helper()
+	var got []*store.OutboxEvent
+	require.Eventually(b.t, func() bool {
+		got = got[:0]
+		var after store.EventPosition
+		for {
+			page, err := b.s.OutboxTail(b.ctx, &store.OutboxTailParams{Part: store.OutboxPart(id), After: after, Limit: 1000})
+			require.NoError(b.t, err)
+			for _, e := range page {
+				if e.InstanceID == id {
+					got = append(got, e)
+				}
+				after = e.Position
+			}
+			if len(page) < 1000 {
+				break
+			}
+		}
+		return len(got) > 0 && got[len(got)-1].Type == last
+	}, 30*time.Second, 10*time.Millisecond, "no %s event of %s in the outbox", last, id)
+	return got
+}
+
 // vars decodes the variables of a *store.Instance or a *waymark.Instance.
 func vars(t *testing.T, inst any) map[string]any {
 	t.Helper()

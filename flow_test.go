@@ -60,8 +60,7 @@ activities:
 		}, b.logEvents(inst.ID))
 
 		// Every log row has its outbox event, with the same stable id.
-		events, err := s.OutboxList(b.ctx, &store.OutboxListParams{Limit: 1000})
-		require.NoError(t, err)
+		events := b.outbox(inst.ID, "instance.completed")
 		require.Len(t, events, 8)
 		var first waymark.Event
 		require.NoError(t, json.Unmarshal(events[0].Payload, &first))

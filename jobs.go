@@ -293,5 +293,6 @@ func (e *Engine) ReleaseJob(ctx context.Context, jobID, worker string) error {
 		return fmt.Errorf("job %s: %w", jobID, err)
 	}
 	e.wakeWork()
+	e.announcer.announce(ctx, kindWork)
 	return nil
 }

@@ -114,9 +114,7 @@ activities:
 		events := b.logEvents(inst.ID)
 		require.NotContains(t, events, "activity.started:notify")
 		require.NotContains(t, events, "activity.started:work")
-		outbox, err := s.OutboxList(b.ctx, &store.OutboxListParams{Limit: 100})
-		require.NoError(t, err)
-		for _, ev := range outbox {
+		for _, ev := range b.outbox(inst.ID, "instance.failed") {
 			require.NotEqual(t, "order.noticed", ev.Type, "emitted after the instance failed")
 		}
 
@@ -425,9 +423,7 @@ activities:
 		}
 		require.NotNil(t, seen, "OnEvent sees emit events")
 		require.EqualValues(t, 5, seen.Data["amount"])
-		outbox, err := s.OutboxList(b.ctx, &store.OutboxListParams{Limit: 100})
-		require.NoError(t, err)
-		for _, ev := range outbox {
+		for _, ev := range b.outbox(seen.InstanceID, "instance.failed") {
 			if ev.Type == "order.checked" {
 				require.Equal(t, seen.ID, ev.ID, "the outbox event and OnEvent's share the id")
 				var body struct{ Data map[string]any }

@@ -170,6 +170,9 @@ func (e *Engine) Start(ctx context.Context) error {
 		if l, ok := e.store.(listener); ok {
 			loops.Go(func() { e.listen(loopCtx, l) })
 		}
+		if e.announcer != nil {
+			commits.Go(func() { e.announcer.run(commitCtx) })
+		}
 		if c, ok := e.clock.(*dbClock); ok {
 			loops.Go(func() { c.syncLoop(loopCtx, e.cfg.Logger) })
 		}
@@ -206,9 +209,12 @@ func (e *Engine) listen(ctx context.Context, l listener) {
 			e.wakeWork()
 		case "timer":
 			e.wakeTimers()
+		case "event":
+			e.watchers.notify(allInstances) // Changes: the live stream, dispatchers
 		default: // (re)connected: look for anything missed meanwhile
 			e.wakeWork()
 			e.wakeTimers()
+			e.watchers.notify(allInstances)
 		}
 	})
 }

@@ -95,12 +95,19 @@ func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error)
 }
 
 func (e *Engine) afterCommit(t *txn) {
+	var kinds []string
 	if t.wakeWork {
 		e.wakeWork()
+		kinds = append(kinds, kindWork)
 	}
 	if t.wakeTimers {
 		e.wakeTimers()
+		kinds = append(kinds, kindTimer)
 	}
+	if len(t.events) > 0 {
+		kinds = append(kinds, kindEvent)
+	}
+	e.announcer.announce(t.ctx, kinds...)
 	for _, s := range t.order {
 		e.watchers.notify(s.inst.ID)
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"fmt"
+	"github.com/waymarkdev/waymark/service"
 	"io"
 	"log/slog"
 	"net/http"
@@ -61,6 +62,17 @@ type Config struct {
 	// (the client resumes with Last-Event-ID), and a client resuming from
 	// an older event is caught up from the database. Defaults to 10000.
 	StreamBuffer int
+	// StreamTypes restricts the event types the live stream carries at all
+	// (patterns as in the outbox routes: "instance.*", "task.created");
+	// each subscriber filters further with ?types=. Empty: every type.
+	StreamTypes []string
+	// Dispatcher, when the process runs one, is woken after a replay so
+	// the replayed events go at once.
+	Dispatcher interface{ Wake() }
+	// Services are the background services the process runs beside the
+	// engine (the outbox dispatcher, cleanup): /readyz reports each one's
+	// health and answers 503 while one is not OK.
+	Services []service.Service
 	// StreamPollInterval is how often the server reads the database for
 	// events other servers committed; its own engine's commits are read at
 	// once. Defaults to 100ms.

@@ -66,6 +66,8 @@ func (in *eventsInput) cursor() (string, error) {
 type eventFilter struct {
 	instances, definitions, types map[string]bool
 	typePrefixes                  []string
+	// allowed is the server's own restriction (Config.StreamTypes).
+	allowed func(string) bool
 }
 
 func newEventFilter(in *eventsInput) *eventFilter {
@@ -94,6 +96,9 @@ func splitSet(values []string) map[string]bool {
 }
 
 func (f *eventFilter) match(ev *waymark.Event) bool {
+	if f.allowed != nil && !f.allowed(ev.Type) {
+		return false
+	}
 	if len(f.instances) > 0 && !f.instances[ev.InstanceID] {
 		return false
 	}
@@ -145,6 +150,7 @@ func (s *Server) registerEvents() {
 			return nil, err
 		}
 		filter := newEventFilter(in)
+		filter.allowed = s.streamTypes
 		sub, err := s.hub.subscribe(ctx, cursor)
 		if err != nil {
 			return nil, err

@@ -3,16 +3,20 @@ package server
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 
 	"github.com/danielgtaylor/huma/v2"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/service"
 )
 
 // HealthStatus is the answer of /healthz and /readyz.
 type HealthStatus struct {
 	Status string `json:"status" doc:"ok, or ready"`
+	// Services is each background service's health (readyz only).
+	Services []service.Health `json:"services,omitempty"`
 }
 
 type healthOutput struct {
@@ -46,6 +50,19 @@ func (s *Server) registerHealth() {
 			}
 			return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, msg).withRetryAfter(1)
 		}
-		return &healthOutput{Body: &HealthStatus{Status: "ready"}}, nil
+		var services []service.Health
+		for _, svc := range s.cfg.Services {
+			h := svc.Health()
+			if !h.OK {
+				msg := h.Name + " is not running"
+				if h.Running {
+					msg = h.Name + " is failing"
+				}
+				s.log.WarnContext(ctx, "server: not ready", slog.String("service", h.Name), slog.String("error", h.Error))
+				return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, msg).withRetryAfter(1)
+			}
+			services = append(services, h)
+		}
+		return &healthOutput{Body: &HealthStatus{Status: "ready", Services: services}}, nil
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/outbox"
 )
 
 // Prefix is where the API lives.
@@ -46,15 +47,17 @@ const (
 // Server is Waymark's HTTP API over one engine. It is an http.Handler;
 // Serve runs it on a listener with graceful shutdown.
 type Server struct {
-	engine  *waymark.Engine
-	cfg     *Config
-	log     *slog.Logger
-	auth    *authenticator
-	limiter *limiter
-	api     huma.API
-	mux     *http.ServeMux
-	spec    []byte
-	routes  []Route
+	engine *waymark.Engine
+	cfg    *Config
+	// streamTypes is Config.StreamTypes compiled (nil: every type).
+	streamTypes func(string) bool
+	log         *slog.Logger
+	auth        *authenticator
+	limiter     *limiter
+	api         huma.API
+	mux         *http.ServeMux
+	spec        []byte
+	routes      []Route
 	// hub tails the committed events for the streams of GET /events.
 	hub    *hub
 	tokens *streamTokens
@@ -109,6 +112,11 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	if cfg.RateLimit > 0 {
 		s.limiter = newLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
+	if len(cfg.StreamTypes) > 0 {
+		if s.streamTypes, err = outbox.TypeMatcher(cfg.StreamTypes); err != nil {
+			return nil, fmt.Errorf("server: StreamTypes: %w", err)
+		}
+	}
 	hc := huma.Config{
 		OpenAPI: &huma.OpenAPI{
 			OpenAPI: "3.1.0",
@@ -139,6 +147,7 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerMe()
 	s.registerGraph()
 	s.registerStats()
+	s.registerOutbox()
 	s.registerEvents()
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathIndex && (r.Method == http.MethodGet || r.Method == http.MethodHead) {

@@ -188,37 +188,6 @@ type OutboxInsertParams struct {
 	OccurredAt  time.Time
 }
 
-// OutboxClaimParams lease up to Limit due events to Owner until Now+LeaseFor.
-type OutboxClaimParams struct {
-	Owner    string
-	Now      time.Time
-	LeaseFor time.Duration
-	Limit    int
-}
-
-// OutboxMarkDeliveredParams identify a delivered event.
-type OutboxMarkDeliveredParams struct {
-	ID    string
-	Owner string
-	At    time.Time
-}
-
-// OutboxMarkFailedParams record a failed delivery attempt.
-type OutboxMarkFailedParams struct {
-	ID            string
-	Owner         string
-	Error         string
-	NextAttemptAt time.Time
-	MaxAttempts   int
-}
-
-// OutboxListParams filter and page OutboxList. AfterSeq is the cursor.
-type OutboxListParams struct {
-	Status   OutboxStatus
-	AfterSeq int64
-	Limit    int
-}
-
 // ExternalCallInsertParams are the fields of a new external call (phase 1).
 type ExternalCallInsertParams struct {
 	ID             string

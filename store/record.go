@@ -39,14 +39,21 @@ const (
 	BookmarkExternalMessage BookmarkType = "ExternalMessage"
 )
 
-// OutboxStatus is the delivery state of an OutboxEvent.
-type OutboxStatus string
+// DeliveryState is the state of an event a sink parked: one it failed to
+// deliver, or one behind such an event.
+type DeliveryState string
 
-// Outbox statuses (DESIGN §1).
+// Delivery states of parked events.
 const (
-	OutboxPending   OutboxStatus = "pending"
-	OutboxDelivered OutboxStatus = "delivered"
-	OutboxDead      OutboxStatus = "dead"
+	// DeliveryRetry is a failed event waiting for its next attempt; it is
+	// the head of its ordering key on its sink.
+	DeliveryRetry DeliveryState = "retry"
+	// DeliveryHeld is an event waiting behind an earlier event of its
+	// ordering key that is parked on the same sink.
+	DeliveryHeld DeliveryState = "held"
+	// DeliveryDead is an event the sink gave up on: attempts exhausted or
+	// a permanent error. It holds the events behind it until replayed.
+	DeliveryDead DeliveryState = "dead"
 )
 
 // BreakerState is the state of a circuit breaker.
@@ -167,25 +174,20 @@ type LogEntry struct {
 }
 
 // OutboxEvent is an event written in the same transaction as the state
-// change that caused it. ID is stable across delivery attempts; Seq orders
-// the events, and events sharing an OrderingKey (the instance id) are
-// handed out strictly in Seq order.
+// change that caused it, and never changed afterwards. ID is stable across
+// delivery attempts. Events sharing an OrderingKey (the instance id) fall in
+// one Part (see OutboxPart) and are delivered to each sink strictly in
+// Position order.
 type OutboxEvent struct {
-	Seq            int64
-	ID             string
-	OrderingKey    string
-	InstanceID     string
-	Type           string
-	Payload        json.RawMessage
-	Headers        json.RawMessage
-	OccurredAt     time.Time
-	Attempts       int
-	NextAttemptAt  time.Time
-	Status         OutboxStatus
-	LastError      string
-	DeliveredAt    *time.Time
-	LeaseOwner     string
-	LeaseExpiresAt *time.Time
+	Position    EventPosition
+	ID          string
+	OrderingKey string
+	InstanceID  string
+	Type        string
+	Part        int
+	Payload     json.RawMessage
+	Headers     json.RawMessage
+	OccurredAt  time.Time
 }
 
 // ExternalCall is the two-phase record of a call to another system.

@@ -87,20 +87,58 @@ type Executor interface {
 	// OutboxInsertBatch inserts events in one statement, in order.
 	OutboxInsertBatch(ctx context.Context, events []*OutboxInsertParams) error
 	OutboxGet(ctx context.Context, id string) (*OutboxEvent, error)
-	// OutboxClaim leases pending, due events to p.Owner. Events that share
-	// an ordering key are only handed out after every earlier pending event
-	// of that key, and never to two owners at once.
-	OutboxClaim(ctx context.Context, p *OutboxClaimParams) ([]*OutboxEvent, error)
-	// OutboxMarkDelivered marks a leased event delivered.
-	OutboxMarkDelivered(ctx context.Context, p *OutboxMarkDeliveredParams) error
-	// OutboxMarkFailed records a failed attempt: attempts+1 and either a
-	// new next-attempt time or, at p.MaxAttempts, status dead.
-	OutboxMarkFailed(ctx context.Context, p *OutboxMarkFailedParams) (*OutboxEvent, error)
-	// OutboxRelease gives back leased events that were not attempted.
-	OutboxRelease(ctx context.Context, owner string, ids []string) error
-	OutboxList(ctx context.Context, p *OutboxListParams) ([]*OutboxEvent, error)
-	// OutboxReplay moves a dead event back to pending with zero attempts.
-	OutboxReplay(ctx context.Context, id string, now time.Time) (*OutboxEvent, error)
+	// OutboxTail returns up to p.Limit events of partition p.Part after
+	// p.After in position order, every one committed and final (as
+	// EventTail).
+	OutboxTail(ctx context.Context, p *OutboxTailParams) ([]*OutboxEvent, error)
+
+	// SinkCursorClaim creates the sink's cursors that do not exist yet
+	// (one per partition, at p.Start), renews those p.Owner holds and takes
+	// free or expired ones (bumping their fence) until p.Owner holds p.Max,
+	// and returns the ones p.Owner holds, by partition.
+	SinkCursorClaim(ctx context.Context, p *SinkCursorClaimParams) ([]*SinkCursor, error)
+	// SinkCursorList returns the cursors of sink ("" = every sink) by sink
+	// and partition.
+	SinkCursorList(ctx context.Context, sink string) ([]*SinkCursor, error)
+	// SinkCursorAdvance moves a cursor p.Owner holds with p.Fence to
+	// p.Position; ErrConflict when the lease was lost (another dispatcher
+	// took it). Advancing to the same position checks the lease.
+	SinkCursorAdvance(ctx context.Context, p *SinkCursorAdvanceParams) error
+	// SinkCursorRelease gives a cursor's lease back.
+	SinkCursorRelease(ctx context.Context, sink string, part int, owner string, fence int64) error
+	// SinkPark parks events on their sinks, in one statement.
+	SinkPark(ctx context.Context, events []*SinkParkParams) error
+	// SinkParked returns, of keys, those with any event parked on sink.
+	SinkParked(ctx context.Context, sink string, keys []string) ([]string, error)
+	// SinkParkedDue returns retry heads of a sink's partition whose next
+	// attempt is due, earliest first.
+	SinkParkedDue(ctx context.Context, p *SinkParkedDueParams) ([]*ParkedEvent, error)
+	// SinkParkedNext returns the earliest event of key parked on sink, or
+	// ErrNotFound.
+	SinkParkedNext(ctx context.Context, sink, orderingKey string) (*ParkedEvent, error)
+	// SinkParkedUpdate records an attempt's outcome on a parked event
+	// (ErrNotFound if it is not parked).
+	SinkParkedUpdate(ctx context.Context, p *SinkParkedUpdateParams) error
+	// SinkParkedDelete removes a parked event (delivered or skipped).
+	SinkParkedDelete(ctx context.Context, sink, orderingKey string, seq int64) error
+	// SinkParkedList pages through parked events matching p.Filter in
+	// (event seq, sink) order.
+	SinkParkedList(ctx context.Context, p *SinkParkedListParams) ([]*ParkedEvent, error)
+	// SinkParkedReplay moves the dead events matching f back to retry, due
+	// at now, with no attempts, and returns how many it moved.
+	SinkParkedReplay(ctx context.Context, f *ParkedFilter, now time.Time) (int, error)
+	// SinkStats returns the delivery figures of every sink with a cursor.
+	SinkStats(ctx context.Context) ([]*SinkStats, error)
+
+	// LeaseAcquire takes lease p.Name for p.Owner (or renews it when
+	// p.Owner holds it) until p.Now+p.TTL. When another owner holds it
+	// unexpired, it returns the holder's lease and ErrConflict.
+	LeaseAcquire(ctx context.Context, p *LeaseAcquireParams) (*Lease, error)
+	// LeaseRelease gives up a lease owner holds (nothing if it does not).
+	LeaseRelease(ctx context.Context, name, owner string) error
+	// LeaseList returns the unexpired leases whose names start with
+	// prefix at now, by name.
+	LeaseList(ctx context.Context, prefix string, now time.Time) ([]*Lease, error)
 
 	// EventTail returns up to p.Limit events after p.After in position
 	// order, every one committed and final: an event that commits later

@@ -15,7 +15,9 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/dashboard"
+	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/server"
+	"github.com/waymarkdev/waymark/service"
 )
 
 func newServeCommand(e *env) *cobra.Command {
@@ -149,6 +151,26 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)
 	}
+	var services service.Group
+	routes, live, closeSinks, err := cfg.Outbox.build(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer closeSinks()
+	srvCfg.StreamTypes = live
+	if len(routes) > 0 && !cfg.Outbox.Disabled {
+		changes, stopChanges := engine.Changes()
+		defer stopChanges()
+		o := cfg.Outbox.dispatcherOptions()
+		o.Store, o.Routes, o.Owner, o.Now, o.Wake, o.Logger = s, routes, engine.NodeID(), engine.Clock().Now, changes, logger
+		d, err := outbox.New(o)
+		if err != nil {
+			return err
+		}
+		services.Add(d)
+		srvCfg.Dispatcher = d
+		srvCfg.Services = append(srvCfg.Services, d)
+	}
 	srv, err := server.New(engine, srvCfg)
 	if errors.Is(err, server.ErrNoCredentials) {
 		return errors.New("no credentials configured: set auth.apiKeys or auth.jwt in --config (see docs/server.md), " +
@@ -168,7 +190,11 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	stopEngine := func() error {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.StopGrace+30*time.Second)
 		defer cancel()
-		return engine.Stop(stopCtx)
+		return errors.Join(services.Stop(stopCtx), engine.Stop(stopCtx))
+	}
+	if err := services.Start(ctx); err != nil {
+		ln.Close()
+		return errors.Join(err, stopEngine())
 	}
 	if hooks.ready != nil {
 		if err := hooks.ready(ctx, engine, ln.Addr()); err != nil {

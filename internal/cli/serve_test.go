@@ -275,6 +275,8 @@ func TestServePostgres(t *testing.T) {
 	logs := newWatchWriter(`msg="server: listening" addr=(\S+)`)
 	r := start(t, io.Discard, logs, "serve", "--insecure-dev", "--migrate", "--addr", "127.0.0.1:0", "--db", db)
 	base := "http://" + waitFor(t, logs, r, "listening line")
-	require.Equal(t, http.StatusOK, getJSON(t, base+"/readyz", nil, nil))
+	// Ready once the engine's first rounds ran (a loaded machine may take
+	// a moment).
+	require.Eventually(t, func() bool { return getJSON(t, base+"/readyz", nil, nil) == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
 	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/instances", nil, nil))
 }

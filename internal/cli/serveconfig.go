@@ -41,6 +41,8 @@ type serveConfig struct {
 	// needs the same one for a token to work on any of them.
 	StreamKey     string `yaml:"streamKey"`
 	StreamKeyFile string `yaml:"streamKeyFile"`
+	// Outbox configures event delivery (docs/events.md).
+	Outbox outboxConfig `yaml:"outbox"`
 }
 
 type authConfig struct {
@@ -112,6 +114,22 @@ var envVars = []struct {
 	{"WAYMARK_JWT_AUDIENCE", "auth.jwt.audience", func(c *serveConfig, v string) error { c.Auth.JWT.Audience = v; return nil }},
 	{"WAYMARK_STREAM_KEY", "streamKey", func(c *serveConfig, v string) error { c.StreamKey = v; return nil }},
 	{"WAYMARK_STREAM_KEY_FILE", "streamKeyFile", func(c *serveConfig, v string) error { c.StreamKeyFile = v; return nil }},
+	// One webhook sink without a config file: WAYMARK_WEBHOOK_URL and
+	// WAYMARK_WEBHOOK_SECRET (a sink named "webhook", every event type).
+	{"WAYMARK_WEBHOOK_URL", "outbox.sinks[webhook].url", func(c *serveConfig, v string) error { c.envWebhook().URL = v; return nil }},
+	{"WAYMARK_WEBHOOK_SECRET", "outbox.sinks[webhook].secret", func(c *serveConfig, v string) error { c.envWebhook().Secret = v; return nil }},
+}
+
+// envWebhook returns the sink the WAYMARK_WEBHOOK_* variables set up,
+// adding it when it is not there yet.
+func (c *serveConfig) envWebhook() *sinkConfig {
+	for i := range c.Outbox.Sinks {
+		if c.Outbox.Sinks[i].Name == "webhook" {
+			return &c.Outbox.Sinks[i]
+		}
+	}
+	c.Outbox.Sinks = append(c.Outbox.Sinks, sinkConfig{Name: "webhook", Type: "webhook"})
+	return &c.Outbox.Sinks[len(c.Outbox.Sinks)-1]
 }
 
 // loadEnv applies the WAYMARK_* variables lookup finds.
@@ -188,6 +206,7 @@ func (c *serveConfig) validate() error {
 	case c.StreamKey != "" && len(c.StreamKey) < 32:
 		bad("streamKey", "must be at least 32 bytes")
 	}
+	c.Outbox.validate(bad)
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}

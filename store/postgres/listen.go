@@ -15,11 +15,24 @@ const (
 	listenPauseMax = 5 * time.Second
 )
 
+// Notify sends kinds ("work", "timer", "event") on the schema's wake
+// channel, in one statement of its own. Engines call it after their
+// commits, coalesced: a NOTIFY inside a step transaction would take the
+// database-wide lock PostgreSQL holds from a notifying commit until it is
+// flushed, and so make every notifying commit wait for the one before.
+func (s *Store) Notify(ctx context.Context, kinds []string) error {
+	if len(kinds) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, s.dialect.Queries["Notify"], kinds); err != nil {
+		return fmt.Errorf("notify: %w", translateError(err))
+	}
+	return nil
+}
+
 // Listen calls fn with the payload of every notification on the schema's
 // wake channel ("waymark_wake_" and the md5 of the schema name, so engines
-// on other schemas of the database are not woken): payload "work" when
-// runnable work is enqueued, "timer" when a bookmark with a due time is
-// created, sent when the transaction commits. It calls fn until ctx ends,
+// on other schemas of the database are not woken): what Notify sent. It calls fn until ctx ends,
 // reconnecting (with a growing pause) when the connection drops. Each time
 // it is listening, on a new connection, it calls fn with "listening":
 // notifications sent while it was not were lost. It returns ctx's error. fn

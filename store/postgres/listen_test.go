@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -61,9 +62,19 @@ func TestListenReconnects(t *testing.T) {
 // notify sends payload on the wake channel of s's schema.
 func notify(t *testing.T, s *postgres.Store, payload string) {
 	t.Helper()
-	_, err := s.Pool().Exec(context.Background(),
-		"SELECT pg_notify('waymark_wake_' || md5(current_schema()), $1)", payload)
-	require.NoError(t, err)
+	require.NoError(t, s.Notify(context.Background(), []string{payload}))
+}
+
+// No query a step transaction runs sends a notification: a NOTIFY takes a
+// database-wide lock at commit. Only Notify, a statement of its own, does.
+func TestNoNotifyInsideStepTransactions(t *testing.T) {
+	for name, sql := range postgres.Queries() {
+		if name == "Notify" {
+			require.Contains(t, sql, "pg_notify")
+			continue
+		}
+		require.NotContains(t, strings.ToLower(sql), "pg_notify", "query %s notifies", name)
+	}
 }
 
 // Engines on other schemas of the same database are not woken.

@@ -311,3 +311,13 @@ func (d pgDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Row
 func (d pgDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
 	return d.c.QueryRow(ctx, query, args...)
 }
+
+// Queries returns the driver's SQL text by query name (for tests and
+// tools that inspect what the driver runs).
+func Queries() map[string]string {
+	q, err := sqlcore.ParseQueries(queriesSQL)
+	if err != nil {
+		panic(err) // the embedded file is checked by every Open
+	}
+	return q
+}

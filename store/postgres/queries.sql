@@ -143,17 +143,11 @@ WHERE instance_id = $1
 ORDER BY created_at, id;
 
 -- name: BookmarkInsert
--- A bookmark with a due time wakes the timer services of listening engines.
-WITH ins AS (
-    INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
-        assignee, due_at, version, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
-    RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
-        consumed_at, consumed_by, consume_key, result, version, created_at
-), wake AS (
-    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'timer') WHERE $9::timestamptz IS NOT NULL
-)
-SELECT ins.* FROM ins LEFT JOIN wake ON true;
+INSERT INTO bookmarks (id, instance_id, execution_id, activity_id, type, wait_key, payload,
+    assignee, due_at, version, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10)
+RETURNING id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
+    consumed_at, consumed_by, consume_key, result, version, created_at;
 
 -- name: BookmarkGet
 SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,
@@ -214,95 +208,176 @@ ORDER BY seq
 LIMIT $3;
 
 -- name: OutboxInsert
-INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+INSERT INTO outbox (id, ordering_key, instance_id, type, part, payload, headers, occurred_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING xid::text::bigint, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at;
 
 -- name: OutboxInsertBatch
 -- $1 is a JSON array of events; they get their seq in array order.
-INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
-SELECT e->>'id', e->>'ordering_key', e->>'instance_id', e->>'type', e->'payload', e->'headers',
-    (e->>'occurred_at')::timestamptz, (e->>'occurred_at')::timestamptz
+INSERT INTO outbox (id, ordering_key, instance_id, type, part, payload, headers, occurred_at)
+SELECT e->>'id', e->>'ordering_key', e->>'instance_id', e->>'type', (e->>'part')::smallint,
+    e->'payload', e->'headers', (e->>'occurred_at')::timestamptz
 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(e, ord)
 ORDER BY ord;
 
 -- name: OutboxGet
-SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+SELECT xid::text::bigint, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at
 FROM outbox
 WHERE id = $1;
 
--- name: OutboxClaim
--- Heads are the earliest pending event of each ordering key; locking them
--- (SKIP LOCKED) serialises claimers per key. Each claimed head brings the
--- due events that follow it under the same key.
-WITH heads AS (
-    SELECT o.seq, o.ordering_key
-    FROM outbox o
-    WHERE o.status = 'pending' AND o.next_attempt_at <= $2
-      AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= $2)
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox p
-          WHERE p.ordering_key = o.ordering_key AND p.status = 'pending' AND p.seq < o.seq)
-    ORDER BY o.seq
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
-), batch AS (
-    SELECT x.seq
-    FROM outbox x JOIN heads h ON x.ordering_key = h.ordering_key
-    WHERE x.status = 'pending' AND x.seq >= h.seq AND x.next_attempt_at <= $2
-    ORDER BY x.seq
-    LIMIT $4
-)
-UPDATE outbox
-SET lease_owner = $1, lease_expires_at = $3
-WHERE seq IN (SELECT seq FROM batch)
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
-
--- name: OutboxMarkDelivered
-UPDATE outbox
-SET status = 'delivered', delivered_at = $3, lease_owner = '', lease_expires_at = NULL
-WHERE id = $1 AND lease_owner = $2 AND status = 'pending';
-
--- name: OutboxMarkFailed
-UPDATE outbox
-SET attempts = attempts + 1,
-    last_error = $3,
-    next_attempt_at = $4,
-    status = CASE WHEN attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END,
-    lease_owner = '', lease_expires_at = NULL
-WHERE id = $1 AND lease_owner = $2 AND status = 'pending'
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
-
--- name: OutboxReleaseFollowers
-UPDATE outbox
-SET lease_owner = '', lease_expires_at = NULL
-WHERE ordering_key = $1 AND seq > $2 AND lease_owner = $3 AND status = 'pending';
-
--- name: OutboxRelease
-UPDATE outbox
-SET lease_owner = '', lease_expires_at = NULL
-WHERE lease_owner = $1 AND status = 'pending'
-  AND id IN (SELECT jsonb_array_elements_text($2::jsonb));
-
--- name: OutboxList
-SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+-- name: OutboxTail
+-- As EventTail, within one partition.
+SELECT xid::text::bigint, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at
 FROM outbox
-WHERE ($1 = '' OR status = $1) AND seq > $2
-ORDER BY seq
-LIMIT $3;
+WHERE part = $1
+  AND (xid, seq) > ($2::text::xid8, $3::bigint)
+  AND xid < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY xid, seq
+LIMIT $4;
 
--- name: OutboxReplay
-UPDATE outbox
-SET status = 'pending', attempts = 0, next_attempt_at = $2, last_error = '',
-    lease_owner = '', lease_expires_at = NULL
-WHERE id = $1 AND status = 'dead'
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+-- name: SinkCursorCreate
+-- $2 parts, from position ($3, $4).
+INSERT INTO sink_cursors (sink, part, pos_xid, pos_seq, updated_at)
+SELECT $1, p, $3, $4, $5 FROM generate_series(0, $2::integer - 1) AS p
+ON CONFLICT (sink, part) DO NOTHING;
+
+-- name: SinkCursorRenew
+UPDATE sink_cursors SET lease_expires_at = $3, updated_at = $4
+WHERE sink = $1 AND owner = $2;
+
+-- name: SinkCursorTake
+-- Take up to $5 free or expired cursors; a new lease bumps the fence.
+UPDATE sink_cursors SET owner = $2, lease_expires_at = $4, fence = fence + 1, updated_at = $3
+WHERE (sink, part) IN (
+    SELECT sink, part FROM sink_cursors
+    WHERE sink = $1 AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= $3)
+    ORDER BY random()
+    LIMIT $5
+    FOR UPDATE SKIP LOCKED);
+
+-- name: SinkCursorOwned
+SELECT sink, part, pos_xid, pos_seq, owner, lease_expires_at, fence, updated_at
+FROM sink_cursors WHERE sink = $1 AND owner = $2 ORDER BY part;
+
+-- name: SinkCursorList
+SELECT sink, part, pos_xid, pos_seq, owner, lease_expires_at, fence, updated_at
+FROM sink_cursors WHERE ($1 = '' OR sink = $1) ORDER BY sink, part;
+
+-- name: SinkCursorAdvance
+UPDATE sink_cursors SET pos_xid = $5, pos_seq = $6, updated_at = $7
+WHERE sink = $1 AND part = $2 AND owner = $3 AND fence = $4;
+
+-- name: SinkCursorRelease
+UPDATE sink_cursors SET owner = '', lease_expires_at = NULL
+WHERE sink = $1 AND part = $2 AND owner = $3 AND fence = $4;
+
+-- name: SinkPark
+-- $1 is a JSON array of parked events.
+INSERT INTO sink_parked (sink, ordering_key, seq, event_id, part, state, attempts, next_attempt_at,
+    last_error, history, parked_at, updated_at)
+SELECT e->>'sink', e->>'ordering_key', (e->>'seq')::bigint, e->>'event_id', (e->>'part')::integer,
+    e->>'state', (e->>'attempts')::integer, (e->>'next_attempt_at')::timestamptz, e->>'last_error',
+    e->'history', (e->>'now')::timestamptz, (e->>'now')::timestamptz
+FROM jsonb_array_elements($1::jsonb) AS x(e)
+ON CONFLICT (sink, ordering_key, seq) DO NOTHING;
+
+-- name: SinkParked
+SELECT DISTINCT ordering_key FROM sink_parked
+WHERE sink = $1 AND ordering_key IN (SELECT jsonb_array_elements_text($2::jsonb));
+
+-- name: SinkParkedDue
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE p.sink = $1 AND p.part = $2 AND p.state = 'retry' AND p.next_attempt_at <= $3
+ORDER BY p.next_attempt_at
+LIMIT $4;
+
+-- name: SinkParkedNext
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE p.sink = $1 AND p.ordering_key = $2
+ORDER BY p.seq
+LIMIT 1;
+
+-- name: SinkParkedUpdate
+UPDATE sink_parked
+SET state = $4, attempts = $5, next_attempt_at = $6, last_error = $7, history = $8, updated_at = $9
+WHERE sink = $1 AND ordering_key = $2 AND seq = $3;
+
+-- name: SinkParkedDelete
+DELETE FROM sink_parked WHERE sink = $1 AND ordering_key = $2 AND seq = $3;
+
+-- name: SinkParkedList
+-- $3 is a LIKE pattern on the type; $6 (nullable) an occurred-before bound.
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE ($1 = '' OR p.sink = $1) AND ($2 = '' OR p.state = $2) AND o.type LIKE $3 ESCAPE '\'
+  AND ($4 = '' OR o.instance_id = $4) AND ($5 = '' OR o.id = $5)
+  AND ($6::timestamptz IS NULL OR o.occurred_at < $6)
+  AND (p.seq, p.sink) > ($7::bigint, $8::text)
+ORDER BY p.seq, p.sink
+LIMIT $9;
+
+-- name: SinkParkedReplay
+UPDATE sink_parked AS p
+SET state = 'retry', attempts = 0, next_attempt_at = $6, updated_at = $6
+FROM outbox o
+WHERE o.seq = p.seq AND p.state = 'dead'
+  AND ($1 = '' OR p.sink = $1) AND o.type LIKE $2 ESCAPE '\'
+  AND ($3 = '' OR o.instance_id = $3) AND ($4 = '' OR o.id = $4)
+  AND ($5::timestamptz IS NULL OR o.occurred_at < $5);
+
+-- name: SinkStatsCursors
+-- Per sink: events after its cursors (counted up to a million a
+-- partition) and when the first of them occurred.
+SELECT c.sink,
+    sum((SELECT count(*) FROM (
+        SELECT 1 FROM outbox o
+        WHERE o.part = c.part AND (o.xid, o.seq) > (c.pos_xid::text::xid8, c.pos_seq)
+        LIMIT 1000000) x))::bigint,
+    min((SELECT o.occurred_at FROM outbox o
+        WHERE o.part = c.part AND (o.xid, o.seq) > (c.pos_xid::text::xid8, c.pos_seq)
+        ORDER BY o.xid, o.seq LIMIT 1))
+FROM sink_cursors c
+GROUP BY c.sink
+ORDER BY c.sink;
+
+-- name: SinkStatsParked
+SELECT p.sink,
+    count(*) FILTER (WHERE p.state = 'retry'),
+    count(*) FILTER (WHERE p.state = 'held'),
+    count(*) FILTER (WHERE p.state = 'dead'),
+    min(o.occurred_at) FILTER (WHERE p.state <> 'dead')
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+GROUP BY p.sink
+ORDER BY p.sink;
+
+-- name: LeaseAcquire
+INSERT INTO leases AS l (name, owner, fence, acquired_at, renewed_at, expires_at)
+VALUES ($1, $2, 1, $3, $3, $4)
+ON CONFLICT (name) DO UPDATE SET
+    owner = excluded.owner,
+    fence = CASE WHEN l.owner = excluded.owner THEN l.fence ELSE l.fence + 1 END,
+    acquired_at = CASE WHEN l.owner = excluded.owner AND l.expires_at > excluded.renewed_at
+        THEN l.acquired_at ELSE excluded.acquired_at END,
+    renewed_at = excluded.renewed_at,
+    expires_at = excluded.expires_at
+WHERE l.owner = excluded.owner OR l.expires_at <= excluded.renewed_at
+RETURNING name, owner, fence, acquired_at, renewed_at, expires_at;
+
+-- name: LeaseGet
+SELECT name, owner, fence, acquired_at, renewed_at, expires_at FROM leases WHERE name = $1;
+
+-- name: LeaseRelease
+UPDATE leases SET expires_at = acquired_at WHERE name = $1 AND owner = $2;
+
+-- name: LeaseList
+SELECT name, owner, fence, acquired_at, renewed_at, expires_at FROM leases
+WHERE starts_with(name, $1) AND expires_at > $2
+ORDER BY name;
 
 -- name: ExternalCallInsert
 INSERT INTO external_calls (id, instance_id, execution_id, idempotency_key, request, created_at, updated_at)
@@ -345,19 +420,13 @@ SELECT source, message_id, received_at, result FROM inbox WHERE source = $1 AND 
 
 -- name: WorkEnqueue
 -- At most one item per execution: enqueueing an execution that has one
--- returns no row. The notification wakes every listening engine of this
--- schema when the transaction commits (PostgreSQL folds repeats within a
--- transaction into one).
-WITH ins AS (
-    INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (execution_id) DO NOTHING
-    RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
-        lease_expires_at, created_at
-), wake AS (
-    SELECT pg_notify('waymark_wake_' || md5(current_schema()), 'work') FROM ins LIMIT 1
-)
-SELECT ins.* FROM ins LEFT JOIN wake ON true;
+-- returns no row. No NOTIFY here: it would take a database-wide lock at
+-- commit; engines announce commits afterwards (Notify).
+INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (execution_id) DO NOTHING
+RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
+    lease_expires_at, created_at;
 
 -- name: WorkClaim
 -- $6 lists the handlers the claimer runs: each is looked up on its own
@@ -465,6 +534,10 @@ SELECT clock_timestamp();
 
 -- name: WakeChannel
 SELECT 'waymark_wake_' || md5(current_schema());
+
+-- name: Notify
+-- One autocommit statement, outside any step transaction.
+SELECT pg_notify('waymark_wake_' || md5(current_schema()), k) FROM unnest($1::text[]) AS k;
 
 -- name: TaskList
 SELECT id, instance_id, execution_id, activity_id, type, wait_key, payload, assignee, due_at,

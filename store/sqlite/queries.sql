@@ -211,95 +211,168 @@ ORDER BY seq
 LIMIT ?3;
 
 -- name: OutboxInsert
-INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+INSERT INTO outbox (id, ordering_key, instance_id, type, part, payload, headers, occurred_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+RETURNING 0, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at;
 
 -- name: OutboxInsertBatch
 -- ?1 is a JSON array of events; they get their seq in array order.
-INSERT INTO outbox (id, ordering_key, instance_id, type, payload, headers, occurred_at, next_attempt_at)
+INSERT INTO outbox (id, ordering_key, instance_id, type, part, payload, headers, occurred_at)
 SELECT json_extract(value, '$.id'), json_extract(value, '$.ordering_key'),
-    json_extract(value, '$.instance_id'), json_extract(value, '$.type'),
-    value -> '$.payload', value -> '$.headers',
-    json_extract(value, '$.occurred_at'), json_extract(value, '$.occurred_at')
+    json_extract(value, '$.instance_id'), json_extract(value, '$.type'), json_extract(value, '$.part'),
+    value -> '$.payload', value -> '$.headers', json_extract(value, '$.occurred_at')
 FROM json_each(?1)
 ORDER BY key;
 
 -- name: OutboxGet
-SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+SELECT 0, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at
 FROM outbox
 WHERE id = ?1;
 
--- name: OutboxClaim
--- Heads are the earliest pending event of each ordering key; each claimed
--- head brings the due events that follow it under the same key.
-WITH heads AS (
-    SELECT o.seq, o.ordering_key
-    FROM outbox o
-    WHERE o.status = 'pending' AND o.next_attempt_at <= ?2
-      AND (o.lease_expires_at IS NULL OR o.lease_expires_at <= ?2)
-      AND NOT EXISTS (
-          SELECT 1 FROM outbox p
-          WHERE p.ordering_key = o.ordering_key AND p.status = 'pending' AND p.seq < o.seq)
-    ORDER BY o.seq
-    LIMIT ?4
-), batch AS (
-    SELECT x.seq
-    FROM outbox x JOIN heads h ON x.ordering_key = h.ordering_key
-    WHERE x.status = 'pending' AND x.seq >= h.seq AND x.next_attempt_at <= ?2
-    ORDER BY x.seq
-    LIMIT ?4
-)
-UPDATE outbox
-SET lease_owner = ?1, lease_expires_at = ?3
-WHERE seq IN (SELECT seq FROM batch)
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
-
--- name: OutboxMarkDelivered
-UPDATE outbox
-SET status = 'delivered', delivered_at = ?3, lease_owner = '', lease_expires_at = NULL
-WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending';
-
--- name: OutboxMarkFailed
-UPDATE outbox
-SET attempts = attempts + 1,
-    last_error = ?3,
-    next_attempt_at = ?4,
-    status = CASE WHEN attempts + 1 >= ?5 THEN 'dead' ELSE 'pending' END,
-    lease_owner = '', lease_expires_at = NULL
-WHERE id = ?1 AND lease_owner = ?2 AND status = 'pending'
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
-
--- name: OutboxReleaseFollowers
-UPDATE outbox
-SET lease_owner = '', lease_expires_at = NULL
-WHERE ordering_key = ?1 AND seq > ?2 AND lease_owner = ?3 AND status = 'pending';
-
--- name: OutboxRelease
-UPDATE outbox
-SET lease_owner = '', lease_expires_at = NULL
-WHERE lease_owner = ?1 AND status = 'pending'
-  AND id IN (SELECT value FROM json_each(?2));
-
--- name: OutboxList
-SELECT seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at
+-- name: OutboxTail
+-- One writer at a time: seq order is commit order.
+SELECT 0, seq, id, ordering_key, instance_id, type, part, payload, headers, occurred_at
 FROM outbox
-WHERE (?1 = '' OR status = ?1) AND seq > ?2
+WHERE part = ?1 AND ?2 = ?2 AND seq > ?3
 ORDER BY seq
-LIMIT ?3;
+LIMIT ?4;
 
--- name: OutboxReplay
-UPDATE outbox
-SET status = 'pending', attempts = 0, next_attempt_at = ?2, last_error = '',
-    lease_owner = '', lease_expires_at = NULL
-WHERE id = ?1 AND status = 'dead'
-RETURNING seq, id, ordering_key, instance_id, type, payload, headers, occurred_at, attempts,
-    next_attempt_at, status, last_error, delivered_at, lease_owner, lease_expires_at;
+-- name: SinkCursorCreate
+INSERT INTO sink_cursors (sink, part, pos_xid, pos_seq, updated_at)
+WITH RECURSIVE p(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?2)
+SELECT ?1, n, ?3, ?4, ?5 FROM p WHERE true
+ON CONFLICT (sink, part) DO NOTHING;
+
+-- name: SinkCursorRenew
+UPDATE sink_cursors SET lease_expires_at = ?3, updated_at = ?4
+WHERE sink = ?1 AND owner = ?2;
+
+-- name: SinkCursorTake
+UPDATE sink_cursors SET owner = ?2, lease_expires_at = ?4, fence = fence + 1, updated_at = ?3
+WHERE (sink, part) IN (
+    SELECT sink, part FROM sink_cursors
+    WHERE sink = ?1 AND (owner = '' OR lease_expires_at IS NULL OR lease_expires_at <= ?3)
+    ORDER BY random()
+    LIMIT ?5);
+
+-- name: SinkCursorOwned
+SELECT sink, part, pos_xid, pos_seq, owner, lease_expires_at, fence, updated_at
+FROM sink_cursors WHERE sink = ?1 AND owner = ?2 ORDER BY part;
+
+-- name: SinkCursorList
+SELECT sink, part, pos_xid, pos_seq, owner, lease_expires_at, fence, updated_at
+FROM sink_cursors WHERE (?1 = '' OR sink = ?1) ORDER BY sink, part;
+
+-- name: SinkCursorAdvance
+UPDATE sink_cursors SET pos_xid = ?5, pos_seq = ?6, updated_at = ?7
+WHERE sink = ?1 AND part = ?2 AND owner = ?3 AND fence = ?4;
+
+-- name: SinkCursorRelease
+UPDATE sink_cursors SET owner = '', lease_expires_at = NULL
+WHERE sink = ?1 AND part = ?2 AND owner = ?3 AND fence = ?4;
+
+-- name: SinkPark
+INSERT INTO sink_parked (sink, ordering_key, seq, event_id, part, state, attempts, next_attempt_at,
+    last_error, history, parked_at, updated_at)
+SELECT json_extract(value, '$.sink'), json_extract(value, '$.ordering_key'), json_extract(value, '$.seq'),
+    json_extract(value, '$.event_id'), json_extract(value, '$.part'), json_extract(value, '$.state'),
+    json_extract(value, '$.attempts'), json_extract(value, '$.next_attempt_at'),
+    json_extract(value, '$.last_error'), value -> '$.history',
+    json_extract(value, '$.now'), json_extract(value, '$.now')
+FROM json_each(?1) WHERE true
+ON CONFLICT (sink, ordering_key, seq) DO NOTHING;
+
+-- name: SinkParked
+SELECT DISTINCT ordering_key FROM sink_parked
+WHERE sink = ?1 AND ordering_key IN (SELECT value FROM json_each(?2));
+
+-- name: SinkParkedDue
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    0, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE p.sink = ?1 AND p.part = ?2 AND p.state = 'retry' AND p.next_attempt_at <= ?3
+ORDER BY p.next_attempt_at
+LIMIT ?4;
+
+-- name: SinkParkedNext
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    0, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE p.sink = ?1 AND p.ordering_key = ?2
+ORDER BY p.seq
+LIMIT 1;
+
+-- name: SinkParkedUpdate
+UPDATE sink_parked
+SET state = ?4, attempts = ?5, next_attempt_at = ?6, last_error = ?7, history = ?8, updated_at = ?9
+WHERE sink = ?1 AND ordering_key = ?2 AND seq = ?3;
+
+-- name: SinkParkedDelete
+DELETE FROM sink_parked WHERE sink = ?1 AND ordering_key = ?2 AND seq = ?3;
+
+-- name: SinkParkedList
+SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
+    0, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+WHERE (?1 = '' OR p.sink = ?1) AND (?2 = '' OR p.state = ?2) AND o.type LIKE ?3 ESCAPE '\'
+  AND (?4 = '' OR o.instance_id = ?4) AND (?5 = '' OR o.id = ?5)
+  AND (?6 IS NULL OR o.occurred_at < ?6)
+  AND (p.seq > ?7 OR (p.seq = ?7 AND p.sink > ?8))
+ORDER BY p.seq, p.sink
+LIMIT ?9;
+
+-- name: SinkParkedReplay
+UPDATE sink_parked
+SET state = 'retry', attempts = 0, next_attempt_at = ?6, updated_at = ?6
+WHERE state = 'dead' AND (?1 = '' OR sink = ?1)
+  AND seq IN (
+    SELECT o.seq FROM outbox o
+    WHERE o.type LIKE ?2 ESCAPE '\' AND (?3 = '' OR o.instance_id = ?3) AND (?4 = '' OR o.id = ?4)
+      AND (?5 IS NULL OR o.occurred_at < ?5));
+
+-- name: SinkStatsCursors
+SELECT c.sink,
+    sum((SELECT count(*) FROM (
+        SELECT 1 FROM outbox o WHERE o.part = c.part AND o.seq > c.pos_seq LIMIT 1000000))),
+    min((SELECT o.occurred_at FROM outbox o WHERE o.part = c.part AND o.seq > c.pos_seq
+        ORDER BY o.seq LIMIT 1))
+FROM sink_cursors c
+GROUP BY c.sink
+ORDER BY c.sink;
+
+-- name: SinkStatsParked
+SELECT p.sink,
+    count(*) FILTER (WHERE p.state = 'retry'),
+    count(*) FILTER (WHERE p.state = 'held'),
+    count(*) FILTER (WHERE p.state = 'dead'),
+    min(o.occurred_at) FILTER (WHERE p.state <> 'dead')
+FROM sink_parked p JOIN outbox o ON o.seq = p.seq
+GROUP BY p.sink
+ORDER BY p.sink;
+
+-- name: LeaseAcquire
+INSERT INTO leases AS l (name, owner, fence, acquired_at, renewed_at, expires_at)
+VALUES (?1, ?2, 1, ?3, ?3, ?4)
+ON CONFLICT (name) DO UPDATE SET
+    owner = excluded.owner,
+    fence = CASE WHEN l.owner = excluded.owner THEN l.fence ELSE l.fence + 1 END,
+    acquired_at = CASE WHEN l.owner = excluded.owner AND l.expires_at > excluded.renewed_at
+        THEN l.acquired_at ELSE excluded.acquired_at END,
+    renewed_at = excluded.renewed_at,
+    expires_at = excluded.expires_at
+WHERE l.owner = excluded.owner OR l.expires_at <= excluded.renewed_at
+RETURNING name, owner, fence, acquired_at, renewed_at, expires_at;
+
+-- name: LeaseGet
+SELECT name, owner, fence, acquired_at, renewed_at, expires_at FROM leases WHERE name = ?1;
+
+-- name: LeaseRelease
+UPDATE leases SET expires_at = acquired_at WHERE name = ?1 AND owner = ?2;
+
+-- name: LeaseList
+SELECT name, owner, fence, acquired_at, renewed_at, expires_at FROM leases
+WHERE substr(name, 1, length(?1)) = ?1 AND expires_at > ?2
+ORDER BY name;
 
 -- name: ExternalCallInsert
 INSERT INTO external_calls (id, instance_id, execution_id, idempotency_key, request, created_at, updated_at)

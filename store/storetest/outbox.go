@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -30,176 +31,333 @@ func eventTypes(list []*store.OutboxEvent) []string {
 	return out
 }
 
+// tailPart reads partition part on from after until it has n events, as a
+// dispatcher does: on PostgreSQL other sessions' transactions (parallel
+// tests) may hold the horizon back for a moment.
+func (f *fixture) tailPart(t *testing.T, part int, after store.EventPosition, n int) []*store.OutboxEvent {
+	t.Helper()
+	var got []*store.OutboxEvent
+	require.Eventually(t, func() bool {
+		page, err := f.s.OutboxTail(f.ctx, &store.OutboxTailParams{Part: part, After: after, Limit: 2})
+		require.NoError(t, err)
+		for _, e := range page {
+			got, after = append(got, e), e.Position
+		}
+		return len(got) >= n
+	}, 30*time.Second, 10*time.Millisecond, "want %d events", n)
+	require.Len(t, got, n)
+	return got
+}
+
 func runOutbox(t *testing.T, h Harness) {
-	t.Run("PerInstanceOrderAttemptsAndDead", func(t *testing.T) {
+	t.Run("PartitionsAndTail", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, h)
-		a, b := f.inst.ID, f.newInstance(t, "").ID
+		a := f.inst.ID
 		a1 := f.emit(t, a, "a1")
-		f.emit(t, b, "b1")
-		f.emit(t, a, "a2")
-		f.emit(t, b, "b2")
-		f.emit(t, a, "a3")
 		require.Equal(t, a, a1.OrderingKey)
-		require.Equal(t, store.OutboxPending, a1.Status)
-		require.Equal(t, t0, a1.NextAttemptAt)
+		require.Equal(t, store.OutboxPart(a), a1.Part)
+		require.JSONEq(t, `{"traceparent":"00-x"}`, string(a1.Headers))
+		require.NoError(t, f.s.OutboxInsertBatch(f.ctx, []*store.OutboxInsertParams{
+			{ID: store.NewID(), InstanceID: a, Type: "a2", OccurredAt: t0},
+			{ID: store.NewID(), InstanceID: a, Type: "a3", OccurredAt: t0},
+		}))
+		got := f.tailPart(t, a1.Part, store.EventPosition{}, 3)
+		require.Equal(t, []string{"a1", "a2", "a3"}, eventTypes(got), "one key's events in write order")
+		for _, e := range got {
+			require.Equal(t, a1.Part, e.Part)
+		}
+		again, err := f.s.OutboxGet(f.ctx, a1.ID)
+		require.NoError(t, err)
+		require.Equal(t, a1.Position.Seq, again.Position.Seq)
+		rest, err := f.s.OutboxTail(f.ctx, &store.OutboxTailParams{Part: a1.Part, After: got[0].Position})
+		require.NoError(t, err)
+		require.Equal(t, []string{"a2", "a3"}, eventTypes(rest))
+		other, err := f.s.OutboxTail(f.ctx, &store.OutboxTailParams{Part: (a1.Part + 1) % store.OutboxParts})
+		require.NoError(t, err)
+		require.Empty(t, other, "another partition holds none of them")
+		_, err = f.s.OutboxTail(f.ctx, &store.OutboxTailParams{Part: store.OutboxParts})
+		require.ErrorContains(t, err, "partition 16")
+	})
 
-		claim := func(owner string, now time.Time) []*store.OutboxEvent {
-			got, err := f.s.OutboxClaim(f.ctx, &store.OutboxClaimParams{Owner: owner, Now: now, LeaseFor: time.Minute, Limit: 10})
+	t.Run("CursorLeases", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		claim := func(owner string, now time.Time, max int) []*store.SinkCursor {
+			t.Helper()
+			got, err := f.s.SinkCursorClaim(f.ctx, &store.SinkCursorClaimParams{
+				Sink: "hook", Owner: owner, Now: now, LeaseFor: time.Minute, Max: max,
+				Start: store.EventPosition{Seq: 7},
+			})
 			require.NoError(t, err)
 			return got
 		}
-		got := claim("d1", t0)
-		require.Equal(t, []string{"a1", "b1", "a2", "b2", "a3"}, eventTypes(got), "seq order, per instance in write order")
-		require.Empty(t, claim("d2", t0), "leased events are not handed out twice")
-
-		// a1 fails: a2 and a3 are released with it and wait behind it; b goes on.
-		failed, err := f.s.OutboxMarkFailed(f.ctx, &store.OutboxMarkFailedParams{
-			ID: a1.ID, Owner: "d1", Error: "503 from sink", NextAttemptAt: t0.Add(time.Second), MaxAttempts: 2,
-		})
+		d1 := claim("d1", t0, 10)
+		require.Len(t, d1, 10)
+		require.EqualValues(t, 7, d1[0].Position.Seq, "created at the start position")
+		require.EqualValues(t, 1, d1[0].Fence)
+		d2 := claim("d2", t0, 10)
+		require.Len(t, d2, store.OutboxParts-10, "only the free ones")
+		require.Len(t, claim("d1", t0.Add(time.Second), 10), 10, "renewed, not more")
+		all, err := f.s.SinkCursorList(f.ctx, "hook")
 		require.NoError(t, err)
-		require.Equal(t, 1, failed.Attempts)
-		require.Equal(t, store.OutboxPending, failed.Status)
-		require.Equal(t, "503 from sink", failed.LastError)
-		require.Equal(t, t0.Add(time.Second), failed.NextAttemptAt)
-		for _, e := range got {
-			if e.InstanceID == b {
-				require.NoError(t, f.s.OutboxMarkDelivered(f.ctx, &store.OutboxMarkDeliveredParams{ID: e.ID, Owner: "d1", At: t0}))
+		require.Len(t, all, store.OutboxParts)
+		owners := map[string]int{}
+		for _, c := range all {
+			owners[c.Owner]++
+		}
+		require.Equal(t, map[string]int{"d1": 10, "d2": 6}, owners)
+
+		c := d2[0]
+		adv := &store.SinkCursorAdvanceParams{Sink: "hook", Part: c.Part, Owner: "d2", Fence: c.Fence,
+			Position: store.EventPosition{Xid: 3, Seq: 9}, Now: t0}
+		require.NoError(t, f.s.SinkCursorAdvance(f.ctx, adv))
+
+		// d2 stops renewing; after its lease d3 takes its cursors, with a new
+		// fence, and d2's late write is refused.
+		d3 := claim("d3", t0.Add(2*time.Minute), 16)
+		require.Len(t, d3, store.OutboxParts, "every lease has expired by then")
+		for _, n := range d3 {
+			if n.Part == c.Part {
+				require.Equal(t, c.Fence+1, n.Fence)
+				require.Equal(t, store.EventPosition{Xid: 3, Seq: 9}, n.Position)
 			}
 		}
-		require.Empty(t, claim("d2", t0.Add(500*time.Millisecond)), "a2 must not overtake a1 before its retry")
+		adv.Position = store.EventPosition{Xid: 3, Seq: 10}
+		require.ErrorIs(t, f.s.SinkCursorAdvance(f.ctx, adv), store.ErrConflict)
 
-		got = claim("d2", t0.Add(time.Second))
-		require.Equal(t, []string{"a1", "a2", "a3"}, eventTypes(got))
-		// Second failure reaches MaxAttempts: a1 is dead and the rest go on.
-		dead, err := f.s.OutboxMarkFailed(f.ctx, &store.OutboxMarkFailedParams{
-			ID: a1.ID, Owner: "d2", Error: "still down", NextAttemptAt: t0.Add(time.Hour), MaxAttempts: 2,
-		})
-		require.NoError(t, err)
-		require.Equal(t, store.OutboxDead, dead.Status)
-		require.Equal(t, 2, dead.Attempts)
-		got = claim("d3", t0.Add(time.Second))
-		require.Equal(t, []string{"a2", "a3"}, eventTypes(got))
+		require.NoError(t, f.s.SinkCursorRelease(f.ctx, "hook", c.Part, "d3", c.Fence+1))
+		back := claim("d4", t0.Add(2*time.Minute), 1)
+		require.Len(t, back, 1)
+		require.Equal(t, c.Part, back[0].Part, "a released cursor is free at once")
 
-		// d3 still holds a2 and a3; releasing hands them to the next claimer.
-		require.NoError(t, f.s.OutboxRelease(f.ctx, "d3", []string{got[0].ID, got[1].ID}))
-		require.Equal(t, []string{"a2", "a3"}, eventTypes(claim("d4", t0.Add(time.Second))))
-		require.ErrorIs(t, f.s.OutboxMarkDelivered(f.ctx, &store.OutboxMarkDeliveredParams{ID: got[0].ID, Owner: "d3", At: t0}),
-			store.ErrConflict, "a released lease cannot deliver")
-
-		deadList, err := f.s.OutboxList(f.ctx, &store.OutboxListParams{Status: store.OutboxDead})
-		require.NoError(t, err)
-		require.Len(t, deadList, 1)
-		require.Equal(t, a1.ID, deadList[0].ID)
-		delivered, err := f.s.OutboxList(f.ctx, &store.OutboxListParams{Status: store.OutboxDelivered})
-		require.NoError(t, err)
-		require.Equal(t, []string{"b1", "b2"}, eventTypes(delivered))
-		require.NotNil(t, delivered[0].DeliveredAt)
-
-		replayed, err := f.s.OutboxReplay(f.ctx, a1.ID, t0.Add(2*time.Hour))
-		require.NoError(t, err)
-		require.Equal(t, store.OutboxPending, replayed.Status)
-		require.Zero(t, replayed.Attempts)
-		require.Equal(t, a1.ID, replayed.ID, "the event id is stable across replays")
-		_, err = f.s.OutboxReplay(f.ctx, a1.ID, t0)
-		require.ErrorIs(t, err, store.ErrConflict, "only dead events can be replayed")
-		_, err = f.s.OutboxReplay(f.ctx, store.NewID(), t0)
-		require.ErrorIs(t, err, store.ErrNotFound)
-
+		_, err = f.s.SinkCursorClaim(f.ctx, &store.SinkCursorClaimParams{Sink: "hook", Now: t0, LeaseFor: time.Minute})
+		require.ErrorContains(t, err, "owner")
 	})
 
-	t.Run("ConcurrentDispatchersKeepOrder", func(t *testing.T) {
+	t.Run("CursorClaimRace", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, h)
-		const instances, perInstance, dispatchers = 6, 8, 4
-		var ids []string
-		for range instances {
-			ids = append(ids, f.newInstance(t, "").ID)
+		const claimers = 8
+		var wg sync.WaitGroup
+		got := make([][]*store.SinkCursor, claimers)
+		errs := make([]error, claimers)
+		for i := range claimers {
+			wg.Go(func() {
+				got[i], errs[i] = f.s.SinkCursorClaim(f.ctx, &store.SinkCursorClaimParams{
+					Sink: "race", Owner: fmt.Sprintf("d%d", i), Now: t0, LeaseFor: time.Minute, Max: 4,
+				})
+			})
 		}
-		for n := range perInstance {
-			for _, id := range ids {
-				f.emit(t, id, fmt.Sprint(n))
+		wg.Wait()
+		seen := map[int]string{}
+		for i := range claimers {
+			if errs[i] != nil {
+				require.True(t, store.IsRetryable(errs[i]), "claimer %d: %v", i, errs[i])
+			}
+			for _, c := range got[i] {
+				owner, dup := seen[c.Part]
+				require.False(t, dup, "partition %d held by %s and d%d", c.Part, owner, i)
+				seen[c.Part] = c.Owner
 			}
 		}
-		var mu sync.Mutex
-		delivered := map[string][]string{}
+		require.LessOrEqual(t, len(seen), store.OutboxParts)
+	})
+
+	t.Run("ParkRetryReplay", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		a, b := f.inst.ID, f.newInstance(t, "").ID
+		a1, a2, b1 := f.emit(t, a, "instance.started"), f.emit(t, a, "task.created"), f.emit(t, b, "instance.started")
+		hist := []store.DeliveryAttempt{{At: t0, Error: "503"}}
+		require.NoError(t, f.s.SinkPark(f.ctx, []*store.SinkParkParams{
+			{Sink: "hook", Event: a1, State: store.DeliveryRetry, Attempts: 1, NextAttemptAt: t0.Add(time.Second),
+				LastError: "503", History: hist, Now: t0},
+			{Sink: "hook", Event: a2, State: store.DeliveryHeld, NextAttemptAt: t0, Now: t0},
+			{Sink: "hook", Event: b1, State: store.DeliveryDead, Attempts: 1, NextAttemptAt: t0, LastError: "400 bad", Now: t0},
+		}))
+		// Parking again changes nothing (a redelivered batch).
+		require.NoError(t, f.s.SinkPark(f.ctx, []*store.SinkParkParams{
+			{Sink: "hook", Event: a1, State: store.DeliveryDead, NextAttemptAt: t0, Now: t0},
+		}))
+		keys, err := f.s.SinkParked(f.ctx, "hook", []string{a, b, "zzz"})
+		require.NoError(t, err)
+		require.ElementsMatch(t, []string{a, b}, keys)
+		keys, err = f.s.SinkParked(f.ctx, "nats", []string{a, b})
+		require.NoError(t, err)
+		require.Empty(t, keys, "parking is per sink")
+
+		due := func(part int, now time.Time) []*store.ParkedEvent {
+			got, err := f.s.SinkParkedDue(f.ctx, &store.SinkParkedDueParams{Sink: "hook", Part: part, Now: now})
+			require.NoError(t, err)
+			return got
+		}
+		require.Empty(t, due(a1.Part, t0), "not due yet")
+		d := due(a1.Part, t0.Add(time.Second))
+		require.Len(t, d, 1)
+		require.Equal(t, a1.ID, d[0].Event.ID)
+		require.Equal(t, store.DeliveryRetry, d[0].State)
+		require.Equal(t, hist, d[0].History)
+		require.JSONEq(t, `{"n":1}`, string(d[0].Event.Payload))
+
+		// The retry fails again and gives up: dead, with its history.
+		hist = append(hist, store.DeliveryAttempt{At: t0.Add(time.Second), Error: "timeout"})
+		require.NoError(t, f.s.SinkParkedUpdate(f.ctx, &store.SinkParkedUpdateParams{
+			Sink: "hook", OrderingKey: a, Seq: a1.Position.Seq, State: store.DeliveryDead, Attempts: 2,
+			NextAttemptAt: t0.Add(time.Second), LastError: "timeout", History: hist, Now: t0.Add(time.Second),
+		}))
+		require.ErrorIs(t, f.s.SinkParkedUpdate(f.ctx, &store.SinkParkedUpdateParams{
+			Sink: "hook", OrderingKey: a, Seq: 999999, State: store.DeliveryDead, Now: t0,
+		}), store.ErrNotFound)
+		require.ErrorContains(t, f.s.SinkParkedUpdate(f.ctx, &store.SinkParkedUpdateParams{
+			Sink: "hook", OrderingKey: a, Seq: a1.Position.Seq, State: "lost", Now: t0,
+		}), `"lost"`)
+
+		list := func(p store.SinkParkedListParams) []string {
+			t.Helper()
+			got, err := f.s.SinkParkedList(f.ctx, &p)
+			require.NoError(t, err)
+			var ids []string
+			for _, e := range got {
+				ids = append(ids, e.Event.ID)
+			}
+			return ids
+		}
+		require.Equal(t, []string{a1.ID, b1.ID}, list(store.SinkParkedListParams{Filter: store.ParkedFilter{State: store.DeliveryDead}}))
+		require.Equal(t, []string{a1.ID, a2.ID, b1.ID}, list(store.SinkParkedListParams{}))
+		require.Equal(t, []string{a1.ID, b1.ID}, list(store.SinkParkedListParams{Filter: store.ParkedFilter{Type: "instance.*"}}))
+		require.Equal(t, []string{a2.ID}, list(store.SinkParkedListParams{Filter: store.ParkedFilter{Type: "task.created"}}))
+		require.Equal(t, []string{b1.ID}, list(store.SinkParkedListParams{Filter: store.ParkedFilter{InstanceID: b}}))
+		require.Empty(t, list(store.SinkParkedListParams{Filter: store.ParkedFilter{Before: t0}}))
+		require.Equal(t, []string{a2.ID, b1.ID}, list(store.SinkParkedListParams{AfterSeq: a1.Position.Seq, AfterSink: "hook"}))
+		require.Equal(t, []string{a1.ID}, list(store.SinkParkedListParams{Limit: 1}))
+		_, err = f.s.SinkParkedList(f.ctx, &store.SinkParkedListParams{Filter: store.ParkedFilter{State: "gone"}})
+		require.ErrorContains(t, err, `"gone"`)
+
+		stats, err := f.s.SinkStats(f.ctx)
+		require.NoError(t, err)
+		require.Len(t, stats, 1)
+		require.Equal(t, store.SinkStats{Sink: "hook", Pending: 1, OldestPending: &t0, Held: 1, Dead: 2}, *stats[0])
+
+		// Replay the dead event of a only: it is due at once with no attempts;
+		// its history stays.
+		n, err := f.s.SinkParkedReplay(f.ctx, &store.ParkedFilter{EventID: a1.ID}, t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+		d = due(a1.Part, t0.Add(time.Minute))
+		require.Len(t, d, 1)
+		require.Equal(t, 0, d[0].Attempts)
+		require.Len(t, d[0].History, 2)
+		n, err = f.s.SinkParkedReplay(f.ctx, &store.ParkedFilter{EventID: a1.ID}, t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Zero(t, n, "only dead events are replayed")
+		_, err = f.s.SinkParkedReplay(f.ctx, &store.ParkedFilter{State: store.DeliveryHeld}, t0)
+		require.ErrorContains(t, err, "only dead")
+
+		// Delivered now: the head goes, the held one is next.
+		require.NoError(t, f.s.SinkParkedDelete(f.ctx, "hook", a, a1.Position.Seq))
+		next, err := f.s.SinkParkedNext(f.ctx, "hook", a)
+		require.NoError(t, err)
+		require.Equal(t, a2.ID, next.Event.ID)
+		require.Equal(t, store.DeliveryHeld, next.State)
+		require.NoError(t, f.s.SinkParkedDelete(f.ctx, "hook", a, a2.Position.Seq))
+		_, err = f.s.SinkParkedNext(f.ctx, "hook", a)
+		require.ErrorIs(t, err, store.ErrNotFound)
+
+		// Replay by filter.
+		n, err = f.s.SinkParkedReplay(f.ctx, &store.ParkedFilter{Sink: "hook", Type: "instance.*"}, t0)
+		require.NoError(t, err)
+		require.Equal(t, 1, n)
+	})
+
+	t.Run("StatsFollowCursors", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		e1 := f.emit(t, f.inst.ID, "e1")
+		f.emit(t, f.inst.ID, "e2")
+		cs, err := f.s.SinkCursorClaim(f.ctx, &store.SinkCursorClaimParams{Sink: "log", Owner: "d", Now: t0, LeaseFor: time.Minute, Max: 16})
+		require.NoError(t, err)
+		stats, err := f.s.SinkStats(f.ctx)
+		require.NoError(t, err)
+		require.Len(t, stats, 1)
+		require.EqualValues(t, 2, stats[0].Pending)
+		require.Equal(t, t0, *stats[0].OldestPending)
+		got := f.tailPart(t, e1.Part, store.EventPosition{}, 2)
+		for _, c := range cs {
+			if c.Part == e1.Part {
+				require.NoError(t, f.s.SinkCursorAdvance(f.ctx, &store.SinkCursorAdvanceParams{
+					Sink: "log", Part: c.Part, Owner: "d", Fence: c.Fence, Position: got[1].Position, Now: t0,
+				}))
+			}
+		}
+		stats, err = f.s.SinkStats(f.ctx)
+		require.NoError(t, err)
+		require.Zero(t, stats[0].Pending)
+		require.Nil(t, stats[0].OldestPending)
+	})
+
+	t.Run("Leases", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		acquire := func(owner string, now time.Time) (*store.Lease, error) {
+			return f.s.LeaseAcquire(f.ctx, &store.LeaseAcquireParams{Name: "cleanup", Owner: owner, Now: now, TTL: time.Minute})
+		}
+		l, err := acquire("a", t0)
+		require.NoError(t, err)
+		require.Equal(t, store.Lease{Name: "cleanup", Owner: "a", Fence: 1, AcquiredAt: t0, RenewedAt: t0, ExpiresAt: t0.Add(time.Minute)}, *l)
+		held, err := acquire("b", t0.Add(time.Second))
+		require.ErrorIs(t, err, store.ErrConflict)
+		require.Equal(t, "a", held.Owner)
+		l, err = acquire("a", t0.Add(30*time.Second))
+		require.NoError(t, err)
+		require.Equal(t, t0, l.AcquiredAt, "a renewal keeps the start")
+		require.Equal(t, t0.Add(90*time.Second), l.ExpiresAt)
+		require.EqualValues(t, 1, l.Fence)
+
+		live, err := f.s.LeaseList(f.ctx, "clean", t0.Add(time.Minute))
+		require.NoError(t, err)
+		require.Len(t, live, 1)
+		live, err = f.s.LeaseList(f.ctx, "", t0.Add(2*time.Minute))
+		require.NoError(t, err)
+		require.Empty(t, live, "expired")
+
+		l, err = acquire("b", t0.Add(2*time.Minute))
+		require.NoError(t, err, "an expired lease is taken over")
+		require.EqualValues(t, 2, l.Fence)
+		require.NoError(t, f.s.LeaseRelease(f.ctx, "cleanup", "a"), "not a's any more: nothing happens")
+		_, err = acquire("a", t0.Add(2*time.Minute))
+		require.ErrorIs(t, err, store.ErrConflict)
+		require.NoError(t, f.s.LeaseRelease(f.ctx, "cleanup", "b"))
+		l, err = acquire("a", t0.Add(2*time.Minute))
+		require.NoError(t, err, "released: free at once")
+		require.EqualValues(t, 3, l.Fence)
+
+		_, err = f.s.LeaseAcquire(f.ctx, &store.LeaseAcquireParams{Name: "x", Owner: "a", Now: t0})
+		require.ErrorContains(t, err, "TTL")
+	})
+
+	t.Run("LeaseRace", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
 		var wg sync.WaitGroup
-		errs := make(chan error, dispatchers)
-		for d := range dispatchers {
-			owner := fmt.Sprintf("dispatcher-%d", d)
+		var mu sync.Mutex
+		winners := 0
+		for i := range 8 {
 			wg.Go(func() {
-				for idle := 0; idle < 3; {
-					got, err := f.s.OutboxClaim(f.ctx, &store.OutboxClaimParams{Owner: owner, Now: t0, LeaseFor: time.Minute, Limit: 5})
-					if store.IsRetryable(err) {
-						continue
-					}
-					if err != nil {
-						errs <- err
-						return
-					}
-					if len(got) == 0 {
-						idle++
-						continue
-					}
-					idle = 0
-					for _, e := range got {
-						// Record before marking, as a sink sees it.
-						mu.Lock()
-						delivered[e.InstanceID] = append(delivered[e.InstanceID], e.Type)
-						mu.Unlock()
-						if err := f.s.OutboxMarkDelivered(f.ctx, &store.OutboxMarkDeliveredParams{ID: e.ID, Owner: owner, At: t0}); err != nil {
-							errs <- err
-							return
-						}
-					}
+				_, err := f.s.LeaseAcquire(f.ctx, &store.LeaseAcquireParams{Name: "alerts", Owner: fmt.Sprint(i), Now: t0, TTL: time.Minute})
+				if err == nil {
+					mu.Lock()
+					winners++
+					mu.Unlock()
+					return
+				}
+				if !errors.Is(err, store.ErrConflict) && !store.IsRetryable(err) {
+					t.Errorf("lease %d: %v", i, err)
 				}
 			})
 		}
 		wg.Wait()
-		close(errs)
-		for err := range errs {
-			require.NoError(t, err)
-		}
-		want := make([]string, perInstance)
-		for n := range want {
-			want[n] = fmt.Sprint(n)
-		}
-		for _, id := range ids {
-			require.Equal(t, want, delivered[id], "instance %s: each event once, in order", id)
-		}
-	})
-
-	t.Run("InsertBatchKeepsOrder", func(t *testing.T) {
-		t.Parallel()
-		f := newFixture(t, h)
-		var batch []*store.OutboxInsertParams
-		for i := range 5 {
-			batch = append(batch, &store.OutboxInsertParams{
-				ID: store.NewID(), InstanceID: f.inst.ID, Type: fmt.Sprint(i),
-				Payload: json.RawMessage(fmt.Sprintf(`{"i":%d,"s":"x"}`, i)), OccurredAt: t0.Add(time.Duration(i) * time.Second),
-			})
-		}
-		batch[4].Payload = json.RawMessage(`"a plain string"`)
-		batch = append(batch, &store.OutboxInsertParams{ID: store.NewID(), Type: "global", OccurredAt: t0})
-		require.NoError(t, f.s.OutboxInsertBatch(f.ctx, batch))
-		require.NoError(t, f.s.OutboxInsertBatch(f.ctx, nil))
-		got, err := f.s.OutboxList(f.ctx, &store.OutboxListParams{})
-		require.NoError(t, err)
-		require.Equal(t, []string{"0", "1", "2", "3", "4", "global"}, eventTypes(got))
-		require.JSONEq(t, `{"i":1,"s":"x"}`, string(got[1].Payload))
-		require.JSONEq(t, `"a plain string"`, string(got[4].Payload))
-		require.Nil(t, got[5].Payload)
-		require.Equal(t, t0.Add(3*time.Second), got[3].OccurredAt)
-		require.Equal(t, t0.Add(3*time.Second), got[3].NextAttemptAt)
-		require.Equal(t, batch[5].ID, got[5].OrderingKey, "an event without instance orders by itself")
-		require.Equal(t, store.OutboxPending, got[0].Status)
-	})
-
-	t.Run("ClaimValidates", func(t *testing.T) {
-		t.Parallel()
-		s := h.Open(t)
-		_, err := s.OutboxClaim(ctxFor(t), &store.OutboxClaimParams{Now: t0, LeaseFor: time.Second})
-		require.ErrorContains(t, err, "owner")
+		require.Equal(t, 1, winners)
 	})
 }
 

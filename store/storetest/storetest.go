@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 5
+const LatestSchemaVersion = 6
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {

@@ -3,27 +3,23 @@ package sqlcore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"sort"
-	"time"
 
 	"github.com/waymarkdev/waymark/store"
 )
 
 func scanOutbox(r Row) (*store.OutboxEvent, error) {
 	o := &store.OutboxEvent{}
-	err := r.Scan(&o.Seq, &o.ID, &o.OrderingKey, &o.InstanceID, &o.Type,
-		jsonDest{&o.Payload}, jsonDest{&o.Headers}, timeDest{&o.OccurredAt}, &o.Attempts,
-		timeDest{&o.NextAttemptAt}, &o.Status, &o.LastError, nullTimeDest{&o.DeliveredAt},
-		&o.LeaseOwner, nullTimeDest{&o.LeaseExpiresAt})
+	err := r.Scan(&o.Position.Xid, &o.Position.Seq, &o.ID, &o.OrderingKey, &o.InstanceID, &o.Type, &o.Part,
+		jsonDest{&o.Payload}, jsonDest{&o.Headers}, timeDest{&o.OccurredAt})
 	return o, err
 }
 
 // OutboxInsert implements store.Executor.
 func (q *Queries) OutboxInsert(ctx context.Context, p *store.OutboxInsertParams) (*store.OutboxEvent, error) {
+	key := orderingKey(p)
 	return one(ctx, q, "insert outbox event", "OutboxInsert", scanOutbox,
-		p.ID, orderingKey(p), p.InstanceID, p.Type, q.j(p.Payload), q.j(p.Headers), q.t(p.OccurredAt))
+		p.ID, key, p.InstanceID, p.Type, store.OutboxPart(key), q.j(p.Payload), q.j(p.Headers), q.t(p.OccurredAt))
 }
 
 // outboxRow is one entry of the JSON array OutboxInsertBatch sends.
@@ -32,6 +28,7 @@ type outboxRow struct {
 	OrderingKey string          `json:"ordering_key"`
 	InstanceID  string          `json:"instance_id"`
 	Type        string          `json:"type"`
+	Part        int             `json:"part"`
 	Payload     json.RawMessage `json:"payload,omitempty"`
 	Headers     json.RawMessage `json:"headers,omitempty"`
 	OccurredAt  any             `json:"occurred_at"`
@@ -44,8 +41,9 @@ func (q *Queries) OutboxInsertBatch(ctx context.Context, events []*store.OutboxI
 	}
 	rows := make([]outboxRow, len(events))
 	for i, p := range events {
+		key := orderingKey(p)
 		rows[i] = outboxRow{
-			ID: p.ID, OrderingKey: orderingKey(p), InstanceID: p.InstanceID, Type: p.Type,
+			ID: p.ID, OrderingKey: key, InstanceID: p.InstanceID, Type: p.Type, Part: store.OutboxPart(key),
 			Payload: p.Payload, Headers: p.Headers, OccurredAt: q.t(p.OccurredAt),
 		}
 	}
@@ -74,89 +72,13 @@ func (q *Queries) OutboxGet(ctx context.Context, id string) (*store.OutboxEvent,
 	return one(ctx, q, "get outbox event", "OutboxGet", scanOutbox, id)
 }
 
-// OutboxClaim implements store.Executor.
-func (q *Queries) OutboxClaim(ctx context.Context, p *store.OutboxClaimParams) ([]*store.OutboxEvent, error) {
-	if p.Owner == "" || p.LeaseFor <= 0 {
-		return nil, fmt.Errorf("claim outbox events: owner and a positive lease are required")
+// OutboxTail implements store.Executor.
+func (q *Queries) OutboxTail(ctx context.Context, p *store.OutboxTailParams) ([]*store.OutboxEvent, error) {
+	if p.Part < 0 || p.Part >= store.OutboxParts {
+		return nil, fmt.Errorf("tail outbox: partition %d is not in [0, %d)", p.Part, store.OutboxParts)
 	}
-	events, err := list(ctx, q, "claim outbox events", "OutboxClaim", scanOutbox,
-		p.Owner, q.t(p.Now), q.t(p.Now.Add(p.LeaseFor)), limit(p.Limit))
-	if err != nil {
-		return nil, err
-	}
-	sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
-	return events, nil
-}
-
-// OutboxMarkDelivered implements store.Executor.
-func (q *Queries) OutboxMarkDelivered(ctx context.Context, p *store.OutboxMarkDeliveredParams) error {
-	n, err := q.db.Exec(ctx, q.sql("OutboxMarkDelivered"), p.ID, p.Owner, q.t(p.At))
-	if err != nil {
-		return q.err("mark outbox event delivered", err)
-	}
-	if n == 0 {
-		return q.outboxLost(ctx, "mark outbox event delivered", p.ID)
-	}
-	return nil
-}
-
-// OutboxMarkFailed implements store.Executor. Later events of the same
-// ordering key that owner holds are released with it, so that none of them
-// overtakes the failed one.
-func (q *Queries) OutboxMarkFailed(ctx context.Context, p *store.OutboxMarkFailedParams) (*store.OutboxEvent, error) {
-	const op = "mark outbox event failed"
-	o, err := scanOutbox(q.db.QueryRow(ctx, q.sql("OutboxMarkFailed"),
-		p.ID, p.Owner, p.Error, q.t(p.NextAttemptAt), max(p.MaxAttempts, 1)))
-	if err != nil {
-		if err = q.d.TranslateError(err); errors.Is(err, store.ErrNotFound) {
-			return nil, q.outboxLost(ctx, op, p.ID)
-		}
-		return nil, q.err(op, err)
-	}
-	if _, err := q.db.Exec(ctx, q.sql("OutboxReleaseFollowers"), o.OrderingKey, o.Seq, p.Owner); err != nil {
-		return nil, q.err(op, err)
-	}
-	return o, nil
-}
-
-// outboxLost explains a leased-event update that matched no row.
-func (q *Queries) outboxLost(ctx context.Context, op, id string) error {
-	if _, err := q.OutboxGet(ctx, id); err != nil {
-		return q.err(op, err)
-	}
-	return q.err(op, store.ErrConflict)
-}
-
-// OutboxRelease implements store.Executor.
-func (q *Queries) OutboxRelease(ctx context.Context, owner string, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return fmt.Errorf("release outbox events: %w", err)
-	}
-	if _, err := q.db.Exec(ctx, q.sql("OutboxRelease"), owner, string(list)); err != nil {
-		return q.err("release outbox events", err)
-	}
-	return nil
-}
-
-// OutboxList implements store.Executor.
-func (q *Queries) OutboxList(ctx context.Context, p *store.OutboxListParams) ([]*store.OutboxEvent, error) {
-	return list(ctx, q, "list outbox events", "OutboxList", scanOutbox, string(p.Status), p.AfterSeq, limit(p.Limit))
-}
-
-// OutboxReplay implements store.Executor.
-func (q *Queries) OutboxReplay(ctx context.Context, id string, now time.Time) (*store.OutboxEvent, error) {
-	o, err := scanOutbox(q.db.QueryRow(ctx, q.sql("OutboxReplay"), id, q.t(now)))
-	if err != nil {
-		if err = q.d.TranslateError(err); errors.Is(err, store.ErrNotFound) {
-			return nil, q.outboxLost(ctx, "replay outbox event", id)
-		}
-		return nil, q.err("replay outbox event", err)
-	}
-	return o, nil
+	return list(ctx, q, "tail outbox", "OutboxTail", scanOutbox,
+		p.Part, fmt.Sprint(p.After.Xid), p.After.Seq, limit(p.Limit))
 }
 
 func scanTailEvent(r Row) (*store.TailEvent, error) {
