@@ -12,6 +12,8 @@ import { startServer, call, launch, newPage, actAs, shot, axe } from './harness.
 let server, browser, hook, hookURL;
 const errors = [];
 let hookFails = true; // the payment service answers 500 until told otherwise
+let webhookFails = true; // so does the webhook receiver
+const delivered = [];
 
 const reviewYAML = `id: e2e-review
 name: Review
@@ -68,12 +70,28 @@ activities:
 before(async () => {
   hook = http.createServer((req, res) => {
     req.resume();
-    res.writeHead(hookFails ? 500 : 200, { 'Content-Type': 'application/json' });
-    res.end(hookFails ? '{"error":"down"}' : '{"charged":12}');
+    const fails = req.url === '/webhook' ? webhookFails : hookFails;
+    if (req.url === '/webhook' && !fails) delivered.push(req.headers['ce-id'] || req.headers['webhook-id'] || 'event');
+    res.writeHead(fails ? 500 : 200, { 'Content-Type': 'application/json' });
+    res.end(fails ? '{"error":"down"}' : '{"ok":true}');
   });
   await new Promise((r) => hook.listen(0, '127.0.0.1', r));
   hookURL = `http://127.0.0.1:${hook.address().port}`;
-  server = await startServer();
+  // A webhook sink for instance.completed events, to a receiver that
+  // refuses while webhookFails: one attempt, then the event is dead.
+  const cfg = join(mkdtempSync(join(tmpdir(), 'waymark-e2e-cfg-')), 'waymark.yaml');
+  writeFileSync(cfg, `outbox:
+  minBackoff: 10ms
+  maxBackoff: 50ms
+  sinks:
+    - name: billing
+      type: webhook
+      url: ${hookURL}/webhook
+      secret: e2e-secret-for-signatures-0123456789
+      types: [instance.completed]
+      maxAttempts: 1
+`);
+  server = await startServer(['--insecure-dev', '--config', cfg]);
   browser = await launch();
   await call(server, 'POST', '/definitions', reviewYAML);
   await call(server, 'POST', '/definitions', expenseYAML);
@@ -253,16 +271,27 @@ test('a stale action gets the "changed since" message and changes nothing', asyn
   await page.context().close();
 });
 
-test('dead letters: replay, or a clear state where the server has none', async () => {
+test('dead letters: an undeliverable event is listed, replayed from the page, and delivered', async () => {
+  // An instance completes; its instance.completed event cannot be delivered.
+  webhookFails = true;
+  const inst = (await call(server, 'POST', '/instances?wait=5s', { definition: 'e2e-review' })).data;
+  const task = (await call(server, 'GET', `/tasks?instance=${inst.id}`)).data.items[0];
+  await call(server, 'POST', `/tasks/${task.id}/complete`, { outcome: 'ok' });
+  await waitFor(async () => (await call(server, 'GET', `/outbox?status=dead&instance=${inst.id}`)).data.items.length === 1, 'the event to be dead', 20000);
+
   const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/');
+  await page.locator('ul.attention li', { hasText: 'could not be delivered' }).waitFor();
   await page.goto(server.url + '/ui/#/dead-letters');
-  const spec = await (await fetch(server.url + '/api/v1/openapi.json')).json();
-  if (!spec.paths['/api/v1/outbox']) {
-    await page.getByText('Dead letters are not available on this server').waitFor();
-  } else {
-    await page.locator('main').getByText(/No dead letters|Replay/).first().waitFor();
-  }
+  const card = page.locator('article.card', { hasText: inst.id.slice(-12) });
+  await card.waitFor();
+  await card.locator('.error', { hasText: '500' }).first().waitFor();
   await shot(page, 'dead-letters');
+  webhookFails = false;
+  await card.getByRole('button', { name: 'Replay' }).click();
+  await page.locator('#banner', { hasText: 'Replayed 1 of 1 event' }).waitFor();
+  await waitFor(async () => (await call(server, 'GET', `/outbox?status=dead&instance=${inst.id}`)).data.items.length === 0, 'the replayed event to leave the dead letters', 20000);
+  await waitFor(() => delivered.length > 0, 'the webhook to receive the event', 20000);
   await page.goto(server.url + '/ui/#/breakers');
   await page.getByRole('heading', { name: 'Circuit breakers' }).waitFor();
   await shot(page, 'breakers');

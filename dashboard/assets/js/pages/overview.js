@@ -53,6 +53,11 @@ async function drawAttention(el) {
       ]);
       for (const i of susp.items) items.push({ kind: 'suspended', reason: 'suspended for manual intervention', since: i.updatedAt, instance: i.id, def: i.definition, detail: i.error ? i.error.message : '' });
       for (const i of failed.items) items.push({ kind: 'failed', reason: 'failed', since: i.updatedAt, instance: i.id, def: i.definition, detail: i.error ? i.error.message : '' });
+      const ob = await optional('/outbox/stats').catch(() => null);
+      for (const st of (ob && ob.items) || []) {
+        if (st.dead) items.push({ kind: 'dead', reason: `${st.dead} event${st.dead > 1 ? 's' : ''} to ${st.sink} could not be delivered`, since: '', link: '#/dead-letters' });
+        if (st.lagSeconds > 60) items.push({ kind: 'lag', reason: `sink ${st.sink} is ${Math.round(st.lagSeconds)} s behind (${st.pending} pending)`, since: '', link: '#/dead-letters' });
+      }
       for (const b of brk.items) if (b.state !== 'closed') items.push({ kind: 'breaker', reason: `circuit breaker ${b.name} is ${b.state.replace('_', '-')}`, since: b.openedAt || b.updatedAt, breaker: b.name, detail: `${b.failures} failures in a row` });
       try {
         const open = await get('/tasks', { status: 'open', limit: 200 });
@@ -67,9 +72,10 @@ async function drawAttention(el) {
       h('span', { class: 'att-what' },
         it.instance ? h('a', { href: '#/instances/' + encodeURIComponent(it.instance) }, it.def ? `${it.def} ${it.instance.slice(-8)}` : it.instance) : null,
         it.breaker ? h('a', { href: '#/breakers' }, it.breaker) : null,
+        it.link ? h('a', { href: it.link }, it.kind === 'dead' ? 'dead letters' : 'outbox') : null,
         ' — ', it.reason, it.detail ? h('span', { class: 'muted' }, ': ' + it.detail) : null),
       h('span', { class: 'att-since muted' }, it.since ? ago(it.since) : '')))),
-    att ? null : h('p', { class: 'muted small' }, 'Retrying activities and outbox lag appear here on servers with GET /api/v1/attention.'));
+    att ? null : h('p', { class: 'muted small' }, 'Retrying activities and long waits appear here on servers with GET /api/v1/attention.'));
   } catch (err) {
     mount(el, errorBox(err));
   }
@@ -103,11 +109,14 @@ async function drawStats(el) {
 
 async function drawDead(el) {
   try {
-    const page = await optional('/outbox', { status: 'dead', limit: 5 });
-    if (!page) { mount(el, h('p', { class: 'muted' }, 'Dead letters are not available on this server.')); return; }
-    mount(el, page.items.length
-      ? h('p', null, h('a', { href: '#/dead-letters' }, `${page.items.length}${page.nextCursor ? '+' : ''} undeliverable events`), ' wait for a replay.')
-      : empty('No dead letters.'));
+    const st = await optional('/outbox/stats');
+    if (!st) { mount(el, h('p', { class: 'muted' }, 'Dead letters are not available on this server.')); return; }
+    const dead = st.items.reduce((a, s) => a + s.dead, 0);
+    const pending = st.items.reduce((a, s) => a + s.pending, 0);
+    const lag = Math.max(0, ...st.items.map((s) => s.lagSeconds || 0));
+    mount(el,
+      dead ? h('p', null, h('a', { href: '#/dead-letters' }, `${dead} undeliverable event${dead > 1 ? 's' : ''}`), ' wait for a replay.') : empty('No dead letters.'),
+      st.items.length ? h('p', { class: 'muted small' }, `${pending} pending on ${st.items.length} sink${st.items.length > 1 ? 's' : ''}`, lag ? `, the oldest ${lag.toFixed(1)} s` : '') : null);
   } catch (err) {
     mount(el, errorBox(err));
   }
