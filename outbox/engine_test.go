@@ -65,9 +65,11 @@ func TestHangingSinkDoesNotDelaySteps(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, stats, 1)
 		require.Greater(t, stats[0].Pending, int64(30*6), "the events wait for the sink")
-		hang.mu.Lock()
-		require.NotEmpty(t, hang.inflight, "deliveries are stuck in the sink")
-		hang.mu.Unlock()
+		require.Eventually(t, func() bool {
+			hang.mu.Lock()
+			defer hang.mu.Unlock()
+			return len(hang.inflight) > 0
+		}, 10*time.Second, 10*time.Millisecond, "deliveries are stuck in the sink")
 		hang.srv.CloseClientConnections()
 	})
 }
