@@ -141,10 +141,17 @@ export function announce(text, kind = 'info') {
   if (kind !== 'error') announceTimer = setTimeout(() => clear(b), 6000);
 }
 
-// debounce calls fn once after calls stop for ms.
+// debounce coalesces calls: fn runs ms after the first call of a burst,
+// with the last call's arguments. Unlike a plain debounce it also runs
+// while calls keep coming (a busy event stream), once every ms.
 export function debounce(fn, ms) {
-  let t;
-  const d = (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
-  d.cancel = () => clearTimeout(t);
+  let t = null;
+  let last;
+  const d = (...a) => {
+    last = a;
+    if (t !== null) return;
+    t = setTimeout(() => { t = null; fn(...last); }, ms);
+  };
+  d.cancel = () => { clearTimeout(t); t = null; };
   return d;
 }
