@@ -99,6 +99,23 @@ WHERE business_key = $3 AND business_key <> ''
 ORDER BY business_key, id DESC
 LIMIT $6;
 
+-- name: InstanceListByParent
+-- InstanceList of one parent's children, on the partial index
+-- instances_parent_idx (for the same reason as InstanceListByBusinessKey).
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE parent_id = $4 AND parent_id <> ''
+  AND ($1 = '' OR status = $1)
+  AND ($2 = '' OR definition_id = $2)
+  AND ($3 = '' OR business_key = $3)
+  AND ($5 = '' OR id < $5)
+  AND ($7 = 0 OR definition_version = $7)
+  AND ($8 = '' OR id > $8)
+ORDER BY id DESC
+LIMIT $6;
+
 -- name: InstanceCountByStatus
 SELECT definition_id, status, COUNT(*)
 FROM instances

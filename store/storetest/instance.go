@@ -214,6 +214,26 @@ func runInstance(t *testing.T, h Harness) {
 		require.NoError(t, err)
 		require.Empty(t, otherVersion)
 
+		// Children of a parent, newest first, with the other filters.
+		var kids []string
+		for range 3 {
+			kid, err := f.s.InstanceInsert(f.ctx, &store.InstanceInsertParams{
+				ID: store.NewID(), DefinitionID: f.def.ID, DefinitionVersion: f.def.Version, Status: store.InstanceRunning,
+				Input: json.RawMessage(`{}`), Variables: json.RawMessage(`{}`), ParentID: ids[0], ParentExecutionID: "exec-p", CreatedAt: t0,
+			})
+			require.NoError(t, err)
+			kids = append(kids, kid.ID)
+		}
+		children, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[0]})
+		require.NoError(t, err)
+		require.Equal(t, []string{kids[2], kids[1], kids[0]}, instanceIDs(children))
+		olderKids, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[0], Before: kids[2], Limit: 1, Status: store.InstanceRunning})
+		require.NoError(t, err)
+		require.Equal(t, []string{kids[1]}, instanceIDs(olderKids))
+		noKids, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[1]})
+		require.NoError(t, err)
+		require.Empty(t, noKids)
+
 		none, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionID: "other"})
 		require.NoError(t, err)
 		require.Empty(t, none)

@@ -68,9 +68,14 @@ func (q *Queries) staleOrMissing(ctx context.Context, op string, err error, exis
 
 // InstanceList implements store.Executor.
 func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams) ([]*store.Instance, error) {
+	// A business key or a parent picks few rows: their queries use their
+	// partial indexes, which the general query's "? = '' OR" cannot.
 	name := "InstanceList"
-	if p.BusinessKey != "" {
+	switch {
+	case p.BusinessKey != "":
 		name = "InstanceListByBusinessKey"
+	case p.ParentID != "":
+		name = "InstanceListByParent"
 	}
 	return list(ctx, q, "list instances", name, scanInstance,
 		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit),
