@@ -154,7 +154,7 @@ func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID st
 			return nil, err
 		}
 	}
-	return s, s.enter(cd.def.Start)
+	return s, s.enter(cd.def.Start, nil)
 }
 
 // CompleteTaskParams complete a user task.

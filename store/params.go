@@ -97,6 +97,8 @@ type ExecutionInsertParams struct {
 	StartedAt  *time.Time
 	FinishedAt *time.Time
 	CreatedAt  time.Time
+	// Token is the path that led to the execution (see ActivityExecution).
+	Token json.RawMessage
 }
 
 // ExecutionUpdateParams are the mutable fields of an activity execution.

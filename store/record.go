@@ -135,6 +135,10 @@ type ActivityExecution struct {
 	FinishedAt *time.Time
 	Version    int64
 	CreatedAt  time.Time
+	// Token is the engine's record of the path that led to the execution
+	// (the forks it is a branch of, the forEach iteration it belongs to);
+	// nil on no branch. Set on insert, never changed.
+	Token json.RawMessage
 }
 
 // Bookmark is a point where an instance waits for the outside world. A

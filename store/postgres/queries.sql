@@ -130,14 +130,14 @@ SELECT
 
 -- name: ExecutionInsert
 INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,
-    output, error, started_at, finished_at, version, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12)
+    output, error, started_at, finished_at, version, created_at, token)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $13)
 RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at;
+    started_at, finished_at, version, created_at, token;
 
 -- name: ExecutionGet
 SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at
+    started_at, finished_at, version, created_at, token
 FROM activity_executions
 WHERE id = $1;
 
@@ -147,14 +147,14 @@ SET status = $3, attempt = $4, input = $5, output = $6, error = $7, started_at =
     finished_at = $9, version = version + 1
 WHERE id = $1 AND version = $2
 RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at;
+    started_at, finished_at, version, created_at, token;
 
 -- name: ExecutionExists
 SELECT 1 FROM activity_executions WHERE id = $1;
 
 -- name: ExecutionListByInstance
 SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at
+    started_at, finished_at, version, created_at, token
 FROM activity_executions
 WHERE instance_id = $1
 ORDER BY created_at, id;

@@ -422,8 +422,11 @@ func runExecution(t *testing.T, h Harness) {
 		ID: store.NewID(), InstanceID: f.inst.ID, ActivityID: "route", Type: "switch", Status: "completed",
 		Output: json.RawMessage(`{"case":0}`), Error: json.RawMessage(`{"code":"x"}`),
 		StartedAt: &started, FinishedAt: &finished, CreatedAt: t0.Add(2 * time.Second),
+		Token: json.RawMessage(`{"f":[{"p":"x","b":1,"n":2}]}`),
 	})
 	require.NoError(t, err)
+	require.JSONEq(t, `{"f":[{"p":"x","b":1,"n":2}]}`, string(whole.Token))
+	require.Nil(t, second.Token, "no token is NULL")
 	require.JSONEq(t, `{"case":0}`, string(whole.Output))
 	require.JSONEq(t, `{"code":"x"}`, string(whole.Error))
 	require.Equal(t, finished, *whole.FinishedAt)
@@ -433,6 +436,10 @@ func runExecution(t *testing.T, h Harness) {
 	require.Len(t, list, 3)
 	require.Equal(t, e.ID, list[0].ID)
 	require.Equal(t, second.ID, list[1].ID)
+	require.JSONEq(t, `{"f":[{"p":"x","b":1,"n":2}]}`, string(list[2].Token), "the token is listed")
+	token, err := f.s.ExecutionUpdate(f.ctx, &store.ExecutionUpdateParams{ID: whole.ID, Version: whole.Version, Status: "completed"})
+	require.NoError(t, err)
+	require.JSONEq(t, string(whole.Token), string(token.Token), "an update keeps the token")
 	got, err := f.s.ExecutionGet(f.ctx, e.ID)
 	require.NoError(t, err)
 	require.Equal(t, done, got)
