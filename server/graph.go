@@ -36,7 +36,7 @@ type GraphNode struct {
 type GraphEdge struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
-	Kind  string `json:"kind" enum:"next,outcome,case,default,branch,onTimeout,onError,compensate"`
+	Kind  string `json:"kind" enum:"next,outcome,case,default,branch,onTimeout,onError,boundary,body,compensate"`
 	Label string `json:"label,omitempty" doc:"the outcome, switch condition or error name"`
 }
 

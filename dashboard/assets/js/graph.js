@@ -20,7 +20,7 @@ export async function graphOf(id, version) {
 
 const ICON = {
   task: '⚙', http: '⇄', userTask: '✎', receive: '✉', timer: '◷', switch: '◇', parallel: '⋔', join: '⋈',
-  set: '≔', emit: '➚', subworkflow: '⊞', fail: '✖', end: '■',
+  set: '≔', emit: '➚', subworkflow: '⊞', fail: '✖', end: '■', forEach: '↻', firstOf: '⚑',
 };
 
 function layout(graph) {
@@ -33,7 +33,7 @@ function layout(graph) {
     g.setNode(n.id, { width, height: 52, node: n, label });
   }
   graph.edges.forEach((e, i) => {
-    const label = e.label ? (e.label.length > 28 ? e.label.slice(0, 27) + '…' : e.label) : (e.kind === 'next' || e.kind === 'branch' ? '' : e.kind);
+    const label = e.label ? (e.label.length > 28 ? e.label.slice(0, 27) + '…' : e.label) : (e.kind === 'next' || e.kind === 'branch' || e.kind === 'body' ? '' : e.kind);
     g.setEdge(e.from, e.to, { edge: e, label, width: label ? label.length * 6.2 : 0, height: label ? 14 : 0, labelpos: 'c' }, 'e' + i);
   });
   dagre.layout(g);
