@@ -16,6 +16,8 @@ type taskPayload struct {
 	CandidateRoles []string `json:"candidateRoles,omitempty"`
 	Outcomes       []string `json:"outcomes,omitempty"`
 	DueAt          string   `json:"dueAt,omitempty"`
+	// Form is the JSON Schema of the completion data.
+	Form json.RawMessage `json:"form,omitempty"`
 }
 
 // ConsumeKeys the engine writes when it, not a user or a message, consumes
@@ -32,7 +34,7 @@ const deadlineKey = "instance-deadline"
 
 func (s *instState) openUserTask(a *definition.Activity, x *execution) error {
 	c := s.exprContext()
-	p := taskPayload{CandidateRoles: a.CandidateRoles, Outcomes: a.Outcomes}
+	p := taskPayload{CandidateRoles: a.CandidateRoles, Outcomes: a.Outcomes, Form: a.Form}
 	var err error
 	if a.Title != nil {
 		if p.Title, err = a.Title.EvalString(s.t.ctx, c); err != nil {

@@ -78,6 +78,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 	case "outcomes":
 		d.outcomesNode = v
 		a.Outcomes = p.names(s, key, v)
+	case "form":
+		a.Form, a.formSchema = p.decodeSchema(s, key, v, formSchemaURL)
 	case "due":
 		a.Due = p.duration(s, key, v)
 	case "message", "error":

@@ -136,7 +136,7 @@ func (t ActivityType) Fields() []string {
 	case TypeHTTP:
 		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError", "boundary"}
 	case TypeUserTask:
-		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate", "boundary"}
+		own = []string{"title", "assignee", "candidateRoles", "outcomes", "form", "due", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeReceive:
 		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeTimer:
@@ -230,6 +230,11 @@ type Activity struct {
 	Outcomes []string
 	// OutcomeNext maps each outcome of a user task to the next activity.
 	OutcomeNext map[string]string
+	// Form is the JSON Schema of a user task's completion data, as
+	// canonical JSON, or nil when the task declares none. Its titles and
+	// enums let a dashboard render it as a form; ValidateForm checks
+	// completion data against it.
+	Form json.RawMessage
 	// Due is how long a user task may stay open before OnTimeout applies.
 	Due time.Duration
 
@@ -298,6 +303,8 @@ type Activity struct {
 	ErrorMessage *Value
 	// ErrorCode of a fail activity, machine readable.
 	ErrorCode string
+
+	formSchema *jsonschema.Schema
 }
 
 // BoundaryEvent is a timer attached to an activity.

@@ -74,6 +74,9 @@ func canonicalActivity(a *Activity) map[string]any {
 	putValue(m, "assignee", a.Assignee)
 	putStrings(m, "candidateRoles", a.CandidateRoles)
 	putStrings(m, "outcomes", a.Outcomes)
+	if a.Form != nil {
+		m["form"] = a.Form
+	}
 	putStringMap(m, "outcomeNext", a.OutcomeNext)
 	putDuration(m, "due", a.Due)
 	put(m, "message", a.Message)

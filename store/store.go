@@ -44,6 +44,10 @@ type Executor interface {
 	InstanceUpdate(ctx context.Context, p *InstanceUpdateParams) (*Instance, error)
 	// InstanceList pages through instances, newest first.
 	InstanceList(ctx context.Context, p *InstanceListParams) ([]*Instance, error)
+	// InstanceCount counts instances by definition and status, and those
+	// started (id above p.StartedAfterID) and ended (a final status,
+	// updated at or after p.EndedSince) recently.
+	InstanceCount(ctx context.Context, p *InstanceCountParams) (*InstanceCounts, error)
 
 	ExecutionInsert(ctx context.Context, p *ExecutionInsertParams) (*ActivityExecution, error)
 	ExecutionGet(ctx context.Context, id string) (*ActivityExecution, error)

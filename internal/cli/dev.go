@@ -106,9 +106,10 @@ func announceDev(ctx context.Context, e *env, engine *waymark.Engine, addr net.A
 	base := "http://" + addr.String()
 	out := e.stdout
 	fmt.Fprintln(out, "Waymark dev server — INSECURE: no credentials are checked; loopback only")
-	fmt.Fprintf(out, "  API:     %s/api/v1\n", base)
-	fmt.Fprintf(out, "  OpenAPI: %s/api/v1/openapi.json\n", base)
-	fmt.Fprintf(out, "  Health:  %s/healthz  %s/readyz\n", base, base)
+	fmt.Fprintf(out, "  Dashboard: %s/ui/\n", base)
+	fmt.Fprintf(out, "  API:       %s/api/v1\n", base)
+	fmt.Fprintf(out, "  OpenAPI:   %s/api/v1/openapi.json\n", base)
+	fmt.Fprintf(out, "  Health:    %s/healthz  %s/readyz\n", base, base)
 	for _, path := range slices.Sorted(maps.Keys(files)) {
 		rec, created, err := engine.Deploy(ctx, files[path])
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/dashboard"
 	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/retention"
 	"github.com/waymarkdev/waymark/server"
@@ -203,6 +204,10 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		return err
 	}
 	srvCfg.TracerProvider, srvCfg.MeterProvider, srvCfg.Metrics = tel.tracer, tel.meter, tel.metrics
+	srvCfg.Dashboard, err = dashboard.Handler(&dashboard.Config{API: server.Prefix, Version: Version, InsecureDev: cfg.InsecureDev})
+	if err != nil {
+		return fmt.Errorf("dashboard: %w", err)
+	}
 	var services service.Group
 	routes, live, closeSinks, err := cfg.Outbox.build(ctx, logger)
 	if err != nil {

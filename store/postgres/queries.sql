@@ -77,8 +77,56 @@ WHERE ($1 = '' OR status = $1)
   AND ($3 = '' OR business_key = $3)
   AND ($4 = '' OR parent_id = $4)
   AND ($5 = '' OR id < $5)
+  AND ($7 = 0 OR definition_version = $7)
+  AND ($8 = '' OR id > $8)
 ORDER BY id DESC
 LIMIT $6;
+
+-- name: InstanceListByBusinessKey
+-- InstanceList with a business key: spelled out so that the planner uses
+-- the partial index instances_business_key_idx (it cannot with "$3 = '' OR").
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE business_key = $3 AND business_key <> ''
+  AND ($1 = '' OR status = $1)
+  AND ($2 = '' OR definition_id = $2)
+  AND ($4 = '' OR parent_id = $4)
+  AND ($5 = '' OR id < $5)
+  AND ($7 = 0 OR definition_version = $7)
+  AND ($8 = '' OR id > $8)
+ORDER BY business_key, id DESC
+LIMIT $6;
+
+-- name: InstanceListByParent
+-- InstanceList of one parent's children, on the partial index
+-- instances_parent_idx (for the same reason as InstanceListByBusinessKey).
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at
+FROM instances
+WHERE parent_id = $4 AND parent_id <> ''
+  AND ($1 = '' OR status = $1)
+  AND ($2 = '' OR definition_id = $2)
+  AND ($3 = '' OR business_key = $3)
+  AND ($5 = '' OR id < $5)
+  AND ($7 = 0 OR definition_version = $7)
+  AND ($8 = '' OR id > $8)
+ORDER BY id DESC
+LIMIT $6;
+
+-- name: InstanceCountByStatus
+SELECT definition_id, status, COUNT(*)
+FROM instances
+GROUP BY definition_id, status
+ORDER BY definition_id, status;
+
+-- name: InstanceCountRecent
+SELECT
+    (SELECT COUNT(*) FROM instances WHERE id > $1),
+    (SELECT COUNT(*) FROM instances
+     WHERE status IN ('completed', 'failed', 'cancelled', 'timed_out') AND updated_at >= $2);
 
 -- name: ExecutionInsert
 INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,

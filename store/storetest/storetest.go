@@ -38,7 +38,7 @@ type Harness struct {
 func Run(t *testing.T, h Harness) {
 	t.Run("Migration", func(t *testing.T) { t.Parallel(); runMigration(t, h) })
 	t.Run("Definition", func(t *testing.T) { t.Parallel(); runDefinition(t, h) })
-	t.Run("Instance", func(t *testing.T) { t.Parallel(); runInstance(t, h) })
+	t.Run("Instance", func(t *testing.T) { t.Parallel(); runInstance(t, h); runInstanceCount(t, h) })
 	t.Run("UnitOfWork", func(t *testing.T) { t.Parallel(); runUnitOfWork(t, h) })
 	t.Run("Execution", func(t *testing.T) { t.Parallel(); runExecution(t, h) })
 	t.Run("Bookmark", func(t *testing.T) { t.Parallel(); runBookmark(t, h) })

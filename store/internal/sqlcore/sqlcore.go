@@ -111,6 +111,7 @@ func New(db DB, d *Dialect) *Queries { return &Queries{db: db, d: d} }
 var queryNames = []string{
 	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
 	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceExists", "InstanceList",
+	"InstanceListByBusinessKey", "InstanceListByParent", "InstanceCountByStatus", "InstanceCountRecent",
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
 	"LogAppend", "LogList",
