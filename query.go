@@ -531,9 +531,15 @@ func (e *Engine) Stats(ctx context.Context, window time.Duration) (*InstanceStat
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
 	}
-	out := &InstanceStats{ByStatus: make([]InstanceCount, len(c.ByStatus)), Window: int64(window / time.Second),
+	// By status from the counts the step transactions maintain: no scan of
+	// the instances, however many there are.
+	counts, err := e.store.InstanceCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	out := &InstanceStats{ByStatus: make([]InstanceCount, len(counts)), Window: int64(window / time.Second),
 		Since: since, Started: c.Started, Ended: c.Ended}
-	for i, r := range c.ByStatus {
+	for i, r := range counts {
 		out.ByStatus[i] = InstanceCount{Definition: r.DefinitionID, Status: r.Status, Count: r.Count}
 	}
 	return out, nil

@@ -69,6 +69,10 @@ type InstanceCountParams struct {
 	StartedAfterID string
 	// EndedSince counts the finished instances last updated at or after it.
 	EndedSince time.Time
+	// ByStatus counts every instance by definition and status too (a scan
+	// of the instances: the engine reads the maintained InstanceCounts
+	// instead).
+	ByStatus bool
 }
 
 // InstanceCounts is what InstanceCount answers.

@@ -276,14 +276,6 @@ type TailEvent struct {
 	OccurredAt time.Time
 }
 
-// InstanceCount is how many instances of a definition have a status, as
-// maintained by the step transactions.
-type InstanceCount struct {
-	DefinitionID string
-	Status       InstanceStatus
-	Count        int64
-}
-
 // UserTaskStats summarises the open user tasks.
 type UserTaskStats struct {
 	Open int64

@@ -84,15 +84,18 @@ func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams)
 
 // InstanceCount implements store.Executor.
 func (q *Queries) InstanceCount(ctx context.Context, p *store.InstanceCountParams) (*store.InstanceCounts, error) {
-	rows, err := list(ctx, q, "count instances", "InstanceCountByStatus", func(r Row) (store.InstanceCount, error) {
-		var c store.InstanceCount
-		err := r.Scan(&c.DefinitionID, &c.Status, &c.Count)
-		return c, err
-	})
-	if err != nil {
-		return nil, err
+	out := &store.InstanceCounts{}
+	if p.ByStatus {
+		rows, err := list(ctx, q, "count instances", "InstanceCountByStatus", func(r Row) (store.InstanceCount, error) {
+			var c store.InstanceCount
+			err := r.Scan(&c.DefinitionID, &c.Status, &c.Count)
+			return c, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.ByStatus = rows
 	}
-	out := &store.InstanceCounts{ByStatus: rows}
 	if err := q.db.QueryRow(ctx, q.sql("InstanceCountRecent"), p.StartedAfterID, q.t(p.EndedSince)).
 		Scan(&out.Started, &out.Ended); err != nil {
 		return nil, q.err("count recent instances", err)
