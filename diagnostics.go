@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waymarkdev/waymark/service"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -138,4 +139,21 @@ func driverName(s store.Store) string {
 	name = strings.TrimPrefix(name, "*")
 	name, _, _ = strings.Cut(name, ".")
 	return name
+}
+
+// Services returns the engine's background services — the timer service,
+// the task workers, the log partition service, the alert evaluator — each
+// with its last pass, as service.Health: running while the engine is
+// started.
+func (e *Engine) Services() []service.Health {
+	e.runMu.Lock()
+	started := e.started != nil
+	e.runMu.Unlock()
+	list := e.services.list()
+	out := make([]service.Health, len(list))
+	for i, st := range list {
+		out[i] = service.Health{Name: st.Name, Running: started, OK: started, LastRun: st.LastRun,
+			Detail: map[string]any{"runs": st.Runs}}
+	}
+	return out
 }

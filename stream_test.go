@@ -2,6 +2,7 @@ package waymark_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,8 +34,21 @@ activities:
 		default:
 			t.Fatal("a commit did not signal Changes")
 		}
-		evs, err := b.e.StreamAfter(b.ctx, head, 100)
-		require.NoError(t, err)
+		// after reads on from a cursor until it has n events: on PostgreSQL
+		// a commit is readable once every older transaction of the cluster
+		// has ended (other tests' ones too).
+		after := func(cursor string, n int) []*waymark.StreamEvent {
+			t.Helper()
+			var got []*waymark.StreamEvent
+			require.Eventually(t, func() bool {
+				page, err := b.e.StreamAfter(b.ctx, cursor, 100)
+				require.NoError(t, err)
+				got = page
+				return len(page) >= n
+			}, 30*time.Second, 5*time.Millisecond, "want %d events", n)
+			return got
+		}
+		evs := after(head, 5)
 		var types []string
 		for _, ev := range evs {
 			require.Equal(t, inst.ID, ev.Event.InstanceID)
@@ -55,8 +69,7 @@ activities:
 
 		// A payload that is not an object does not stop the stream.
 		plain := b.start("plain", `{}`)
-		evs, err = b.e.StreamAfter(b.ctx, evs[len(evs)-1].Cursor, 100)
-		require.NoError(t, err)
+		evs = after(evs[len(evs)-1].Cursor, 5)
 		require.Len(t, evs, 5)
 		require.Equal(t, plain.ID, evs[2].Event.InstanceID)
 		require.Equal(t, map[string]any{"value": "hello"}, evs[2].Event.Data)

@@ -39,7 +39,9 @@ func (s *Server) registerHealth() {
 		if err := s.ready(ctx); err != nil {
 			return nil, err
 		}
-		var services []service.Health
+		// The engine's own services (Ready checked they run), then the
+		// process's.
+		services := s.engine.Services()
 		for _, svc := range s.cfg.Services {
 			h := svc.Health()
 			if !h.OK {

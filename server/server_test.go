@@ -366,7 +366,15 @@ func TestHealth(t *testing.T) {
 
 		resp = b.do(req{method: http.MethodGet, path: server.PathReady})
 		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
-		require.JSONEq(t, `{"status":"ready"}`, string(resp.body))
+		var ready server.HealthStatus
+		resp.decode(t, &ready)
+		require.Equal(t, "ready", ready.Status)
+		names := map[string]bool{}
+		for _, h := range ready.Services {
+			require.True(t, h.Running && h.OK, "%+v", h)
+			names[h.Name] = true
+		}
+		require.True(t, names["work"] && names["timer"], "the engine's services are listed: %s", resp.body)
 
 		b.srv.Close() // as when shutting down
 		b.do(req{method: http.MethodGet, path: server.PathReady}).requireError(t, http.StatusServiceUnavailable, server.CodeUnavailable)
