@@ -43,19 +43,26 @@ func BenchmarkThreeStepWorkflow(b *testing.B) {
 	})
 }
 
-func benchThreeSteps(b *testing.B, s store.Store) {
+func benchThreeSteps(b *testing.B, s store.Store) { benchThreeStepsWith(b, s, nil) }
+
+// benchThreeStepsWith is benchThreeSteps on an engine tweak configures.
+func benchThreeStepsWith(b *testing.B, s store.Store, tweak func(*waymark.Config)) {
 	ctx := context.Background()
 	var completed atomic.Int64
 	allDone := make(chan struct{})
 	target := int64(b.N)
-	e, err := waymark.New(s, &waymark.Config{
+	cfg := &waymark.Config{
 		Handlers: map[string]waymark.TaskHandler{"noop": func(context.Context, *waymark.Task) (any, error) { return nil, nil }},
 		OnEvent: func(ev waymark.Event) {
 			if ev.Type == waymark.EventInstanceCompleted && completed.Add(1) == target {
 				close(allDone)
 			}
 		},
-	})
+	}
+	if tweak != nil {
+		tweak(cfg)
+	}
+	e, err := waymark.New(s, cfg)
 	require.NoError(b, err)
 	_, _, err = e.Deploy(ctx, []byte(threeSteps))
 	require.NoError(b, err)

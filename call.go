@@ -21,7 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/waymarkdev/waymark/internal/resilience"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -110,7 +113,8 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 	if timeout == 0 {
 		timeout = e.cfg.HTTP.Timeout
 	}
-	o := e.attemptCall(hctx, w.def, inst.ID, call, item, &rec, timeout)
+	hctx = trace.ContextWithRemoteSpanContext(hctx, instanceTrace(inst)) // the call's span joins the instance's trace
+	o := e.attemptCall(hctx, w.def, call, item, &rec, timeout)
 	o.breaker, o.probe, o.call = gate, probe, call
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
@@ -142,7 +146,7 @@ func (e *Engine) runCall(ctx context.Context, item *store.WorkItem) error {
 // attemptCall makes one attempt: first, when an earlier attempt's outcome
 // is unknown and the activity declares verify, it asks whether that attempt
 // took effect; then it sends the request.
-func (e *Engine) attemptCall(ctx context.Context, cd *compiledDef, instanceID string, call *store.ExternalCall, item *store.WorkItem, rec *callRecord, timeout time.Duration) *callOutcome {
+func (e *Engine) attemptCall(ctx context.Context, cd *compiledDef, call *store.ExternalCall, item *store.WorkItem, rec *callRecord, timeout time.Duration) *callOutcome {
 	secrets, missing := e.secrets(cd.secrets)
 	if missing != "" {
 		return &callOutcome{fault: &ErrorInfo{Code: CodePermanent, Message: fmt.Sprintf("secret %q is not configured", missing)}}
@@ -152,9 +156,11 @@ func (e *Engine) attemptCall(ctx context.Context, cd *compiledDef, instanceID st
 	// have been sent.
 	unknown := call.Status == store.ExternalCallUnknown || item.Attempts > call.Attempts+1
 	key := call.IdempotencyKey
-	trace := traceParent(instanceID, call.ExecutionID)
+	// Sent when no span records: the instance's trace, the execution as
+	// the parent span.
+	tp := telemetry.ChildTraceparent(trace.SpanContextFromContext(ctx), call.ExecutionID)
 	if unknown && rec.Verify != nil {
-		res := e.send(ctx, rec.Verify, key, trace, secrets, timeout)
+		res := e.send(ctx, rec.Verify, key, tp, secrets, timeout)
 		switch status, _ := res.response["status"].(int); {
 		case res.err != nil:
 			o := res.outcome()
@@ -174,7 +180,7 @@ func (e *Engine) attemptCall(ctx context.Context, cd *compiledDef, instanceID st
 			return &callOutcome{fault: f, unknown: true, retryAfter: res.retryAfter}
 		}
 	}
-	res := e.send(ctx, &rec.Request, key, trace, secrets, timeout)
+	res := e.send(ctx, &rec.Request, key, tp, secrets, timeout)
 	if res.err != nil {
 		return res.outcome()
 	}
@@ -196,17 +202,6 @@ func (e *Engine) secrets(names []string) (map[string]string, string) {
 		out[name] = v
 	}
 	return out, ""
-}
-
-// traceParent is a W3C traceparent: the instance's trace, the execution as
-// the parent span.
-func traceParent(instanceID, executionID string) string {
-	hex := func(id string, n int) string {
-		h := strings.ReplaceAll(id, "-", "")
-		h = strings.Repeat("0", max(n-len(h), 0)) + h
-		return h[len(h)-n:]
-	}
-	return "00-" + hex(instanceID, 32) + "-" + hex(executionID, 16) + "-01"
 }
 
 // sendResult is one request's result.
@@ -235,7 +230,7 @@ func (r *sendResult) outcome() *callOutcome {
 
 // send sends one request under the per-call timeout, secrets put in as it
 // goes out, and reads the response, secrets redacted.
-func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, secrets map[string]string, timeout time.Duration) *sendResult {
+func (e *Engine) send(ctx context.Context, r *callRequest, key, tp string, secrets map[string]string, timeout time.Duration) *sendResult {
 	res := &sendResult{}
 	redact := secretRedactor(secrets)
 	fail := func(err error) *sendResult {
@@ -258,7 +253,10 @@ func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, se
 		body = []byte(putSecrets(string(r.Body), secrets, jsonEscape))
 	}
 	var wrote atomic.Bool
-	resp, err := resilience.Do(ctx, e.calls, u.Host, timeout, func(ctx context.Context) (*sendResult, error) {
+	resp, err := resilience.Do(ctx, e.calls, u.Host, timeout, func(ctx context.Context) (res *sendResult, err error) {
+		ctx, span := e.startCallSpan(ctx, r, u)
+		started := time.Now()
+		defer func() { e.endCallSpan(ctx, span, u, started, res, err) }()
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 			WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) },
 		})
@@ -276,7 +274,11 @@ func (e *Engine) send(ctx context.Context, r *callRequest, key, trace string, se
 			req.Header.Set("Content-Type", "application/json")
 		}
 		req.Header.Set("Idempotency-Key", key)
-		req.Header.Set("Traceparent", trace)
+		if span.IsRecording() {
+			telemetry.Inject(ctx, req.Header)
+		} else {
+			req.Header.Set("Traceparent", tp)
+		}
 		hr, err := e.httpClient.Do(req)
 		if err != nil {
 			return nil, err

@@ -10,7 +10,11 @@ import (
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/waymarkdev/waymark/expr"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -32,6 +36,10 @@ type StartParams struct {
 	IdempotencyKey string
 	// Actor is who starts the instance, for the log.
 	Actor string
+	// TraceParent is a W3C traceparent the instance's trace continues:
+	// its spans, log lines, events and outgoing calls carry its trace id.
+	// Empty: the span in ctx, if any, else a new trace.
+	TraceParent string
 }
 
 // StartInstance starts an instance and runs it up to its first wait or
@@ -47,6 +55,20 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 	if len(p.Input) > 0 && !json.Valid(p.Input) {
 		return nil, invalid("input", "is not valid JSON")
 	}
+	if p.TraceParent != "" {
+		sc, err := telemetry.ParseTraceparent(p.TraceParent)
+		if err != nil {
+			return nil, invalid("traceParent", "%s", err.Error())
+		}
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	// The start span: the root of the instance's trace, or a child of the
+	// caller's. Its context is stored with the instance.
+	ctx, span := e.tel.Tracer.Start(ctx, telemetry.SpanInstanceStart, trace.WithAttributes(
+		attribute.String(telemetry.AttrDefinition, p.Definition)))
+	var spanErr error
+	defer func() { telemetry.EndSpan(span, spanErr) }()
+	traceParent := telemetry.Traceparent(ctx) // "" when neither traces
 	var inst *store.Instance
 	var started *instState
 	// The id is chosen once: if a commit whose outcome was unknown (the
@@ -66,9 +88,13 @@ func (e *Engine) StartInstance(ctx context.Context, p *StartParams) (*Instance, 
 			}
 		}
 		var err error
-		started, err = t.startInstance(id, p, "", "")
+		q := *p
+		q.TraceParent = traceParent
+		started, err = t.startInstance(id, &q, "", "")
 		return err
 	})
+	spanErr = err
+	span.SetAttributes(attribute.String(telemetry.AttrInstanceID, id))
 	if errors.Is(err, store.ErrDuplicate) {
 		if p.IdempotencyKey != "" {
 			// A concurrent start with the same key won.
@@ -140,6 +166,7 @@ func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID st
 		ID: id, DefinitionID: cd.rec.ID, DefinitionVersion: cd.rec.Version, Status: store.InstanceRunning,
 		Input: input, Variables: json.RawMessage("{}"), BusinessKey: p.BusinessKey, ParentID: parentID,
 		ParentExecutionID: parentExecID, IdempotencyKey: p.IdempotencyKey, Deadline: deadline, CreatedAt: t.now,
+		TraceParent: p.TraceParent,
 	})
 	if err != nil {
 		return nil, err

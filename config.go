@@ -1,11 +1,15 @@
 package waymark
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Clock tells the engine the time. By default the engine uses the
@@ -102,6 +106,23 @@ type Config struct {
 	HTTP HTTPConfig
 	// Breakers configures the named circuit breakers of http activities.
 	Breakers BreakerConfig
+	// Alerts are the built-in alert rules, evaluated by one engine at a
+	// time; firing and resolving send alert.firing and alert.resolved
+	// events through the outbox.
+	Alerts AlertsConfig
+
+	// TracerProvider makes the engine's spans: one per step transaction,
+	// task handler run and http call, in one trace per instance. Defaults
+	// to none (no spans, no cost).
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the engine's metrics (see
+	// docs/observability.md). Defaults to none.
+	MeterProvider metric.MeterProvider
+
+	// DeadEventsFunc, if set, lists undelivered events for Attention.
+	// Defaults to the events of instances dead on a sink (the outbox's
+	// parked events).
+	DeadEventsFunc func(ctx context.Context, limit int) ([]DeadEvent, error)
 
 	// OnEvent, if set, is called after every commit with the events the
 	// commit wrote, in order, including those of emit activities. It runs
@@ -145,6 +166,7 @@ func (c *Config) WithDefaults() *Config {
 	}
 	out.HTTP = out.HTTP.withDefaults()
 	out.Breakers = out.Breakers.withDefaults()
+	out.Alerts = out.Alerts.withDefaults()
 	return &out
 }
 
@@ -169,6 +191,9 @@ func (c *Config) validate() error {
 		return err
 	}
 	if err := c.Breakers.validate(); err != nil {
+		return err
+	}
+	if err := c.Alerts.validate(); err != nil {
 		return err
 	}
 	for name, h := range c.Handlers {

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/internal/resilience"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -35,6 +38,9 @@ type Engine struct {
 	workWake  chan struct{}
 	timerWake chan struct{}
 	results   chan *taskResult
+
+	tel      *telemetry.Telemetry
+	services serviceRuns
 
 	httpClient *http.Client
 	calls      *resilience.Runner
@@ -69,7 +75,13 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	tel, err := telemetry.New(cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("engine: telemetry: %w", err)
+	}
+	cfg.Logger = slog.New(telemetry.LogHandler(cfg.Logger.Handler()))
 	e := &Engine{
+		tel:   tel,
 		store: s, cfg: cfg, clock: cfg.Clock,
 		defs:       map[defKey]*compiledDef{},
 		workWake:   make(chan struct{}, 1),
@@ -80,6 +92,18 @@ func New(s store.Store, cfg *Config) (*Engine, error) {
 	}
 	if n, ok := s.(notifier); ok {
 		e.announcer = newAnnouncer(n, cfg.Logger)
+	}
+	if cfg.MeterProvider != nil {
+		// Counters of rare things start at 0, so that they are scraped
+		// (and alert rules see them) before the first one.
+		for _, kind := range []string{workTask, workStep, workHTTP} {
+			k := attribute.String(telemetry.LabelKind, kind)
+			telemetry.Add(context.Background(), tel.StepErrors, 0, k)
+			telemetry.Add(context.Background(), tel.LeaseTakeovers, 0, k)
+		}
+		if err := e.registerGauges(); err != nil {
+			return nil, fmt.Errorf("engine: metrics: %w", err)
+		}
 	}
 	if e.clock == nil {
 		c := newDBClock(s, cfg.localClock)
@@ -239,10 +263,10 @@ func levelFor(eventType string) slog.Level {
 
 // Log attribute keys.
 const (
-	logInstanceID = "instance_id"
-	logActivityID = "activity_id"
-	logTraceID    = "trace_id"
-	logDefinition = "definition"
+	logInstanceID = telemetry.LogInstanceID
+	logActivityID = telemetry.LogActivityID
+	logTraceID    = telemetry.LogTraceID
+	logDefinition = telemetry.LogDefinition
 )
 
 func eventAttrs(ev *Event) []slog.Attr {

@@ -68,7 +68,8 @@ activities:
 		require.Equal(t, "instance.started", first.Type)
 		require.Equal(t, "order", first.DefinitionID)
 		require.Equal(t, 1, first.DefinitionVersion)
-		require.Equal(t, inst.ID, first.TraceID)
+		require.Equal(t, strings.ReplaceAll(inst.ID, "-", ""), first.TraceID, "without a traceparent, the trace id is the instance id's hex digits")
+		require.JSONEq(t, `{"traceparent":"00-`+first.TraceID+`-`+first.TraceID[16:]+`-01"}`, string(events[0].Headers), "outbox events carry the instance's traceparent")
 	})
 }
 

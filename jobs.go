@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -51,6 +52,9 @@ type Job struct {
 	// LeaseExpiresAt is when the job goes back to the queue unless the
 	// worker reports or heartbeats first.
 	LeaseExpiresAt time.Time `json:"leaseExpiresAt"`
+	// TraceParent is the W3C traceparent of the instance's trace, the
+	// execution as the parent span: a worker that traces continues it.
+	TraceParent string `json:"traceParent"`
 	// Timeout is the activity's timeout, 0 when it has none: the worker
 	// should give up after it and report a failure (TimedOut).
 	Timeout time.Duration `json:"-"`
@@ -158,6 +162,7 @@ func (e *Engine) jobFor(ctx context.Context, item *store.WorkItem, owner string)
 	job := &Job{
 		ID: item.ID, Handler: item.Handler, InstanceID: inst.ID, ActivityID: x.ActivityID, ExecutionID: x.ID,
 		Attempt: item.Attempts, IdempotencyKey: x.ID, Input: x.Input, BusinessKey: inst.BusinessKey,
+		TraceParent: telemetry.ChildTraceparent(instanceTrace(inst), x.ID),
 	}
 	if item.LeaseExpiresAt != nil {
 		job.LeaseExpiresAt = *item.LeaseExpiresAt

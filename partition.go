@@ -34,6 +34,7 @@ func (e *Engine) partitionLoop(ctx context.Context) {
 	retry := partitionRetry
 	for {
 		created, err := p.LogPartitionsEnsure(ctx, e.clock.Now().UTC(), e.cfg.LogPartitionsAhead)
+		e.services.ran("partition")
 		if ctx.Err() != nil {
 			return
 		}

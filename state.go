@@ -63,6 +63,8 @@ type instState struct {
 	// iter is the forEach iteration of the execution being run, which
 	// expressions see as item and index.
 	iter *expr.Iteration
+	// headers caches traceHeaders.
+	headers []byte
 }
 
 // execution is an activity execution inside a transaction.
@@ -91,7 +93,7 @@ func (x *execution) active() bool {
 	return x.rec.Status == ExecScheduled || x.rec.Status == ExecWaiting
 }
 
-func (s *instState) traceID() string { return s.inst.ID }
+func (s *instState) traceID() string { return instanceTrace(s.inst).TraceID().String() }
 
 func (s *instState) exec(id string) *execution {
 	if len(s.execs) < 64 {

@@ -17,6 +17,7 @@ import (
 func (e *Engine) timerLoop(ctx context.Context) {
 	for {
 		fired, err := e.FireDueTimers(ctx)
+		e.services.ran("timer")
 		if ctx.Err() != nil {
 			return
 		}
@@ -108,6 +109,7 @@ func (t *txn) fire(bookmarkID string) error {
 	// A suspended instance's timers fire too; what follows them waits for
 	// the resume (enter defers it).
 	lateness := t.now.Sub(*b.DueAt)
+	t.recordLateness(b, lateness)
 	if _, err := t.tx.BookmarkConsume(t.ctx, &store.BookmarkConsumeParams{
 		ID: b.ID, ConsumedBy: "timer", ConsumeKey: consumeTimer, At: t.now,
 	}); err != nil {
@@ -191,6 +193,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		commits.Go(func() { e.commitLoop(commitCtx) })
 		loops.Go(func() { e.timerLoop(loopCtx) })
 		loops.Go(func() { e.partitionLoop(loopCtx) })
+		loops.Go(func() { e.alertLoop(loopCtx) })
 		if l, ok := e.store.(listener); ok {
 			loops.Go(func() { e.listen(loopCtx, l) })
 		}
@@ -276,4 +279,19 @@ func (e *Engine) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("engine: stop: %w", ctx.Err())
 	}
+}
+
+// recordLateness notes how late a bookmark fired, for the timer lateness
+// histogram (recorded once the step commits).
+func (t *txn) recordLateness(b *store.Bookmark, d time.Duration) {
+	kind := "timer"
+	switch {
+	case b.Key == deadlineKey && b.ActivityID == "":
+		kind = "deadline"
+	case b.Type == store.BookmarkUserAction:
+		kind = "task_due"
+	case b.Type == store.BookmarkExternalMessage:
+		kind = "message_timeout"
+	}
+	t.lateness = append(t.lateness, lateness{kind: kind, d: d})
 }

@@ -8,6 +8,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -34,6 +37,8 @@ type txn struct {
 	// cancelled lists executions the step cancelled: their handlers, if
 	// running here, see their context cancelled after the commit.
 	cancelled []string
+	// lateness lists how late the timers the step fired were.
+	lateness []lateness
 }
 
 // inTx runs fn in a transaction, retrying the whole unit when it loses an
@@ -44,9 +49,21 @@ type txn struct {
 // ends. Events reach Config.OnEvent only after the commit.
 func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) error {
 	const maxTries = 60
+	start := time.Now()
 	for try := 1; ; try++ {
+		txStart := time.Now()
 		t, err := e.runTx(ctx, actor, fn)
+		outcome := "committed"
+		if err != nil {
+			outcome = "rolled_back"
+			if store.IsRetryable(err) {
+				outcome = "retried"
+			}
+		}
+		telemetry.Record(ctx, e.tel.StepTxDuration, telemetry.Since(txStart), attribute.String(telemetry.LabelOutcome, outcome))
 		if err == nil {
+			// Metrics first: whoever the commit wakes sees them counted.
+			e.observeStep(t, start, try)
 			e.afterCommit(t)
 			return nil
 		}
@@ -194,6 +211,9 @@ func (t *txn) flush() error {
 			break
 		}
 	}
+	if err := t.countDeltas(); err != nil {
+		return err
+	}
 	for _, s := range t.order {
 		if err := s.write(); err != nil {
 			return err
@@ -215,12 +235,21 @@ func (t *txn) flush() error {
 		}
 		outbox[i] = &store.OutboxInsertParams{
 			ID: ev.ID, InstanceID: ev.InstanceID, Type: ev.Type, Payload: body, OccurredAt: ev.OccurredAt,
+			Headers: t.traceHeaders(ev.InstanceID),
 		}
 	}
 	if err := t.tx.OutboxInsertBatch(t.ctx, outbox); err != nil {
 		return err
 	}
 	return t.tx.LogAppend(t.ctx, logs)
+}
+
+// traceHeaders are the outbox headers of an instance's events.
+func (t *txn) traceHeaders(instanceID string) json.RawMessage {
+	if s, ok := t.states[instanceID]; ok {
+		return s.traceHeaders()
+	}
+	return nil
 }
 
 // emit records an event of s.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -184,6 +185,8 @@ func (s *instState) startChild(a *definition.Activity, x *execution) error {
 	s.setStatus(x, ExecWaiting)
 	child, err := s.t.startInstance(newID(), &StartParams{
 		Definition: a.Definition, Version: a.Version, Input: raw, BusinessKey: s.inst.BusinessKey,
+		// The child's spans join the parent's trace.
+		TraceParent: telemetry.FormatTraceparent(instanceTrace(s.inst)),
 	}, s.inst.ID, x.rec.ID)
 	if err != nil {
 		if isNotFound(err) || isInvalid(err) {

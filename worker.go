@@ -11,7 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/waymarkdev/waymark/definition"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -50,6 +54,7 @@ func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
 				})
 			}
 		}
+		e.services.ran("work")
 		if ctx.Err() != nil {
 			return
 		}
@@ -108,6 +113,7 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 		err = fmt.Errorf("unknown work kind %q", item.Kind)
 	}
 	if err != nil {
+		telemetry.Add(ctx, e.tel.StepErrors, 1, attribute.String(telemetry.LabelKind, item.Kind))
 		e.cfg.Logger.WarnContext(ctx, "engine: work failed; it will be retried",
 			slog.String(logInstanceID, item.InstanceID), slog.String("execution_id", item.ExecutionID),
 			slog.Any("error", err))
@@ -181,7 +187,11 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 	hctx, release := e.holdLease(ctx, item, x.ID)
 	defer release()
 
+	hctx, span := e.startTaskSpan(hctx, inst, x, item)
+	started := time.Now()
 	raw, runErr, timedOut := RunHandler(hctx, handler, task, a.Timeout)
+	e.endTaskSpan(hctx, span, item.Handler, started, runErr, timedOut)
+	db = trace.ContextWithSpan(db, span) // log lines below carry the trace
 	switch cause := context.Cause(hctx); {
 	case errors.Is(cause, errLeaseLost), errors.Is(cause, errLeaseUncertain), errors.Is(cause, errCancelled):
 		// Another engine has (or may have) the work, or there is none
@@ -237,6 +247,11 @@ func (e *Engine) loadClaimed(ctx context.Context, item *store.WorkItem) (*claime
 	}
 	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
 		return nil, nil
+	}
+	if item.Attempts > x.Attempt+1 {
+		// A claim with no recorded attempt behind it: the holder before
+		// died or lost its lease.
+		telemetry.Add(ctx, e.tel.LeaseTakeovers, 1, attribute.String(telemetry.LabelKind, item.Kind))
 	}
 	cd, err := e.definition(ctx, e.store, inst.DefinitionID, inst.DefinitionVersion)
 	if err != nil {

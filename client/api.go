@@ -332,3 +332,20 @@ func (c *Client) ResetBreaker(ctx context.Context, name string) (*waymark.Breake
 	}
 	return &b, nil
 }
+
+// Attention lists what needs an operator now, each with its reason (GET
+// /attention). waitingLongerThan 0 and limit 0 mean the server's defaults.
+func (c *Client) Attention(ctx context.Context, waitingLongerThan time.Duration, limit int) ([]*waymark.AttentionItem, error) {
+	q := url.Values{}
+	if waitingLongerThan > 0 {
+		q.Set("waitingLongerThan", waitingLongerThan.String())
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var p waymark.Page[*waymark.AttentionItem]
+	if _, err := c.do(ctx, &call{method: http.MethodGet, path: pathOf("attention"), query: q}, &p); err != nil {
+		return nil, err
+	}
+	return p.Items, nil
+}

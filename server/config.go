@@ -8,6 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures a Server. A nil *Config is refused by New only because
@@ -45,6 +48,25 @@ type Config struct {
 	// package dashboard); browsers asking for GET / are sent there. Its
 	// assets need no credentials: the API it calls checks every request.
 	Dashboard http.Handler
+
+	// TracerProvider makes a server span per API request, a child of the
+	// request's traceparent. Defaults to none (the traceparent still
+	// reaches the engine: POST /instances continues it).
+	TracerProvider trace.TracerProvider
+	// MeterProvider receives the API request latency and the server's
+	// gauges (readiness, build, outbox per sink). Defaults to none.
+	MeterProvider metric.MeterProvider
+	// Metrics, if set, answers GET /metrics (the Prometheus exporter's
+	// handler over the engine's and the server's meter provider).
+	Metrics http.Handler
+	// MetricsAuth makes GET /metrics require credentials (the viewer
+	// role). Defaults to false: Prometheus scrapes without a token, so keep
+	// the port private or set this.
+	MetricsAuth bool
+	// OutboxStats reports the outbox per sink for the waymark_outbox_*
+	// gauges and the diagnostics. Defaults to the store's delivery
+	// figures (as GET /outbox/stats).
+	OutboxStats OutboxStatsSource
 
 	// StreamKey signs the stream tokens of POST /api/v1/events/token
 	// (HMAC-SHA256), at least 32 bytes. Give every server of a cluster the

@@ -36,19 +36,8 @@ func (s *Server) registerHealth() {
 		Description: "503 with the reason while the database cannot be reached, its schema is not the one this build " +
 			"needs, the engine's background services have stopped, or the server is shutting down.",
 	}, permUser, func(ctx context.Context, _ *Principal, _ *struct{}) (*healthOutput, error) {
-		select {
-		case <-s.closing:
-			return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, "the server is shutting down")
-		default:
-		}
-		if err := s.engine.Ready(ctx); err != nil {
-			s.log.WarnContext(ctx, "server: not ready", logErrorAttr(err))
-			msg := "not ready"
-			var nr *waymark.NotReadyError
-			if errors.As(err, &nr) {
-				msg = nr.Reason
-			}
-			return nil, newError(http.StatusServiceUnavailable, CodeUnavailable, msg).withRetryAfter(1)
+		if err := s.ready(ctx); err != nil {
+			return nil, err
 		}
 		var services []service.Health
 		for _, svc := range s.cfg.Services {
@@ -65,4 +54,23 @@ func (s *Server) registerHealth() {
 		}
 		return &healthOutput{Body: &HealthStatus{Status: "ready", Services: services}}, nil
 	})
+}
+
+// ready is the answer of /readyz: nil, or why the server is not ready.
+func (s *Server) ready(ctx context.Context) *Error {
+	select {
+	case <-s.closing:
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the server is shutting down")
+	default:
+	}
+	if err := s.engine.Ready(ctx); err != nil {
+		s.log.WarnContext(ctx, "server: not ready", logErrorAttr(err))
+		msg := "not ready"
+		var nr *waymark.NotReadyError
+		if errors.As(err, &nr) {
+			msg = nr.Reason
+		}
+		return newError(http.StatusServiceUnavailable, CodeUnavailable, msg).withRetryAfter(1)
+	}
+	return nil
 }

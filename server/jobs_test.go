@@ -51,6 +51,7 @@ type jobJSON struct {
 	LeaseExpiresAt time.Time       `json:"leaseExpiresAt"`
 	LeaseSeconds   float64         `json:"leaseSeconds"`
 	TimeoutSeconds float64         `json:"timeoutSeconds"`
+	TraceParent    string          `json:"traceParent"`
 }
 
 func (b *testBundle) pollJobs(token string, body map[string]any) *response {

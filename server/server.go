@@ -19,6 +19,7 @@ import (
 	"github.com/danielgtaylor/huma/v2/adapters/humago"
 
 	"github.com/waymarkdev/waymark"
+	"github.com/waymarkdev/waymark/internal/telemetry"
 	"github.com/waymarkdev/waymark/outbox"
 )
 
@@ -49,6 +50,7 @@ const (
 type Server struct {
 	engine *waymark.Engine
 	cfg    *Config
+	tel    *telemetry.Telemetry
 	// streamTypes is Config.StreamTypes compiled (nil: every type).
 	streamTypes func(string) bool
 	log         *slog.Logger
@@ -104,8 +106,13 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 		cfg.Logger.Info("server: no stream key configured (streamKey): stream tokens work only on this server")
 	}
 	installHumaErrors()
+	tel, err := telemetry.New(cfg.TracerProvider, cfg.MeterProvider)
+	if err != nil {
+		return nil, fmt.Errorf("server: telemetry: %w", err)
+	}
+	cfg.Logger = slog.New(telemetry.LogHandler(cfg.Logger.Handler()))
 	s := &Server{
-		engine: engine, cfg: cfg, log: cfg.Logger, auth: auth,
+		engine: engine, cfg: cfg, log: cfg.Logger, auth: auth, tel: tel,
 		mux: http.NewServeMux(), closing: make(chan struct{}),
 		hub: newHub(engine, cfg.Logger, cfg.StreamBuffer, cfg.StreamPollInterval), tokens: tokens,
 	}
@@ -149,6 +156,15 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerStats()
 	s.registerOutbox()
 	s.registerEvents()
+	if s.cfg.OutboxStats == nil {
+		s.cfg.OutboxStats = OutboxStatsFunc(s.storeOutboxStats)
+	}
+	s.registerObservability()
+	if cfg.MeterProvider != nil {
+		if err := s.registerGauges(cfg.MeterProvider); err != nil {
+			return nil, fmt.Errorf("server: metrics: %w", err)
+		}
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == PathIndex && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
 			s.serveIndex(w, r)
@@ -175,12 +191,26 @@ func publicPath(path string) bool {
 	return path == PathHealth || path == PathReady || path == PathOpenAPI || path == PathIndex
 }
 
+// serveMetrics answers GET /metrics.
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.Metrics == nil {
+		writeError(w, newError(http.StatusNotFound, CodeNotFound, "metrics are not enabled on this server"))
+		return
+	}
+	s.cfg.Metrics.ServeHTTP(w, r)
+}
+
 // ServeHTTP implements http.Handler: it authenticates and rate-limits API
 // requests, then routes them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 	info := &requestInfo{ifMatch: r.Header.Get("If-Match") != ""}
+	r, span := s.startRequest(r)
+	routed := r // the request the mux saw: it carries the route's pattern
+	defer func() {
+		s.endRequest(routed, span, rec.status, start)
+	}()
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -192,7 +222,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		level := slog.LevelInfo
-		if r.URL.Path == PathHealth || r.URL.Path == PathReady {
+		if r.URL.Path == PathHealth || r.URL.Path == PathReady || r.URL.Path == PathMetrics {
 			level = slog.LevelDebug // probes would drown the log
 		}
 		if rec.status >= 500 {
@@ -220,6 +250,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case publicPath(r.URL.Path):
 		s.mux.ServeHTTP(rec, r)
 		return
+	case r.URL.Path == PathMetrics && r.Method == http.MethodGet && !s.cfg.MetricsAuth:
+		s.serveMetrics(rec, r)
+		return
+	case r.URL.Path == PathMetrics && r.Method == http.MethodGet, strings.HasPrefix(r.URL.Path, PathPprof):
+		// Authenticated below; the profiler is for admins only.
 	case r.URL.Path != Prefix && !strings.HasPrefix(r.URL.Path, Prefix+"/"):
 		writeError(rec, newError(http.StatusNotFound, CodeNotFound, "no route "+r.Method+" "+r.URL.Path))
 		return
@@ -246,7 +281,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.mux.ServeHTTP(rec, r.WithContext(withRequestInfo(r.Context(), info)))
+	switch {
+	case strings.HasPrefix(r.URL.Path, PathPprof):
+		if !p.may(permAdmin) {
+			writeError(rec, newError(http.StatusForbidden, CodeForbidden, "the profiler requires the role admin"))
+			return
+		}
+		servePprof(rec, r)
+		return
+	case r.URL.Path == PathMetrics:
+		if !p.may(permRead) {
+			writeError(rec, newError(http.StatusForbidden, CodeForbidden, "GET /metrics requires the role viewer"))
+			return
+		}
+		s.serveMetrics(rec, r)
+		return
+	}
+	routed = r.WithContext(withRequestInfo(r.Context(), info))
+	s.mux.ServeHTTP(rec, routed)
 }
 
 // authenticate returns who r acts as: the user of its stream token on GET

@@ -29,6 +29,9 @@ type InstanceInsertParams struct {
 	IdempotencyKey    string
 	Deadline          *time.Time
 	CreatedAt         time.Time
+	// TraceParent is the W3C traceparent the instance's spans hang from;
+	// empty means one derived from its id.
+	TraceParent string
 }
 
 // InstanceUpdateParams are the mutable fields of an instance. Version is the
@@ -330,4 +333,29 @@ type TaskListParams struct {
 type EventTailParams struct {
 	After EventPosition
 	Limit int
+}
+
+// InstanceCountDelta changes the number of instances of one definition in
+// one status.
+type InstanceCountDelta struct {
+	DefinitionID string
+	Status       InstanceStatus
+	Delta        int64
+}
+
+// InstanceCountsAddParams add deltas to the maintained instance counts, on
+// Shard (0 to 15: callers spread over the shards so that concurrent
+// transactions rarely update one row). Callers sort Deltas by definition
+// and status, so that transactions lock rows in one order.
+type InstanceCountsAddParams struct {
+	Shard  int
+	Deltas []InstanceCountDelta
+}
+
+// InstanceListIdleParams list instances in Status not updated since
+// UpdatedBefore, oldest first.
+type InstanceListIdleParams struct {
+	Status        InstanceStatus
+	UpdatedBefore time.Time
+	Limit         int
 }

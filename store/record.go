@@ -117,6 +117,9 @@ type Instance struct {
 	Version           int64
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// TraceParent is the W3C traceparent the instance's spans hang from;
+	// empty means one derived from its id.
+	TraceParent string
 }
 
 // ActivityExecution is the attempt history of one activity within an
@@ -271,4 +274,43 @@ type TailEvent struct {
 	Type       string
 	Payload    json.RawMessage
 	OccurredAt time.Time
+}
+
+// InstanceCount is how many instances of a definition have a status, as
+// maintained by the step transactions.
+type InstanceCount struct {
+	DefinitionID string
+	Status       InstanceStatus
+	Count        int64
+}
+
+// UserTaskStats summarises the open user tasks.
+type UserTaskStats struct {
+	Open int64
+	// OldestCreatedAt is when the oldest open task was created; nil when
+	// none is open.
+	OldestCreatedAt *time.Time
+}
+
+// RetryingExecution is an activity execution waiting for another attempt
+// after a failure.
+type RetryingExecution struct {
+	InstanceID   string
+	DefinitionID string
+	ActivityID   string
+	ExecutionID  string
+	Attempt      int
+	Error        json.RawMessage
+	UpdatedAt    time.Time
+}
+
+// AlertState is the state of one built-in alert rule: "ok", "pending"
+// (the condition holds, not yet for its duration) or "firing", since when,
+// and the value last seen.
+type AlertState struct {
+	Name      string
+	State     string
+	Since     *time.Time
+	Value     float64
+	UpdatedAt time.Time
 }

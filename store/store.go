@@ -181,6 +181,27 @@ type Executor interface {
 	// none was recorded.
 	BreakerReset(ctx context.Context, name string, now time.Time) (*Breaker, error)
 
+	// InstanceCountsAdd adds to the maintained instance counts; the engine
+	// calls it in every transaction that creates an instance or changes a
+	// status.
+	InstanceCountsAdd(ctx context.Context, p *InstanceCountsAddParams) error
+	// InstanceCounts returns the maintained counts by definition and
+	// status, leaving out zeros.
+	InstanceCounts(ctx context.Context) ([]*InstanceCount, error)
+	// InstanceListIdle lists instances in a status not updated since a
+	// time, oldest first.
+	InstanceListIdle(ctx context.Context, p *InstanceListIdleParams) ([]*Instance, error)
+	// ExecutionListRetrying lists activity executions waiting for another
+	// attempt after a failure, in instances that still run, oldest
+	// instance update first.
+	ExecutionListRetrying(ctx context.Context, limit int) ([]*RetryingExecution, error)
+	// UserTaskStats counts the open user tasks and finds the oldest.
+	UserTaskStats(ctx context.Context) (*UserTaskStats, error)
+	// AlertStateList returns the recorded alert states by name.
+	AlertStateList(ctx context.Context) ([]*AlertState, error)
+	// AlertStatePut records an alert's state.
+	AlertStatePut(ctx context.Context, st *AlertState) error
+
 	// InboxInsert records (Source, MessageID) as accepted. If it was
 	// accepted before, it returns the first entry (with its result) and
 	// ErrDuplicate, and changes nothing.
@@ -282,4 +303,23 @@ func WithTx(ctx context.Context, s Store, fn func(tx Tx) error) error {
 		return err
 	}
 	return tx.Commit(ctx)
+}
+
+// PoolStats are a store's connection pool statistics.
+type PoolStats struct {
+	// Open connections, of which InUse serve a query and Idle wait.
+	Open  int `json:"open"`
+	InUse int `json:"inUse"`
+	Idle  int `json:"idle"`
+	// Max is the pool's size limit (0: none).
+	Max int `json:"max"`
+	// Waits counts the acquisitions that had to wait for a connection, and
+	// WaitDuration their total wait.
+	Waits        int64         `json:"waits"`
+	WaitDuration time.Duration `json:"waitDurationNs"`
+}
+
+// PoolStatter is a store with a connection pool (both drivers).
+type PoolStatter interface {
+	PoolStats() PoolStats
 }

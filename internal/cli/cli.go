@@ -180,6 +180,7 @@ var commandGroups = []struct {
 		newSkipCommand,
 		newEventsCommand,
 		newBreakersCommand,
+		newAttentionCommand,
 		newOutboxCommand,
 	}},
 	{groupLocal, "Work locally, without a server:", []func(*env) *cobra.Command{

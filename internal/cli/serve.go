@@ -27,9 +27,13 @@ func newServeCommand(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the Waymark server: the HTTP API over the engine",
-		Long: `Run the engine and its HTTP API (/api/v1, /healthz, /readyz) until SIGINT or
-SIGTERM, then shut down gracefully: stop accepting, let running requests
-finish, stop the engine.
+		Long: `Run the engine and its HTTP API (/api/v1, /healthz, /readyz, /metrics) until
+SIGINT or SIGTERM, then shut down gracefully: stop accepting, let running
+requests finish, stop the engine.
+
+Traces go out over OTLP/HTTP when the standard OTEL_* variables ask for it
+(OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_EXPORTER=otlp); see
+docs/observability.md.
 
 Settings come from, in order: defaults, the --config YAML file, WAYMARK_*
 environment variables, flags. The server refuses to start without API keys or
@@ -174,9 +178,21 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		}
 		return fmt.Errorf("--db: no Waymark schema (run waymark migrate --db URL, or serve --migrate): %w", err)
 	}
+	tel, err := setupTelemetry(ctx, e.lookupEnv, cfg.NodeID)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		flushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := tel.close(flushCtx); err != nil {
+			logger.WarnContext(ctx, "serve: flush telemetry", slog.Any("error", err))
+		}
+	}()
 	engine, err := waymark.New(s, &waymark.Config{
 		Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers, StopGrace: cfg.StopGrace,
-		SecretFunc: envSecret,
+		SecretFunc: envSecret, TracerProvider: tel.tracer, MeterProvider: tel.meter,
+		Alerts: waymark.AlertsConfig{Rules: cfg.Alerts, Every: cfg.AlertsEvery},
 		// Insecure-dev (waymark dev) may call services on this machine.
 		HTTP: waymark.HTTPConfig{AllowPrivate: cfg.InsecureDev},
 	})
@@ -187,6 +203,7 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	if err != nil {
 		return err
 	}
+	srvCfg.TracerProvider, srvCfg.MeterProvider, srvCfg.Metrics = tel.tracer, tel.meter, tel.metrics
 	srvCfg.Dashboard, err = dashboard.Handler(&dashboard.Config{API: server.Prefix, Version: Version, InsecureDev: cfg.InsecureDev})
 	if err != nil {
 		return fmt.Errorf("dashboard: %w", err)

@@ -181,6 +181,30 @@ func TestServeCommand(t *testing.T) {
 		require.Equal(t, http.StatusOK, getJSON(t, base+"/readyz", nil, nil))
 	})
 
+	t.Run("Observability", func(t *testing.T) {
+		t.Parallel()
+		cfg := filepath.Join(t.TempDir(), "waymark.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("auth:\n  apiKeys:\n    - user: ci\n      hash: "+
+			server.HashAPIKey("secret-key")+"\n      roles: [viewer]\nlogFormat: json\nalertsEvery: 50ms\n"+
+			"alerts:\n  - {name: suspended, condition: suspended_instances, for: 1m}\n"), 0o600))
+		stderr := newWatchWriter(`"msg":"server: listening","addr":"([^"]+)"`)
+		r := start(t, io.Discard, stderr, "serve", "--config", cfg, "--addr", "127.0.0.1:0", "--db", newDB(t))
+		base := "http://" + waitFor(t, stderr, r, "listening line")
+		resp, err := http.Get(base + "/metrics")
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		for _, want := range []string{"waymark_server_ready 1", "waymark_user_tasks_open 0", `waymark_alerts_firing{alert="suspended"} 0`,
+			"waymark_db_connections_open", "go_goroutines", `waymark_build_info{version="dev"} 1`} {
+			require.Contains(t, string(body), want)
+		}
+		require.Equal(t, http.StatusUnauthorized, getJSON(t, base+"/debug/pprof/", nil, nil))
+		require.Equal(t, http.StatusForbidden, getJSON(t, base+"/debug/pprof/",
+			map[string]string{"Authorization": "Bearer secret-key"}, nil), "the profiler is for admins")
+	})
+
 	tests := []struct {
 		name   string
 		args   []string
@@ -194,6 +218,8 @@ func TestServeCommand(t *testing.T) {
 		{"BadFields", nil, "logLevel: loud\nauth:\n  apiKeys:\n    - user: ci\n      hash: abc\n",
 			"logLevel: \"loud\": want debug, info, warn or error\n  auth.apiKeys[0].hash: want sha256:"},
 		{"BadDB", []string{"--db", "mysql://x"}, "", "db: \"mysql://x\": unknown database"},
+		{"BadAlerts", nil, "alertsEvery: 1ms\nalerts:\n  - {name: a, condition: cpu}\n  - {condition: dead_events, for: -1s}\n",
+			"alerts[0].condition: \"cpu\": want one of suspended_instances, failed_instances"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -279,4 +305,34 @@ func TestServePostgres(t *testing.T) {
 	// a moment).
 	require.Eventually(t, func() bool { return getJSON(t, base+"/readyz", nil, nil) == http.StatusOK }, 20*time.Second, 50*time.Millisecond)
 	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/instances", nil, nil))
+}
+
+func TestTracingWanted(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want bool
+		err  string
+	}{
+		{"OffByDefault", nil, false, ""},
+		{"Endpoint", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, true, ""},
+		{"TracesEndpoint", map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, true, ""},
+		{"Exporter", map[string]string{"OTEL_TRACES_EXPORTER": "otlp"}, true, ""},
+		{"ExporterNone", map[string]string{"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://x"}, false, ""},
+		{"Disabled", map[string]string{"OTEL_SDK_DISABLED": "true", "OTEL_TRACES_EXPORTER": "otlp"}, false, ""},
+		{"OtherExporter", map[string]string{"OTEL_TRACES_EXPORTER": "zipkin"}, false, "OTEL_TRACES_EXPORTER \"zipkin\""},
+		{"GRPC", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, false, "OTEL_EXPORTER_OTLP_PROTOCOL \"grpc\""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got, err := tracingWanted(func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok })
+			if tt.err != "" {
+				require.ErrorContains(t, err, tt.err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tt.want, got)
+		})
+	}
 }

@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/server"
 	"github.com/waymarkdev/waymark/store/storeurl"
 )
@@ -41,6 +43,11 @@ type serveConfig struct {
 	// needs the same one for a token to work on any of them.
 	StreamKey     string `yaml:"streamKey"`
 	StreamKeyFile string `yaml:"streamKeyFile"`
+	// MetricsAuth makes GET /metrics require a viewer's credentials.
+	MetricsAuth bool `yaml:"metricsAuth"`
+	// Alerts are the built-in alert rules (see docs/observability.md).
+	Alerts      []waymark.AlertRule `yaml:"alerts"`
+	AlertsEvery time.Duration       `yaml:"alertsEvery"`
 	// Outbox configures event delivery (docs/events.md).
 	Outbox outboxConfig `yaml:"outbox"`
 	// Cleanup configures the cleanup service (package retention).
@@ -212,6 +219,26 @@ func (c *serveConfig) validate() error {
 	if j.RS256PublicKey != "" && j.RS256PublicKeyFile != "" {
 		bad("auth.jwt.rs256PublicKeyFile", "give rs256PublicKey or rs256PublicKeyFile, not both")
 	}
+	seen := map[string]bool{}
+	for i, r := range c.Alerts {
+		field := fmt.Sprintf("alerts[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(field+".name", "is required")
+		case seen[r.Name]:
+			bad(field+".name", "%q: used by another rule", r.Name)
+		}
+		seen[r.Name] = true
+		if !slices.Contains(waymark.AlertConditions(), r.Condition) {
+			bad(field+".condition", "%q: want one of %s", r.Condition, strings.Join(waymark.AlertConditions(), ", "))
+		}
+		if r.For < 0 {
+			bad(field+".for", "%s: must not be negative", r.For)
+		}
+	}
+	if c.AlertsEvery != 0 && c.AlertsEvery < 10*time.Millisecond {
+		bad("alertsEvery", "%s: must be at least 10ms", c.AlertsEvery)
+	}
 	switch {
 	case c.StreamKey != "" && c.StreamKeyFile != "":
 		bad("streamKeyFile", "give streamKey or streamKeyFile, not both")
@@ -233,7 +260,7 @@ func (c *serveConfig) serverConfig(logger *slog.Logger) (*server.Config, error) 
 	cfg := &server.Config{
 		Logger: logger, APIKeys: c.Auth.APIKeys, InsecureDev: c.InsecureDev, MaxBodyBytes: c.MaxBodyBytes,
 		RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxWait: c.MaxWait, ShutdownTimeout: c.ShutdownTimeout,
-		Version: Version, StreamKey: c.StreamKey,
+		Version: Version, StreamKey: c.StreamKey, MetricsAuth: c.MetricsAuth,
 	}
 	if c.StreamKeyFile != "" {
 		b, err := os.ReadFile(c.StreamKeyFile)

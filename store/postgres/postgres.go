@@ -318,6 +318,15 @@ func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams)
 	return sqlcore.PurgeInTx(ctx, s, p)
 }
 
+// PoolStats implements store.PoolStatter.
+func (s *Store) PoolStats() store.PoolStats {
+	st := s.pool.Stat()
+	return store.PoolStats{
+		Open: int(st.TotalConns()), InUse: int(st.AcquiredConns()), Idle: int(st.IdleConns()), Max: int(st.MaxConns()),
+		Waits: st.EmptyAcquireCount(), WaitDuration: st.AcquireDuration(),
+	}
+}
+
 // Queries returns the driver's SQL text by query name (for tests and
 // tools that inspect what the driver runs).
 func Queries() map[string]string {

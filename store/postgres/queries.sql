@@ -34,24 +34,24 @@ ORDER BY version;
 
 -- name: InstanceInsert
 INSERT INTO instances (id, definition_id, definition_version, status, input, variables,
-    business_key, parent_id, parent_execution_id, idempotency_key, deadline, version, created_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12)
+    business_key, parent_id, parent_execution_id, idempotency_key, deadline, version, created_at, updated_at, trace_parent)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at;
+    created_at, updated_at, trace_parent;
 
 -- name: InstanceGet
 SELECT id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at
+    created_at, updated_at, trace_parent
 FROM instances
 WHERE id = $1;
 
 -- name: InstanceGetByIdempotencyKey
 SELECT id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at
+    created_at, updated_at, trace_parent
 FROM instances
 WHERE idempotency_key = $1;
 
@@ -62,7 +62,7 @@ SET status = $3, variables = $4, output = $5, error = $6, deadline = $7, updated
 WHERE id = $1 AND version = $2
 RETURNING id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at;
+    created_at, updated_at, trace_parent;
 
 -- name: InstanceExists
 SELECT 1 FROM instances WHERE id = $1;
@@ -70,7 +70,7 @@ SELECT 1 FROM instances WHERE id = $1;
 -- name: InstanceList
 SELECT id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at
+    created_at, updated_at, trace_parent
 FROM instances
 WHERE ($1 = '' OR status = $1)
   AND ($2 = '' OR definition_id = $2)
@@ -632,7 +632,7 @@ RETURNING name, state, failures, opened_at, updated_at;
 -- finished instance).
 
 -- name: InstancePurgeSelect
-SELECT i.id FROM instances i
+SELECT i.id, i.definition_id, i.status FROM instances i
 WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
   AND i.updated_at < $1
   AND NOT (i.definition_id = ANY ($2::text[]))
@@ -643,7 +643,7 @@ LIMIT $3
 FOR UPDATE OF i SKIP LOCKED;
 
 -- name: InstancePurgeSelectDefinition
-SELECT i.id FROM instances i
+SELECT i.id, i.definition_id, i.status FROM instances i
 WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
   AND i.updated_at < $1
   AND i.definition_id = $2
@@ -696,3 +696,48 @@ DELETE FROM inbox WHERE (source, message_id) IN (
 -- name: MessagePurge
 DELETE FROM messages WHERE id IN (
     SELECT id FROM messages WHERE consumed_at IS NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2);
+
+-- name: InstanceCountsAdd
+INSERT INTO instance_counts AS c (definition_id, status, shard, n)
+VALUES ($1, $2, $3, $4)
+ON CONFLICT (definition_id, status, shard) DO UPDATE SET n = c.n + excluded.n;
+
+-- name: InstanceCounts
+SELECT definition_id, status, SUM(n) AS total
+FROM instance_counts
+GROUP BY definition_id, status
+HAVING SUM(n) <> 0
+ORDER BY definition_id, status;
+
+-- name: InstanceListIdle
+SELECT i.id, i.definition_id, i.definition_version, i.status, i.input, i.variables, i.output, i.error,
+    i.business_key, i.parent_id, i.parent_execution_id, COALESCE(i.idempotency_key, ''), i.deadline, i.version,
+    i.created_at, i.updated_at, i.trace_parent
+FROM instances i
+WHERE i.status = $1 AND i.updated_at < $2
+ORDER BY i.updated_at
+LIMIT $3;
+
+-- name: ExecutionListRetrying
+SELECT e.instance_id, i.definition_id, e.activity_id, e.id, e.attempt, e.error, i.updated_at
+FROM activity_executions e
+JOIN instances i ON i.id = e.instance_id
+WHERE e.status = 'scheduled' AND e.error IS NOT NULL
+  AND i.status IN ('running', 'waiting', 'compensating')
+ORDER BY i.updated_at
+LIMIT $1;
+
+-- name: UserTaskStats
+SELECT count(*), min(created_at)
+FROM bookmarks
+WHERE type = $1 AND consumed_at IS NULL;
+
+
+-- name: AlertStateList
+SELECT name, state, since, value, updated_at FROM alert_states ORDER BY name;
+
+-- name: AlertStatePut
+INSERT INTO alert_states AS a (name, state, since, value, updated_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (name) DO UPDATE SET
+    state = excluded.state, since = excluded.since, value = excluded.value, updated_at = excluded.updated_at;

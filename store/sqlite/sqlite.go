@@ -414,3 +414,22 @@ func (r sqlRows) Close() { r.Rows.Close() }
 func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
 	return sqlcore.PurgeInTx(ctx, s, p)
 }
+
+// PoolStats implements store.PoolStatter: the writer connection and the
+// readers' pool, added up.
+func (s *Store) PoolStats() store.PoolStats {
+	var out store.PoolStats
+	for _, db := range []*sql.DB{s.db, s.reader} {
+		if db == nil {
+			continue
+		}
+		st := db.Stats()
+		out.Open += st.OpenConnections
+		out.InUse += st.InUse
+		out.Idle += st.Idle
+		out.Max += st.MaxOpenConnections
+		out.Waits += st.WaitCount
+		out.WaitDuration += st.WaitDuration
+	}
+	return out
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); runTaskList(t, h) })
 	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); runRetention(t, h) })
+	t.Run("Observability", func(t *testing.T) { t.Parallel(); runObservability(t, h) })
 }
 
 // t0 is the suite's fixed "now", at microsecond precision like the stores.

@@ -12,7 +12,7 @@ func scanInstance(r Row) (*store.Instance, error) {
 	err := r.Scan(&i.ID, &i.DefinitionID, &i.DefinitionVersion, &i.Status,
 		jsonDest{&i.Input}, jsonDest{&i.Variables}, jsonDest{&i.Output}, jsonDest{&i.Error},
 		&i.BusinessKey, &i.ParentID, &i.ParentExecutionID, &i.IdempotencyKey,
-		nullTimeDest{&i.Deadline}, &i.Version, timeDest{&i.CreatedAt}, timeDest{&i.UpdatedAt})
+		nullTimeDest{&i.Deadline}, &i.Version, timeDest{&i.CreatedAt}, timeDest{&i.UpdatedAt}, &i.TraceParent)
 	return i, err
 }
 
@@ -21,7 +21,7 @@ func (q *Queries) InstanceInsert(ctx context.Context, p *store.InstanceInsertPar
 	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceInsert"),
 		p.ID, p.DefinitionID, p.DefinitionVersion, string(p.Status), q.j(p.Input), q.j(p.Variables),
 		p.BusinessKey, p.ParentID, p.ParentExecutionID, nullIfEmpty(p.IdempotencyKey),
-		q.nt(p.Deadline), q.t(p.CreatedAt)))
+		q.nt(p.Deadline), q.t(p.CreatedAt), p.TraceParent))
 	if q.noRows(err) {
 		return nil, q.err("insert instance", store.ErrDuplicate)
 	}

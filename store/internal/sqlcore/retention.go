@@ -1,9 +1,12 @@
 package sqlcore
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/waymarkdev/waymark/store"
 )
@@ -42,27 +45,46 @@ func (q *Queries) InstancePurge(ctx context.Context, p *store.InstancePurgeParam
 			return nil, fmt.Errorf("%s: ExcludeDefinitionIDs[%d] is empty", op, i)
 		}
 	}
-	scanID := func(r Row) (string, error) {
-		var id string
-		return id, r.Scan(&id)
+	type purged struct{ id, definition, status string }
+	scan := func(r Row) (purged, error) {
+		var p purged
+		return p, r.Scan(&p.id, &p.definition, &p.status)
 	}
-	var ids []string
+	var rows []purged
 	var err error
 	if p.DefinitionID != "" {
-		ids, err = list(ctx, q, op, "InstancePurgeSelectDefinition", scanID, q.t(p.Before), p.DefinitionID, p.Limit)
+		rows, err = list(ctx, q, op, "InstancePurgeSelectDefinition", scan, q.t(p.Before), p.DefinitionID, p.Limit)
 	} else {
 		exclude, lerr := q.list(p.ExcludeDefinitionIDs)
 		if lerr != nil {
 			return nil, fmt.Errorf("%s: %w", op, lerr)
 		}
-		ids, err = list(ctx, q, op, "InstancePurgeSelect", scanID, q.t(p.Before), exclude, p.Limit)
+		rows, err = list(ctx, q, op, "InstancePurgeSelect", scan, q.t(p.Before), exclude, p.Limit)
 	}
 	if err != nil {
 		return nil, err
 	}
 	res := &store.InstancePurgeResult{}
-	if len(ids) == 0 {
+	if len(rows) == 0 {
 		return res, nil
+	}
+	ids := make([]string, len(rows))
+	gone := map[[2]string]int64{}
+	for i, r := range rows {
+		ids[i] = r.id
+		gone[[2]string{r.definition, r.status}]--
+	}
+	// The maintained instance counts lose what is deleted, in the same
+	// transaction.
+	counts := &store.InstanceCountsAddParams{}
+	for k, n := range gone {
+		counts.Deltas = append(counts.Deltas, store.InstanceCountDelta{DefinitionID: k[0], Status: store.InstanceStatus(k[1]), Delta: n})
+	}
+	slices.SortFunc(counts.Deltas, func(a, b store.InstanceCountDelta) int {
+		return cmp.Or(strings.Compare(a.DefinitionID, b.DefinitionID), strings.Compare(string(a.Status), string(b.Status)))
+	})
+	if err := q.InstanceCountsAdd(ctx, counts); err != nil {
+		return nil, err
 	}
 	batch, err := q.list(ids)
 	if err != nil {
