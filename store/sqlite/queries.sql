@@ -89,7 +89,7 @@ LIMIT ?6;
 -- the partial index instances_business_key_idx (it cannot with "?3 = '' OR").
 SELECT id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at
+    created_at, updated_at, trace_parent
 FROM instances
 WHERE business_key = ?3 AND business_key <> ''
   AND (?1 = '' OR status = ?1)
@@ -106,7 +106,7 @@ LIMIT ?6;
 -- instances_parent_idx (for the same reason as InstanceListByBusinessKey).
 SELECT id, definition_id, definition_version, status, input, variables, output, error,
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
-    created_at, updated_at
+    created_at, updated_at, trace_parent
 FROM instances
 WHERE parent_id = ?4 AND parent_id <> ''
   AND (?1 = '' OR status = ?1)
