@@ -83,13 +83,6 @@ type InstanceCounts struct {
 	Ended    int64
 }
 
-// InstanceCount is the number of instances of one definition in one status.
-type InstanceCount struct {
-	DefinitionID string
-	Status       InstanceStatus
-	Count        int64
-}
-
 // ExecutionInsertParams are the fields of a new activity execution.
 type ExecutionInsertParams struct {
 	ID         string

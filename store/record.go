@@ -276,6 +276,13 @@ type TailEvent struct {
 	OccurredAt time.Time
 }
 
+// InstanceCount is how many instances of a definition have a status.
+type InstanceCount struct {
+	DefinitionID string
+	Status       InstanceStatus
+	Count        int64
+}
+
 // UserTaskStats summarises the open user tasks.
 type UserTaskStats struct {
 	Open int64

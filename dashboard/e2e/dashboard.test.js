@@ -281,7 +281,7 @@ test('dead letters: an undeliverable event is listed, replayed from the page, an
 
   const page = await newPage(browser, errors);
   await page.goto(server.url + '/ui/#/');
-  await page.locator('ul.attention li', { hasText: 'could not be delivered' }).waitFor();
+  await page.locator('ul.attention li', { hasText: 'could not be delivered' }).filter({ has: page.locator(`a[href="#/instances/${inst.id}"]`) }).first().waitFor();
   await page.goto(server.url + '/ui/#/dead-letters');
   const card = page.locator('article.card', { hasText: inst.id.slice(-12) });
   await card.waitFor();

@@ -41,8 +41,18 @@ async function drawAttention(el) {
     const items = [];
     const att = await optional('/attention');
     if (att) {
+      // GET /attention: reason is the kind, message the words.
       for (const it of att.items || []) {
-        items.push({ reason: it.reason, since: it.since, instance: it.instanceId, kind: it.kind || it.type || '', detail: it.detail || it.message || '' });
+        const kind = it.reason;
+        const what = {
+          suspended: 'suspended for manual intervention',
+          retrying: `${it.activityId || 'an activity'} is failing and retrying${it.attempt ? ` (attempt ${it.attempt})` : ''}`,
+          waiting: 'waiting for a long time',
+          dead_event: 'an event could not be delivered',
+          breaker_open: `circuit breaker ${it.breaker} is open`,
+        }[kind] || kind;
+        items.push({ kind: kind.replace('_event', '').replace('_open', ''), reason: what, since: it.since, instance: it.instanceId, def: it.definition,
+          breaker: it.breaker, link: kind === 'dead_event' ? '#/dead-letters' : '', detail: it.message || '' });
       }
     } else {
       // No /attention on this server: what the public lists show.
@@ -59,12 +69,12 @@ async function drawAttention(el) {
         if (st.lagSeconds > 60) items.push({ kind: 'lag', reason: `sink ${st.sink} is ${Math.round(st.lagSeconds)} s behind (${st.pending} pending)`, since: '', link: '#/dead-letters' });
       }
       for (const b of brk.items) if (b.state !== 'closed') items.push({ kind: 'breaker', reason: `circuit breaker ${b.name} is ${b.state.replace('_', '-')}`, since: b.openedAt || b.updatedAt, breaker: b.name, detail: `${b.failures} failures in a row` });
-      try {
-        const open = await get('/tasks', { status: 'open', limit: 200 });
-        const now = Date.now();
-        for (const t of open.items) if (t.dueAt && new Date(t.dueAt) < now) items.push({ kind: 'overdue', reason: `task "${t.title || t.activityId}" is overdue`, since: t.dueAt, instance: t.instanceId });
-      } catch { /* not every reader may list all tasks */ }
     }
+    try {
+      const open = await get('/tasks', { status: 'open', limit: 200 });
+      const now = Date.now();
+      for (const t of open.items) if (t.dueAt && new Date(t.dueAt) < now) items.push({ kind: 'overdue', reason: `task "${t.title || t.activityId}" is overdue`, since: t.dueAt, instance: t.instanceId });
+    } catch { /* not every reader may list all tasks */ }
     items.sort((a, b) => new Date(a.since || 0) - new Date(b.since || 0));
     if (!items.length) { mount(el, empty('Nothing needs you now.')); return; }
     mount(el, h('ul', { class: 'attention', 'aria-label': 'Attention list' }, items.map((it) => h('li', { class: 'att-' + it.kind },
