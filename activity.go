@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"math/big"
 	"slices"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 // enter creates an execution of activity id and runs it as far as it can go
 // inside this transaction. An instance that has ended or is compensating
 // starts nothing new: the path that led here ends.
-func (s *instState) enter(id string) error {
+func (s *instState) enter(id string, tok *token) error {
 	if s.status.Finished() || s.status == store.InstanceCompensating {
 		return nil
 	}
@@ -23,7 +24,7 @@ func (s *instState) enter(id string) error {
 	if a == nil {
 		return fmt.Errorf("instance %s: no activity %q in %s v%d", s.inst.ID, id, s.inst.DefinitionID, s.inst.DefinitionVersion)
 	}
-	x := s.newExecution(a.ID, string(a.Type))
+	x := s.newExecution(a.ID, string(a.Type), tok)
 	s.t.emit(s, EventActivityStarted, x, nil)
 	switch {
 	case s.status == store.InstanceSuspended:
@@ -34,10 +35,25 @@ func (s *instState) enter(id string) error {
 	return s.run(a, x)
 }
 
-// run executes a scheduled execution of a.
+// run executes a scheduled execution of a, and arms its boundary timers if
+// it is left running or waiting.
 func (s *instState) run(a *definition.Activity, x *execution) error {
+	if err := s.runActivity(a, x); err != nil {
+		return err
+	}
+	if len(a.Boundary) > 0 && x.active() {
+		return s.armBoundary(a, x)
+	}
+	return nil
+}
+
+// runActivity does what an activity of a's type does.
+func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 	s.t.budget--
 	ctx := s.t.ctx
+	outer := s.iter
+	s.iter = iterationOf(x)
+	defer func() { s.iter = outer }()
 	switch a.Type {
 	case definition.TypeTask:
 		input, err := s.evalInput(a.Input)
@@ -53,17 +69,27 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		// it, on a copy: a failing value leaves the variables as they were.
 		c := s.exprContext()
 		c.Vars = maps.Clone(s.vars)
+		assigned := map[string]any{}
 		for _, v := range a.Vars {
 			val, err := v.Value.Eval(ctx, c)
 			if err != nil {
 				return s.failActivity(a, x, evalError("vars."+v.Name, err))
 			}
 			c.Vars[v.Name] = val
+			assigned[v.Name] = val
+		}
+		if s.iter != nil {
+			// An iteration's variables are its own: what it assigns is its
+			// result, never the instance's variables.
+			return s.complete(a, x, assigned, a.Next)
 		}
 		s.vars = c.Vars
 		return s.complete(a, x, nil, a.Next)
 
 	case definition.TypeSwitch:
+		if a.Inclusive {
+			return s.runInclusive(a, x)
+		}
 		c := s.exprContext()
 		for i, cs := range a.Cases {
 			ok, err := cs.When.EvalBool(ctx, c)
@@ -91,8 +117,8 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 		if err := s.complete(a, x, nil, ""); err != nil {
 			return err
 		}
-		for _, b := range a.Branches {
-			if err := s.enter(b); err != nil {
+		for i, b := range a.Branches {
+			if err := s.enter(b, x.token().fork(x.rec.ID, i, len(a.Branches))); err != nil {
 				return err
 			}
 		}
@@ -133,6 +159,12 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 
 	case definition.TypeHTTP:
 		return s.startCall(a, x)
+
+	case definition.TypeForEach:
+		return s.startForEach(a, x)
+
+	case definition.TypeFirstOf:
+		return s.startRace(a, x)
 	}
 	return fmt.Errorf("activity %s: unsupported type %q", a.ID, a.Type)
 }
@@ -165,14 +197,34 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 	}
 	x.rec.Output = out
 	s.setStatus(x, ExecCompleted)
-	if a.Output != "" && output != nil {
+	if len(a.Boundary) > 0 {
+		if err := s.closeExecBookmarks(x); err != nil {
+			return err
+		}
+	}
+	tok := x.token()
+	inLoop := tok != nil && tok.Iter != nil
+	if a.Output != "" && output != nil && !inLoop {
 		s.vars[a.Output] = output
 	}
 	s.t.emit(s, EventActivityCompleted, x, nil)
-	if isCompensation(x) || next == "" {
+	if isCompensation(x) {
 		return nil
 	}
-	return s.enter(next)
+	if tok != nil && tok.Race != "" {
+		// The first branch of a firstOf to finish wins, in this step.
+		if err := s.winRace(x, tok.Race); err != nil {
+			return err
+		}
+		tok = tok.won()
+	}
+	if next == "" {
+		if inLoop && s.endsIteration(x) {
+			return s.iterationDone(x)
+		}
+		return nil
+	}
+	return s.enter(next, tok)
 }
 
 // failActivity records a failed execution and routes the error: a business
@@ -181,6 +233,11 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	info.ActivityID = a.ID
 	x.rec.Error = info.json()
 	s.setStatus(x, ExecFailed)
+	if len(a.Boundary) > 0 {
+		if err := s.closeExecBookmarks(x); err != nil {
+			return err
+		}
+	}
 	s.t.emit(s, EventActivityFailed, x, map[string]any{"error": info, "class": info.Code})
 	if isCompensation(x) {
 		// A compensation that fails leaves the instance for an operator;
@@ -189,7 +246,7 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 	}
 	if info.Code == CodeBusiness {
 		if to := a.ErrorTarget(info.Name); to != "" {
-			return s.enter(to)
+			return s.enter(to, x.token())
 		}
 	}
 	return s.fail(store.InstanceFailed, &info)
@@ -265,39 +322,83 @@ func (s *instState) suspend(info *ErrorInfo) error {
 	return nil
 }
 
-// arriveAtJoin counts a branch arriving at a join and continues once every
-// branch of the parallel that feeds it has arrived.
+// joinState is what a waiting join execution keeps in its input: how many
+// branches arrived, and, for a join of forks, which fork execution they
+// belong to and the share of it they cover.
+type joinState struct {
+	Arrived int    `json:"arrived"`
+	Fork    string `json:"fork,omitempty"`
+	Share   string `json:"share,omitempty"`
+}
+
+// arriveAtJoin records a branch arriving at a join and continues once the
+// arrivals cover the fork the join closes: every branch of it, however the
+// branches forked again on the way (see definition.JoinDepth). Arrivals of
+// different forks of the same join (a join inside a loop) wait apart.
+// An arrival that has not forked since the join's depth (a switch skipped
+// the parallel) passes straight through. Executions stored before tokens
+// existed are counted as before: the branches of the parallel that feeds
+// the join.
 func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
+	depth := s.cd.def.JoinDepth(a.ID)
+	tok := x.token()
+	byToken := !x.legacy
+	if byToken && (tok == nil || len(tok.Frames) <= depth) {
+		return s.complete(a, x, nil, a.Next)
+	}
+	fork := ""
+	if byToken {
+		fork = tok.Frames[depth].Fork
+	}
 	var open *execution
+	var state joinState
 	for _, o := range s.execs {
-		if o != x && o.rec.ActivityID == a.ID && o.rec.Status == ExecWaiting {
-			open = o
+		if o == x || o.rec.ActivityID != a.ID || o.rec.Status != ExecWaiting {
+			continue
+		}
+		var st joinState
+		if err := decodeJSON(o.rec.Input, &st); err != nil {
+			return fmt.Errorf("join %s state: %w", a.ID, err)
+		}
+		if st.Fork == fork {
+			open, state = o, st
 			break
 		}
 	}
-	if open == nil {
+	switch {
+	case open == nil:
 		open = x
-		x.rec.Input = json.RawMessage(`{"arrived":0}`)
-	} else if x.isNew {
+		state = joinState{Fork: fork}
+	case x.isNew:
 		// This arrival folds into the open join execution.
 		s.execs = slices.DeleteFunc(s.execs, func(o *execution) bool { return o == x })
+		delete(s.byID, x.rec.ID)
 		s.t.events = slices.DeleteFunc(s.t.events, func(ev *Event) bool { return ev.ExecutionID == x.rec.ID })
-	} else {
+	default:
 		// A deferred arrival was stored already: close it.
 		s.setStatus(x, ExecCompleted)
 	}
-	var state struct {
-		Arrived int `json:"arrived"`
-	}
-	if err := decodeJSON(open.rec.Input, &state); err != nil {
-		return fmt.Errorf("join %s state: %w", a.ID, err)
-	}
 	state.Arrived++
-	open.rec.Input, _ = encodeJSON(state)
+	ready := state.Arrived >= max(s.cd.joinExpect[a.ID], 1)
+	if byToken {
+		covered := new(big.Rat)
+		if state.Share != "" {
+			if _, ok := covered.SetString(state.Share); !ok {
+				return fmt.Errorf("join %s state: share %q", a.ID, state.Share)
+			}
+		}
+		covered.Add(covered, tok.share(depth))
+		state.Share = covered.RatString()
+		ready = covered.Cmp(big.NewRat(1, 1)) >= 0
+	}
+	open.rec.Input = mustJSON(state)
 	open.dirty = true
-	if state.Arrived < max(s.cd.joinExpect[a.ID], 1) {
+	if !ready {
 		s.setStatus(open, ExecWaiting)
 		return nil
+	}
+	if byToken {
+		open.tok, open.tokDecoded = tok.up(depth), true // what goes on from the join
 	}
 	return s.complete(a, open, nil, a.Next)
 }
@@ -398,7 +499,7 @@ func (s *instState) compensateNext() error {
 	}
 	orig := plan[0]
 	a := s.cd.def.Activity(s.cd.def.Activity(orig.rec.ActivityID).Compensate)
-	x := s.newExecution(a.ID, string(a.Type))
+	x := s.newExecution(a.ID, string(a.Type), nil)
 	x.compensates = orig.rec.ID
 	in, err := encodeJSON(compensationInput{Compensates: orig.rec.ID, ActivityID: orig.rec.ActivityID, Output: orig.rec.Output})
 	if err != nil {

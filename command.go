@@ -181,7 +181,7 @@ func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID st
 			return nil, err
 		}
 	}
-	return s, s.enter(cd.def.Start)
+	return s, s.enter(cd.def.Start, nil)
 }
 
 // CompleteTaskParams complete a user task.
@@ -258,6 +258,10 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 			// instance on: run again to see how that step left the task.
 			return raced(fmt.Errorf("task %s no longer waits: %w", taskID, store.ErrConflict))
 		}
+		a := s.cd.def.Activity(x.rec.ActivityID)
+		if err := a.ValidateForm(p.Data); err != nil {
+			return fmt.Errorf("task %s: %w: %w", taskID, ErrInvalid, err)
+		}
 		result = &TaskResult{TaskID: b.ID, InstanceID: b.InstanceID, Outcome: p.Outcome, User: p.User, Data: p.Data}
 		raw, err := encodeJSON(result)
 		if err != nil {
@@ -270,7 +274,6 @@ func (e *Engine) CompleteTask(ctx context.Context, taskID string, p *CompleteTas
 			// (same idempotency key) or a clear conflict.
 			return raced(err)
 		}
-		a := s.cd.def.Activity(x.rec.ActivityID)
 		var data any
 		if err := decodeJSON(p.Data, &data); err != nil {
 			return err
@@ -346,6 +349,53 @@ func (e *Engine) ClaimTask(ctx context.Context, taskID string, p *CompleteTaskPa
 		return nil, err
 	}
 	return userTaskFrom(claimed)
+}
+
+// UnclaimTask gives a claimed task back to its candidate roles: only its
+// assignee or an admin may, and only a task that names candidate roles
+// (otherwise no one else could take it).
+func (e *Engine) UnclaimTask(ctx context.Context, taskID string, p *CompleteTaskParams) (*UserTask, error) {
+	if p == nil || p.User == "" {
+		return nil, invalid("user", "is required to unclaim a task")
+	}
+	var released *store.Bookmark
+	err := e.inTx(ctx, p.User, func(t *txn) error {
+		b, err := t.tx.BookmarkGet(ctx, taskID)
+		if err != nil || b.Type != store.BookmarkUserAction {
+			return fmt.Errorf("task %s: %w", taskID, store.ErrNotFound)
+		}
+		if b.Consumed() {
+			return fmt.Errorf("task %s is already completed: %w", taskID, store.ErrConflict)
+		}
+		var payload taskPayload
+		if err := decodeJSON(b.Payload, &payload); err != nil {
+			return err
+		}
+		switch {
+		case b.Assignee == "":
+			return fmt.Errorf("task %s is not claimed: %w", taskID, store.ErrConflict)
+		case len(payload.CandidateRoles) == 0:
+			return invalid("task", "%s names no candidate roles: no one else could take it", taskID)
+		case !p.Admin && p.User != b.Assignee:
+			return fmt.Errorf("%w: user %q is not the assignee of task %s", ErrForbidden, p.User, taskID)
+		case p.Version != 0 && p.Version != b.Version:
+			return fmt.Errorf("task %s is at revision %d, not %d: %w", taskID, b.Version, p.Version, ErrVersionMismatch)
+		}
+		released, err = t.tx.BookmarkAssign(ctx, &store.BookmarkAssignParams{ID: b.ID, Version: b.Version, Assignee: ""})
+		if err != nil {
+			return err
+		}
+		s, err := t.load(b.InstanceID)
+		if err != nil {
+			return err
+		}
+		t.emit(s, EventTaskUnclaimed, s.exec(b.ExecutionID), map[string]any{"taskId": b.ID, "user": p.User, "from": b.Assignee})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return userTaskFrom(released)
 }
 
 // MessageParams deliver a message.

@@ -27,6 +27,8 @@ type taskResult struct {
 	// lost is set when the result changed nothing: the lease was lost or
 	// the activity no longer waited for it.
 	lost bool
+	// step is set for a deferred step (runStep), not a handler's result.
+	step bool
 }
 
 func (r *taskResult) leaseOwner(e *Engine) string {
@@ -102,6 +104,9 @@ func (e *Engine) commitBatch(ctx context.Context, batch []*taskResult) {
 // A result whose lease was lost changes nothing: the new holder of the
 // lease records its own.
 func (e *Engine) applyResult(t *txn, r *taskResult) error {
+	if r.step {
+		return e.applyStep(t, r.item)
+	}
 	item, a := r.item, r.activity
 	owner := r.leaseOwner(e)
 	r.lost = false

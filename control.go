@@ -104,6 +104,14 @@ func (s *instState) unsuspend() error {
 // suspended) runs as a step first.
 func (s *instState) rescheduleScheduled() error {
 	for _, x := range s.execs {
+		if x.rec.Status == ExecWaiting && x.rec.Type == string(definition.TypeForEach) {
+			// A forEach may have iterations still to start: its next
+			// batch (a no-op when there is none).
+			if err := s.enqueueKind(x, workStep, "", s.t.now); err != nil {
+				return err
+			}
+			continue
+		}
 		if x.rec.Status != ExecScheduled || x.isNew {
 			continue
 		}
@@ -195,7 +203,7 @@ func (s *instState) retry(assign map[string]any, reason string) error {
 		retried++
 		a := s.activityFor(x)
 		s.status = store.InstanceRunning
-		nx := s.newExecution(a.ID, string(a.Type))
+		nx := s.newExecution(a.ID, string(a.Type), x.token())
 		s.t.emit(s, EventActivityStarted, nx, map[string]any{"retryOf": x.rec.ID})
 		if err := s.run(a, nx); err != nil {
 			return err
@@ -242,7 +250,7 @@ func (s *instState) reviveCancelled() (int, error) {
 	}
 	for _, x := range append(joins, others...) {
 		a := s.activityFor(x)
-		nx := s.newExecution(a.ID, string(a.Type))
+		nx := s.newExecution(a.ID, string(a.Type), x.token())
 		s.t.emit(s, EventActivityStarted, nx, map[string]any{"revives": x.rec.ID})
 		if a.Type == definition.TypeJoin {
 			nx.rec.Input = x.rec.Input
@@ -332,7 +340,7 @@ func (e *Engine) Skip(ctx context.Context, instanceID, activityID string, output
 		if next == "" {
 			return nil
 		}
-		return s.enter(next)
+		return s.enter(next, target.token())
 	})
 }
 

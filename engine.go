@@ -30,6 +30,8 @@ type Engine struct {
 	defsMu sync.Mutex
 	defs   map[defKey]*compiledDef
 
+	execs execCache
+
 	watchers watchers
 	running  runningHandlers
 

@@ -23,6 +23,7 @@ const (
 	EventActivityCancelled   = "activity.cancelled"
 	EventTaskCreated         = "task.created"
 	EventTaskClaimed         = "task.claimed"
+	EventTaskUnclaimed       = "task.unclaimed"
 	EventTaskCompleted       = "task.completed"
 	EventTaskExpired         = "task.expired"
 	EventMessageCorrelated   = "message.correlated"

@@ -77,16 +77,19 @@ type Bookmark struct {
 
 // UserTask is a human task: an open or closed UserAction bookmark.
 type UserTask struct {
-	ID             string     `json:"id"`
-	InstanceID     string     `json:"instanceId"`
-	ActivityID     string     `json:"activityId"`
-	Title          string     `json:"title,omitempty"`
-	Assignee       string     `json:"assignee,omitempty"`
-	CandidateRoles []string   `json:"candidateRoles,omitempty"`
-	Outcomes       []string   `json:"outcomes,omitempty"`
-	Status         TaskStatus `json:"status"`
-	DueAt          *time.Time `json:"dueAt,omitempty"`
-	CreatedAt      time.Time  `json:"createdAt"`
+	ID             string   `json:"id"`
+	InstanceID     string   `json:"instanceId"`
+	ActivityID     string   `json:"activityId"`
+	Title          string   `json:"title,omitempty"`
+	Assignee       string   `json:"assignee,omitempty"`
+	CandidateRoles []string `json:"candidateRoles,omitempty"`
+	Outcomes       []string `json:"outcomes,omitempty"`
+	// Form is the JSON Schema of the completion data, when the task
+	// declares one.
+	Form      json.RawMessage `json:"form,omitempty"`
+	Status    TaskStatus      `json:"status"`
+	DueAt     *time.Time      `json:"dueAt,omitempty"`
+	CreatedAt time.Time       `json:"createdAt"`
 	// ClosedAt and ClosedBy say when and by whom a closed task was closed.
 	ClosedAt *time.Time `json:"closedAt,omitempty"`
 	ClosedBy string     `json:"closedBy,omitempty"`
@@ -251,10 +254,16 @@ func errorInfoFrom(raw json.RawMessage) (*ErrorInfo, error) {
 
 // InstanceQuery filters and pages Engine.Instances. Empty fields match all.
 type InstanceQuery struct {
-	Status      InstanceStatus
-	Definition  string
+	Status     InstanceStatus
+	Definition string
+	// Version keeps instances of this definition version only.
+	Version     int
 	BusinessKey string
 	ParentID    string
+	// CreatedAfter and CreatedBefore bound the creation time (at or
+	// after, before), when not zero.
+	CreatedAfter  time.Time
+	CreatedBefore time.Time
 	// Limit is the page size: default 50, at most 1000.
 	Limit int
 	// Cursor is the NextCursor of the previous page.
@@ -273,9 +282,21 @@ func (e *Engine) Instances(ctx context.Context, q *InstanceQuery) (*Page[*Instan
 	if q.Status != "" && !knownStatus(q.Status) {
 		return nil, invalid("status", "%q is not an instance status", q.Status)
 	}
+	if q.Version < 0 {
+		return nil, invalid("version", "must not be negative")
+	}
+	before, after := q.Cursor, ""
+	if !q.CreatedBefore.IsZero() {
+		if bound := store.IDAt(q.CreatedBefore); before == "" || bound < before {
+			before = bound
+		}
+	}
+	if !q.CreatedAfter.IsZero() {
+		after = store.IDAt(q.CreatedAfter)
+	}
 	recs, err := e.store.InstanceList(ctx, &store.InstanceListParams{
-		Status: q.Status, DefinitionID: q.Definition, BusinessKey: q.BusinessKey, ParentID: q.ParentID,
-		Before: q.Cursor, Limit: n + 1,
+		Status: q.Status, DefinitionID: q.Definition, DefinitionVersion: q.Version, BusinessKey: q.BusinessKey,
+		ParentID: q.ParentID, Before: before, After: after, Limit: n + 1,
 	})
 	if err != nil {
 		return nil, err
@@ -353,7 +374,7 @@ func userTaskFrom(b *store.Bookmark) (*UserTask, error) {
 	}
 	t := &UserTask{
 		ID: b.ID, InstanceID: b.InstanceID, ActivityID: b.ActivityID, Title: p.Title, Assignee: b.Assignee,
-		CandidateRoles: p.CandidateRoles, Outcomes: p.Outcomes, Status: TaskOpen, CreatedAt: b.CreatedAt,
+		CandidateRoles: p.CandidateRoles, Outcomes: p.Outcomes, Form: p.Form, Status: TaskOpen, CreatedAt: b.CreatedAt,
 		ClosedAt: b.ConsumedAt, Version: b.Version,
 	}
 	if p.DueAt != "" {
@@ -476,4 +497,50 @@ func notDeployed(id string, version int, err error) error {
 		return fmt.Errorf("definition %q version %d is not deployed: %w", id, version, store.ErrNotFound)
 	}
 	return fmt.Errorf("definition %q is not deployed: %w", id, store.ErrNotFound)
+}
+
+// InstanceStats counts instances by definition and status, and those that
+// started and ended within Window before now.
+type InstanceStats struct {
+	ByStatus []InstanceCount `json:"byStatus"`
+	// Window is the length of the recent period, in seconds.
+	Window  int64     `json:"windowSeconds"`
+	Since   time.Time `json:"since"`
+	Started int64     `json:"started"`
+	Ended   int64     `json:"ended"`
+}
+
+// InstanceCount is how many instances of a definition have a status.
+type InstanceCount struct {
+	Definition string         `json:"definition"`
+	Status     InstanceStatus `json:"status"`
+	Count      int64          `json:"count"`
+}
+
+// Stats counts the instances: by definition and status, and those started
+// and ended in the last window (an hour when zero).
+func (e *Engine) Stats(ctx context.Context, window time.Duration) (*InstanceStats, error) {
+	if window < 0 {
+		return nil, invalid("window", "must not be negative")
+	}
+	if window == 0 {
+		window = time.Hour
+	}
+	since := e.clock.Now().UTC().Add(-window)
+	c, err := e.store.InstanceCount(ctx, &store.InstanceCountParams{StartedAfterID: store.IDAt(since), EndedSince: since})
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	// By status from the counts the step transactions maintain: no scan of
+	// the instances, however many there are.
+	counts, err := e.store.InstanceCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	out := &InstanceStats{ByStatus: make([]InstanceCount, len(counts)), Window: int64(window / time.Second),
+		Since: since, Started: c.Started, Ended: c.Ended}
+	for i, r := range counts {
+		out.ByStatus[i] = InstanceCount{Definition: r.DefinitionID, Status: r.Status, Count: r.Count}
+	}
+	return out, nil
 }

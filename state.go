@@ -54,6 +54,15 @@ type instState struct {
 	// rescheduled is set once the step has queued again what a suspension
 	// held back.
 	rescheduled bool
+	// raceWon holds the firstOf executions whose race was won in this step.
+	raceWon map[string]bool
+	// byID indexes execs by id once the instance has many (see exec).
+	byID map[string]*execution
+	// doneCount counts the executions completed in this transaction.
+	doneCount int
+	// iter is the forEach iteration of the execution being run, which
+	// expressions see as item and index.
+	iter *expr.Iteration
 	// headers caches traceHeaders.
 	headers []byte
 }
@@ -66,6 +75,18 @@ type execution struct {
 	// compensates is set on a compensation execution: the id of the
 	// execution it undoes (see compensationOf).
 	compensates string
+	// tok is the path that led to the execution (see token); legacy is
+	// set on an execution stored before tokens existed.
+	tok        *token
+	tokDecoded bool
+	legacy     bool
+	// loop is a forEach execution's state, decoded once per step; write
+	// stores it when loopDirty. fanning is set while it starts iterations.
+	loop               *loopState
+	loopDirty, fanning bool
+	// doneSeq orders the executions completed (or skipped) in this
+	// transaction: 1, 2, … in the order they completed; 0 for the others.
+	doneSeq int
 }
 
 func (x *execution) active() bool {
@@ -75,33 +96,43 @@ func (x *execution) active() bool {
 func (s *instState) traceID() string { return instanceTrace(s.inst).TraceID().String() }
 
 func (s *instState) exec(id string) *execution {
-	for _, x := range s.execs {
-		if x.rec.ID == id {
-			return x
+	if len(s.execs) < 64 {
+		for _, x := range s.execs {
+			if x.rec.ID == id {
+				return x
+			}
+		}
+		return nil
+	}
+	if len(s.byID) != len(s.execs) { // built on first use; rebuilt when out of step
+		s.byID = make(map[string]*execution, len(s.execs))
+		for _, x := range s.execs {
+			s.byID[x.rec.ID] = x
 		}
 	}
-	return nil
+	return s.byID[id]
 }
 
 // exprContext is what expressions of this instance see.
 func (s *instState) exprContext() *expr.Context {
-	if s.steps == nil {
-		s.steps = map[string]any{}
-		for _, x := range s.execs {
-			s.noteOutput(x)
-		}
-	}
 	return &expr.Context{
 		Input: s.input,
 		Vars:  s.vars,
 		Steps: s.steps,
+		StepsFunc: func() map[string]any {
+			if s.steps == nil {
+				s.buildSteps()
+			}
+			return s.steps
+		},
 		Instance: expr.Instance{
 			ID: s.inst.ID, BusinessKey: s.inst.BusinessKey,
 			Definition: s.inst.DefinitionID, Version: s.inst.DefinitionVersion,
 		},
-		Now:     s.t.now,
-		Task:    s.task,
-		Message: s.message,
+		Now:       s.t.now,
+		Task:      s.task,
+		Message:   s.message,
+		Iteration: s.iter,
 	}
 }
 
@@ -110,17 +141,54 @@ func (s *instState) activityFor(x *execution) *definition.Activity {
 	return s.cd.def.Activity(x.rec.ActivityID)
 }
 
-// newExecution starts an execution of activity id.
-func (s *instState) newExecution(activityID, typ string) *execution {
-	now := s.t.now
+// buildSteps fills steps with the output of each activity's latest
+// completion: the executions completed before this transaction in the order
+// they finished (creation order for those finished at once), then those
+// completed in it in the order they completed. So a path that goes on from
+// an execution of an activity that ran several times sees that execution's
+// output, however the completions interleaved.
+func (s *instState) buildSteps() {
+	s.steps = map[string]any{}
+	done := make([]*execution, 0, len(s.execs))
+	for _, x := range s.execs {
+		if x.rec.Status == ExecCompleted || x.rec.Status == ExecSkipped {
+			done = append(done, x)
+		}
+	}
+	slices.SortStableFunc(done, func(a, b *execution) int {
+		if a.doneSeq != b.doneSeq {
+			return a.doneSeq - b.doneSeq // earlier transactions (0) first
+		}
+		return finishedAt(a).Compare(finishedAt(b))
+	})
+	for _, x := range done {
+		s.noteOutput(x)
+	}
+}
+
+// newExecution starts an execution of activity id. Executions are listed
+// in creation order (store: by created_at, then id), so an execution is
+// never created before the instance's latest one, even when this node's
+// clock is behind the one that made it.
+func (s *instState) newExecution(activityID, typ string, tok *token) *execution {
+	start, now := s.t.now, s.t.now
+	if n := len(s.execs); n > 0 && !s.execs[n-1].rec.CreatedAt.Before(now) {
+		now = s.execs[n-1].rec.CreatedAt
+		if !s.execs[n-1].isNew {
+			now = now.Add(time.Microsecond) // another node's id may sort after ours
+		}
+	}
 	x := &execution{
 		rec: &store.ActivityExecution{
 			ID: newID(), InstanceID: s.inst.ID, ActivityID: activityID, Type: typ,
-			Status: ExecScheduled, StartedAt: &now, CreatedAt: now,
+			Status: ExecScheduled, StartedAt: &start, CreatedAt: now,
 		},
-		isNew: true, dirty: true,
+		isNew: true, dirty: true, tok: tok, tokDecoded: true,
 	}
 	s.execs = append(s.execs, x)
+	if s.byID != nil {
+		s.byID[x.rec.ID] = x
+	}
 	s.changed = true
 	return x
 }
@@ -132,6 +200,10 @@ func (s *instState) setStatus(x *execution, status string) {
 	if status != ExecScheduled && status != ExecWaiting {
 		now := s.t.now
 		x.rec.FinishedAt = &now
+	}
+	if status == ExecCompleted || status == ExecSkipped {
+		s.doneCount++
+		x.doneSeq = s.doneCount
 	}
 	if s.steps != nil {
 		s.noteOutput(x)
@@ -259,19 +331,28 @@ func (s *instState) cancelActive() error {
 		if !x.active() {
 			continue
 		}
-		s.setStatus(x, ExecCancelled)
-		s.t.emit(s, EventActivityCancelled, x, nil)
-		if x.isNew {
-			continue
-		}
-		if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+		if err := s.cancelExec(x); err != nil {
 			return err
 		}
-		if err := s.abandonCall(x, "cancelled"); err != nil {
-			return err
-		}
-		s.t.cancelled = append(s.t.cancelled, x.rec.ID)
 	}
+	return nil
+}
+
+// cancelExec cancels one running or waiting execution (not its bookmarks
+// or child instance).
+func (s *instState) cancelExec(x *execution) error {
+	s.setStatus(x, ExecCancelled)
+	s.t.emit(s, EventActivityCancelled, x, nil)
+	if x.isNew {
+		return nil
+	}
+	if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+		return err
+	}
+	if err := s.abandonCall(x, "cancelled"); err != nil {
+		return err
+	}
+	s.t.cancelled = append(s.t.cancelled, x.rec.ID)
 	return nil
 }
 
@@ -282,11 +363,19 @@ func (s *instState) write() error {
 		if !x.dirty {
 			continue
 		}
+		// The instance is written with any change to its executions: its
+		// version then tells which executions it has (see execCache).
+		s.changed = true
+		if x.loopDirty {
+			x.rec.Input = mustJSON(x.loop)
+			x.loopDirty = false
+		}
 		if x.isNew {
 			rec, err := tx.ExecutionInsert(ctx, &store.ExecutionInsertParams{
 				ID: x.rec.ID, InstanceID: x.rec.InstanceID, ActivityID: x.rec.ActivityID, Type: x.rec.Type,
 				Status: x.rec.Status, Attempt: x.rec.Attempt, Input: x.rec.Input, Output: x.rec.Output,
 				Error: x.rec.Error, StartedAt: x.rec.StartedAt, FinishedAt: x.rec.FinishedAt, CreatedAt: x.rec.CreatedAt,
+				Token: x.token().encode(),
 			})
 			if err != nil {
 				return err

@@ -245,6 +245,14 @@ activities:
 			got[c.DefinitionID+"/"+string(c.Status)] = c.Count
 		}
 		require.Equal(t, map[string]int64{"flaky/completed": 1, "broken/cancelled": 1, "review/cancelled": 1}, got)
+
+		// Purged instances leave the counts with them.
+		res, err := s.InstancePurge(b.ctx, &store.InstancePurgeParams{Before: time.Now().Add(time.Hour), Limit: 10})
+		require.NoError(t, err)
+		require.EqualValues(t, 3, res.Instances)
+		counts, err = s.InstanceCounts(b.ctx)
+		require.NoError(t, err)
+		require.Empty(t, counts)
 	})
 }
 

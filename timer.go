@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/waymarkdev/waymark/definition"
 	"github.com/waymarkdev/waymark/store"
 )
 
@@ -123,27 +124,50 @@ func (t *txn) fire(bookmarkID string) error {
 		return s.fail(store.InstanceTimedOut, info)
 	}
 	x := s.exec(b.ExecutionID)
+	if i, ok := boundaryIndex(b.Key); ok {
+		if x == nil || !x.active() || s.status.Finished() {
+			return nil
+		}
+		return s.boundaryFired(s.activityFor(x), x, i, b)
+	}
 	if x == nil || x.rec.Status != ExecWaiting || s.status.Finished() {
 		return nil
 	}
 	a := s.activityFor(x)
 	switch b.Type {
 	case store.BookmarkTimer:
+		if b.Key == subworkflowTimeoutKey {
+			t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "latenessMs": lateness.Milliseconds(), "timeout": true})
+			return s.subworkflowTimedOut(a, x)
+		}
 		t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "latenessMs": lateness.Milliseconds()})
 		return s.complete(a, x, map[string]any{"firedAt": t.now, "dueAt": b.DueAt}, a.Next)
 	case store.BookmarkUserAction:
 		t.emit(s, EventTaskExpired, x, map[string]any{"taskId": b.ID})
 		s.setStatus(x, ExecExpired)
-		return s.enter(a.OnTimeout)
+		return s.expired(a, x)
 	case store.BookmarkExternalMessage:
 		t.emit(s, EventMessageTimedOut, x, map[string]any{"message": a.Message})
 		if a.OnTimeout != "" {
 			s.setStatus(x, ExecExpired)
-			return s.enter(a.OnTimeout)
+			return s.expired(a, x)
 		}
 		return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: "no " + a.Message + " message arrived in time"})
 	}
 	return nil
+}
+
+// expired follows the onTimeout of a wait that timed out. A branch of a
+// firstOf that times out has finished first: it wins.
+func (s *instState) expired(a *definition.Activity, x *execution) error {
+	tok := x.token()
+	if tok != nil && tok.Race != "" {
+		if err := s.winRace(x, tok.Race); err != nil {
+			return err
+		}
+		tok = tok.won()
+	}
+	return s.enter(a.OnTimeout, tok)
 }
 
 // Start runs the engine's background services — task workers, the timer

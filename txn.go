@@ -112,6 +112,7 @@ func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error)
 }
 
 func (e *Engine) afterCommit(t *txn) {
+	e.execs.put(t.order)
 	var kinds []string
 	if t.wakeWork {
 		e.wakeWork()
@@ -172,12 +173,15 @@ func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
 		s.vars = map[string]any{}
 	}
 	if !isNew {
-		execs, err := t.tx.ExecutionListByInstance(t.ctx, inst.ID)
-		if err != nil {
-			return nil, err
+		execs, cached := t.e.execs.get(inst.ID, inst.Version)
+		if !cached {
+			var err error
+			if execs, err = t.tx.ExecutionListByInstance(t.ctx, inst.ID); err != nil {
+				return nil, err
+			}
 		}
 		for _, x := range execs {
-			s.execs = append(s.execs, &execution{rec: x, compensates: compensationOf(x)})
+			s.execs = append(s.execs, &execution{rec: x, compensates: compensationOf(x), legacy: x.Token == nil})
 		}
 	}
 	t.states[inst.ID] = s

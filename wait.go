@@ -16,6 +16,8 @@ type taskPayload struct {
 	CandidateRoles []string `json:"candidateRoles,omitempty"`
 	Outcomes       []string `json:"outcomes,omitempty"`
 	DueAt          string   `json:"dueAt,omitempty"`
+	// Form is the JSON Schema of the completion data.
+	Form json.RawMessage `json:"form,omitempty"`
 }
 
 // ConsumeKeys the engine writes when it, not a user or a message, consumes
@@ -32,7 +34,7 @@ const deadlineKey = "instance-deadline"
 
 func (s *instState) openUserTask(a *definition.Activity, x *execution) error {
 	c := s.exprContext()
-	p := taskPayload{CandidateRoles: a.CandidateRoles, Outcomes: a.Outcomes}
+	p := taskPayload{CandidateRoles: a.CandidateRoles, Outcomes: a.Outcomes, Form: a.Form}
 	var err error
 	if a.Title != nil {
 		if p.Title, err = a.Title.EvalString(s.t.ctx, c); err != nil {
@@ -194,6 +196,56 @@ func (s *instState) startChild(a *definition.Activity, x *execution) error {
 	}
 	x.rec.Input, _ = encodeJSON(map[string]any{"childId": child.inst.ID})
 	x.dirty = true
+	if a.Timeout > 0 && x.rec.Status == ExecWaiting {
+		// The activity's own timeout: a timer of the parent's execution,
+		// closed when the child ends first (see resumeParent).
+		due := s.t.now.Add(a.Timeout)
+		if _, err := s.t.tx.BookmarkInsert(s.t.ctx, &store.BookmarkInsertParams{
+			ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, ActivityID: a.ID,
+			Type: store.BookmarkTimer, Key: subworkflowTimeoutKey, DueAt: &due, CreatedAt: s.t.now,
+		}); err != nil {
+			return err
+		}
+		s.t.wakeTimers = true
+	}
+	return nil
+}
+
+// subworkflowTimeoutKey is the key of the Timer bookmark that enforces a
+// subworkflow activity's timeout.
+const subworkflowTimeoutKey = "subworkflow-timeout"
+
+// subworkflowTimedOut handles a subworkflow activity whose timeout passed
+// before its child ended: the child (and its children) is cancelled,
+// and the activity follows onTimeout, or fails with a timeout (which fails
+// the instance).
+func (s *instState) subworkflowTimedOut(a *definition.Activity, x *execution) error {
+	if err := s.cancelChild(x, "subworkflow timed out"); err != nil {
+		return err
+	}
+	if a.OnTimeout != "" {
+		s.setStatus(x, ExecExpired)
+		return s.enter(a.OnTimeout, x.token())
+	}
+	return s.failActivity(a, x, ErrorInfo{Code: CodeTimeout, Message: fmt.Sprintf("the subworkflow did not end within %s", a.Timeout)})
+}
+
+// closeExecBookmarks consumes the open bookmarks of one execution.
+func (s *instState) closeExecBookmarks(x *execution) error {
+	open, err := s.t.tx.BookmarkListOpen(s.t.ctx, &store.BookmarkListParams{InstanceID: s.inst.ID, Limit: 1000})
+	if err != nil {
+		return err
+	}
+	for _, b := range open {
+		if b.ExecutionID != x.rec.ID {
+			continue
+		}
+		if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
+			ID: b.ID, ConsumedBy: "engine", ConsumeKey: consumeClosed, At: s.t.now,
+		}); err != nil {
+			return raced(err)
+		}
+	}
 	return nil
 }
 
@@ -209,6 +261,11 @@ func (s *instState) resumeParent() error {
 		return nil
 	}
 	a := parent.cd.def.Activity(x.rec.ActivityID)
+	if a.Timeout > 0 {
+		if err := parent.closeExecBookmarks(x); err != nil {
+			return err
+		}
+	}
 	parent.t.emit(parent, EventSubworkflowFinished, x, map[string]any{"childId": s.inst.ID, "status": s.status})
 	if s.status == store.InstanceCompleted {
 		return parent.complete(a, x, s.output, a.Next)
@@ -220,7 +277,7 @@ func (s *instState) resumeParent() error {
 	}
 	if s.status == store.InstanceTimedOut && a.OnTimeout != "" {
 		parent.setStatus(x, ExecExpired)
-		return parent.enter(a.OnTimeout)
+		return parent.enter(a.OnTimeout, x.token())
 	}
 	if a.ErrorTarget(info.Name) == "" {
 		info.Code = CodePermanent
@@ -234,31 +291,40 @@ func (s *instState) cancelChildren() error {
 		if x.rec.Type != string(definition.TypeSubworkflow) || x.rec.Status != ExecCancelled {
 			continue
 		}
-		var in struct {
-			ChildID string `json:"childId"`
-		}
-		if decodeJSON(x.rec.Input, &in) != nil || in.ChildID == "" {
-			continue
-		}
-		child, err := s.t.load(in.ChildID)
-		if err != nil {
+		if err := s.cancelChild(x, "parent ended"); err != nil {
 			return err
 		}
-		if child.status.Finished() {
-			continue
-		}
-		if err := child.cancelActive(); err != nil {
-			return err
-		}
-		if err := child.cancelChildren(); err != nil {
-			return err
-		}
-		child.status = store.InstanceCancelled
-		child.changed = true
-		if err := child.closeBookmarks(); err != nil {
-			return err
-		}
-		child.t.emit(child, EventInstanceCancelled, nil, map[string]any{"reason": "parent ended"})
 	}
+	return nil
+}
+
+// cancelChild cancels the child instance a subworkflow execution started,
+// with its own children, if it has not ended.
+func (s *instState) cancelChild(x *execution, reason string) error {
+	var in struct {
+		ChildID string `json:"childId"`
+	}
+	if decodeJSON(x.rec.Input, &in) != nil || in.ChildID == "" {
+		return nil
+	}
+	child, err := s.t.load(in.ChildID)
+	if err != nil {
+		return err
+	}
+	if child.status.Finished() {
+		return nil
+	}
+	if err := child.cancelActive(); err != nil {
+		return err
+	}
+	if err := child.cancelChildren(); err != nil {
+		return err
+	}
+	child.status = store.InstanceCancelled
+	child.changed = true
+	if err := child.closeBookmarks(); err != nil {
+		return err
+	}
+	child.t.emit(child, EventInstanceCancelled, nil, map[string]any{"reason": reason})
 	return nil
 }

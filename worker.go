@@ -121,24 +121,38 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 }
 
 // runStep runs a deferred (non-task) execution inside the engine.
+//
+// It goes through the committer, like task results: the steps of one
+// instance in this engine then run one after the other instead of racing
+// (a forEach's next batch against its iterations' results), and share
+// their commits.
 func (e *Engine) runStep(ctx context.Context, item *store.WorkItem) error {
-	return e.inTx(ctx, "", func(t *txn) error {
-		if err := t.tx.WorkComplete(ctx, item.ID, e.cfg.NodeID); err != nil {
-			return err
+	return e.commitResult(ctx, &taskResult{item: item, step: true, done: make(chan error, 1)})
+}
+
+// applyStep runs a deferred step inside t.
+func (e *Engine) applyStep(t *txn, item *store.WorkItem) error {
+	ctx := t.ctx
+	if err := t.tx.WorkComplete(ctx, item.ID, e.cfg.NodeID); err != nil {
+		return err
+	}
+	s, err := t.load(item.InstanceID)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
 		}
-		s, err := t.load(item.InstanceID)
-		if err != nil {
-			if isNotFound(err) {
-				return nil
-			}
-			return err
+		return err
+	}
+	x := s.exec(item.ExecutionID)
+	if x != nil && x.rec.Status == ExecWaiting && !s.status.Finished() && s.status != store.InstanceSuspended {
+		if a := s.activityFor(x); a.Type == definition.TypeForEach {
+			return s.fanOut(a, x) // its next batch of iterations
 		}
-		x := s.exec(item.ExecutionID)
-		if x == nil || x.rec.Status != ExecScheduled || s.status.Finished() || s.status == store.InstanceSuspended {
-			return nil // nothing to do any more; the item is dropped
-		}
-		return s.run(s.activityFor(x), x)
-	})
+	}
+	if x == nil || x.rec.Status != ExecScheduled || s.status.Finished() || s.status == store.InstanceSuspended {
+		return nil // nothing to do any more; the item is dropped
+	}
+	return s.run(s.activityFor(x), x)
 }
 
 // Why a handler's context ends before the handler does.

@@ -54,7 +54,7 @@ func (p *parser) decodeDefinition(root *yaml.Node) *Definition {
 		case "description":
 			def.Description = p.text(top, key, v)
 		case "input":
-			def.InputSchema, def.inputSchema = p.decodeInputSchema(top, key, v)
+			def.InputSchema, def.inputSchema = p.decodeSchema(top, key, v, inputSchemaURL)
 		case "timeout":
 			def.Timeout = p.duration(top, key, v)
 		case "defaults":

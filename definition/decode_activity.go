@@ -78,6 +78,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 	case "outcomes":
 		d.outcomesNode = v
 		a.Outcomes = p.names(s, key, v)
+	case "form":
+		a.Form, a.formSchema = p.decodeSchema(s, key, v, formSchemaURL)
 	case "due":
 		a.Due = p.duration(s, key, v)
 	case "message", "error":
@@ -139,11 +141,70 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Event = p.name(s, key, v)
 	case "payload":
 		a.Payload = p.value(s, key, v, expr.KindAny)
+	case "boundary":
+		d.decodeBoundary(v)
+	case "items":
+		a.Items = p.value(s, key, v, expr.KindAny)
+		if lit, ok := a.Items.Literal(); ok && a.Items != nil {
+			if _, isList := lit.([]any); !isList {
+				s.add(key, v.Line, "must be a list or an expression")
+			}
+		}
+	case "body":
+		a.Body = d.target(key, v, EdgeBody)
+	case "parallel":
+		a.Parallel = p.boolean(s, key, v)
+	case "inclusive":
+		a.Inclusive = p.boolean(s, key, v)
+	case "maxConcurrency":
+		a.MaxConcurrency = p.integer(s, key, v, 1, 1<<20)
+	case "completionCondition":
+		a.CompletionCondition = p.value(s, key, v, expr.KindBool)
 	case "definition":
 		a.Definition = p.pattern(s, key, v, definitionIDPattern, "definition id")
 	case "version":
 		a.Version = p.integer(s, key, v, 1, 1<<31-1)
 	}
+}
+
+// decodeBoundary decodes the boundary timers of an activity.
+func (d *activityDecoder) decodeBoundary(n *yaml.Node) {
+	p, s := d.p, d.s
+	p.sequence(s, "boundary", n, func(i int, item *yaml.Node) {
+		field := "boundary" + index(i)
+		ev := BoundaryEvent{Interrupting: true, Line: item.Line}
+		seen := map[string]bool{}
+		ok := p.mapping(s, field, item, func(key string, keyNode, v *yaml.Node) {
+			seen[key] = true
+			f := join(field, key)
+			switch key {
+			case "after":
+				ev.After = p.duration(s, f, v)
+			case "at":
+				ev.At = p.value(s, f, v, expr.KindTimestamp)
+			case "every":
+				ev.Every = p.duration(s, f, v)
+			case "interrupting":
+				ev.Interrupting = p.boolean(s, f, v)
+			case "next":
+				ev.Next = d.target(f, v, EdgeBoundary)
+			default:
+				s.add(f, keyNode.Line, "unknown field %q%s", key, suggest(key, []string{"after", "at", "every", "interrupting", "next"}))
+			}
+		})
+		if !ok {
+			return
+		}
+		switch {
+		case seen["after"] == seen["at"]:
+			s.add(field, item.Line, "a boundary timer needs exactly one of after or at")
+		case !seen["next"]:
+			s.add(field, item.Line, "missing required field %q", "next")
+		case seen["every"] && ev.Interrupting:
+			s.add(join(field, "every"), item.Line, "every needs interrupting: false (an interrupting timer fires once)")
+		}
+		d.a.Boundary = append(d.a.Boundary, ev)
+	})
 }
 
 // target decodes an activity id a transition leads to and records it for
@@ -357,7 +418,7 @@ func (d *activityDecoder) finish() {
 		}
 	case TypeSwitch:
 		require("cases")
-	case TypeParallel:
+	case TypeParallel, TypeFirstOf:
 		require("branches")
 		if d.has("branches") && len(a.Branches) == 0 {
 			s.add("branches", d.set["branches"], "must list at least one activity")
@@ -372,6 +433,11 @@ func (d *activityDecoder) finish() {
 	case TypeSubworkflow:
 		require("definition")
 		d.requireWith("onTimeout", "timeout")
+	case TypeForEach:
+		require("items", "body")
+		if d.has("maxConcurrency") && !a.Parallel {
+			s.add("maxConcurrency", d.set["maxConcurrency"], "maxConcurrency needs parallel: true")
+		}
 	}
 }
 
@@ -409,7 +475,8 @@ func (d *activityDecoder) finishUserTask() {
 	if d.nextMap == nil {
 		if a.Next == "" {
 			for i, o := range a.Outcomes {
-				s.add("outcomes"+index(i), d.p.itemLine(d.outcomesNode, i, d.line), "outcome %q has no transition: add next", o)
+				d.p.openOutcomes = append(d.p.openOutcomes, openOutcome{activity: a.ID, outcome: o, scope: s,
+					field: "outcomes" + index(i), line: d.p.itemLine(d.outcomesNode, i, d.line)})
 			}
 			return
 		}

@@ -33,6 +33,8 @@ type Definition struct {
 	index       map[string]*Activity
 	inputSchema *jsonschema.Schema
 	hash        string
+	// joinDepth is each join's fork depth (see JoinDepth).
+	joinDepth map[string]int
 }
 
 // Defaults holds the definition-wide settings activities inherit.
@@ -105,13 +107,15 @@ const (
 	TypeSubworkflow ActivityType = "subworkflow"
 	TypeFail        ActivityType = "fail"
 	TypeEnd         ActivityType = "end"
+	TypeForEach     ActivityType = "forEach"
+	TypeFirstOf     ActivityType = "firstOf"
 )
 
 // ActivityTypes lists every activity type in documentation order.
 func ActivityTypes() []ActivityType {
 	return []ActivityType{
 		TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSwitch, TypeParallel,
-		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeFail, TypeEnd,
+		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFirstOf, TypeFail, TypeEnd,
 	}
 }
 
@@ -128,17 +132,17 @@ func (t ActivityType) Fields() []string {
 	var own []string
 	switch t {
 	case TypeTask:
-		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError"}
+		own = []string{"handler", "input", "next", "output", "compensate", "retry", "timeout", "onError", "boundary"}
 	case TypeHTTP:
-		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError"}
+		own = []string{"request", "verify", "responses", "circuitBreaker", "next", "output", "compensate", "retry", "timeout", "onError", "boundary"}
 	case TypeUserTask:
-		own = []string{"title", "assignee", "candidateRoles", "outcomes", "due", "onTimeout", "next", "output", "compensate"}
+		own = []string{"title", "assignee", "candidateRoles", "outcomes", "form", "due", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeReceive:
-		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate"}
+		own = []string{"message", "correlation", "timeout", "onTimeout", "next", "output", "compensate", "boundary"}
 	case TypeTimer:
 		own = []string{"duration", "until", "next", "output"}
 	case TypeSwitch:
-		own = []string{"cases", "default", "output"}
+		own = []string{"cases", "default", "inclusive", "output"}
 	case TypeParallel:
 		own = []string{"branches", "output"}
 	case TypeJoin:
@@ -148,7 +152,11 @@ func (t ActivityType) Fields() []string {
 	case TypeEmit:
 		own = []string{"event", "payload", "next", "output", "compensate"}
 	case TypeSubworkflow:
-		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate"}
+		own = []string{"definition", "version", "input", "timeout", "onTimeout", "onError", "next", "output", "compensate", "boundary"}
+	case TypeFirstOf:
+		own = []string{"branches", "output"}
+	case TypeForEach:
+		own = []string{"items", "body", "parallel", "maxConcurrency", "completionCondition", "next", "output", "onError"}
 	case TypeFail:
 		own = []string{"message", "error", "code"}
 	case TypeEnd:
@@ -156,6 +164,12 @@ func (t ActivityType) Fields() []string {
 		return nil
 	}
 	return append(base, own...)
+}
+
+// Forks reports whether the activity starts several paths a join can
+// close: a parallel, or an inclusive switch.
+func (a *Activity) Forks() bool {
+	return a.Type == TypeParallel || a.Type == TypeSwitch && a.Inclusive
 }
 
 // Activity is one node of the workflow graph. Only the fields of its Type
@@ -216,6 +230,11 @@ type Activity struct {
 	Outcomes []string
 	// OutcomeNext maps each outcome of a user task to the next activity.
 	OutcomeNext map[string]string
+	// Form is the JSON Schema of a user task's completion data, as
+	// canonical JSON, or nil when the task declares none. Its titles and
+	// enums let a dashboard render it as a form; ValidateForm checks
+	// completion data against it.
+	Form json.RawMessage
 	// Due is how long a user task may stay open before OnTimeout applies.
 	Due time.Duration
 
@@ -234,8 +253,12 @@ type Activity struct {
 	Cases []Case
 	// Default is the activity a switch continues with when no case matches.
 	Default string
+	// Inclusive makes a switch take every case that matches, at once (a
+	// fork of the matching cases that a join closes), not only the first.
+	Inclusive bool
 
-	// Branches a parallel activity starts.
+	// Branches a parallel activity starts; for a firstOf, the waits
+	// (userTask, receive, timer) of which the first to finish wins.
 	Branches []string
 
 	// Vars a set activity assigns, in the order written. The engine
@@ -253,10 +276,53 @@ type Activity struct {
 	// Version of that definition; zero means the latest.
 	Version int
 
+	// Items a forEach runs its body for: an expression that evaluates to a
+	// list.
+	Items *Value
+	// Body is the activity a forEach runs once per item, seeing item and
+	// index; its result is collected, it has no next of its own.
+	Body string
+	// Parallel runs a forEach's iterations at once (at most MaxConcurrency
+	// of them when that is set); otherwise one after the other.
+	Parallel bool
+	// MaxConcurrency bounds the iterations of a parallel forEach that run
+	// at once; zero means no bound.
+	MaxConcurrency int
+	// CompletionCondition ends a forEach early once it holds, cancelling
+	// the iterations still running; it sees iterations (count,
+	// completed, results).
+	CompletionCondition *Value
+
+	// Boundary events of an activity that waits (task, http, userTask,
+	// receive, subworkflow): timers that, while it runs or waits, cancel
+	// it and take their own path (interrupting), or start a path beside
+	// it (non-interrupting, possibly repeating).
+	Boundary []BoundaryEvent
+
 	// ErrorMessage of a fail activity.
 	ErrorMessage *Value
 	// ErrorCode of a fail activity, machine readable.
 	ErrorCode string
+
+	formSchema *jsonschema.Schema
+}
+
+// BoundaryEvent is a timer attached to an activity.
+type BoundaryEvent struct {
+	// After is how long after the activity starts the timer fires.
+	After time.Duration
+	// At is when it fires instead: an expression giving a timestamp.
+	At *Value
+	// Every repeats a non-interrupting timer at this interval after its
+	// first firing, for as long as the activity lasts.
+	Every time.Duration
+	// Interrupting cancels the activity when the timer fires (the
+	// default); otherwise the activity stays and a path starts beside it.
+	Interrupting bool
+	// Next is the activity the timer's path starts with.
+	Next string
+	// Line is the line of the event in the source.
+	Line int
 }
 
 // HTTPRequest describes an outgoing HTTP call.

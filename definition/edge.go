@@ -23,6 +23,12 @@ const (
 	// EdgeError is followed on the business error named in Label ("*" for
 	// any).
 	EdgeError EdgeKind = "onError"
+	// EdgeBoundary is followed when a boundary timer of the activity fires
+	// (Label says when).
+	EdgeBoundary EdgeKind = "boundary"
+	// EdgeBody leads from a forEach to the activity it runs per item; the
+	// body returns to the forEach instead of following a transition.
+	EdgeBody EdgeKind = "body"
 	// EdgeCompensate leads to the activity that undoes this one; it is
 	// followed only while compensating.
 	EdgeCompensate EdgeKind = "compensate"
@@ -63,6 +69,10 @@ func (a *Activity) Edges() []Edge {
 	for _, b := range a.Branches {
 		add(EdgeBranch, "", b)
 	}
+	add(EdgeBody, "", a.Body)
+	for _, ev := range a.Boundary {
+		add(EdgeBoundary, ev.Label(), ev.Next)
+	}
 	add(EdgeTimeout, "", a.OnTimeout)
 	names := make([]string, 0, len(a.OnError))
 	for name := range a.OnError {
@@ -74,6 +84,28 @@ func (a *Activity) Edges() []Edge {
 	}
 	add(EdgeCompensate, "", a.Compensate)
 	return out
+}
+
+// Label describes when a boundary event fires: "after 24h", "every 24h
+// (non-interrupting)", "at <expression>".
+func (ev BoundaryEvent) Label() string {
+	var when string
+	switch {
+	case ev.At != nil:
+		when = "at " + conditionLabel(ev.At)
+		if p := ev.At.Program(); p != nil {
+			when = "at " + p.Source()
+		}
+	default:
+		when = "after " + ev.After.String()
+	}
+	if ev.Every > 0 {
+		when += ", every " + ev.Every.String()
+	}
+	if !ev.Interrupting {
+		when += " (non-interrupting)"
+	}
+	return when
 }
 
 // Edges returns the transitions of every activity, in source order.

@@ -74,6 +74,9 @@ func canonicalActivity(a *Activity) map[string]any {
 	putValue(m, "assignee", a.Assignee)
 	putStrings(m, "candidateRoles", a.CandidateRoles)
 	putStrings(m, "outcomes", a.Outcomes)
+	if a.Form != nil {
+		m["form"] = a.Form
+	}
 	putStringMap(m, "outcomeNext", a.OutcomeNext)
 	putDuration(m, "due", a.Due)
 	put(m, "message", a.Message)
@@ -104,6 +107,27 @@ func canonicalActivity(a *Activity) map[string]any {
 	putInt(m, "version", a.Version)
 	putValue(m, "errorMessage", a.ErrorMessage)
 	put(m, "errorCode", a.ErrorCode)
+	putValue(m, "items", a.Items)
+	put(m, "body", a.Body)
+	if a.Parallel {
+		m["parallel"] = true
+	}
+	if a.Inclusive {
+		m["inclusive"] = true
+	}
+	putInt(m, "maxConcurrency", a.MaxConcurrency)
+	if len(a.Boundary) > 0 {
+		events := make([]any, len(a.Boundary))
+		for i, ev := range a.Boundary {
+			e := map[string]any{"next": ev.Next, "interrupting": ev.Interrupting}
+			putDuration(e, "after", ev.After)
+			putValue(e, "at", ev.At)
+			putDuration(e, "every", ev.Every)
+			events[i] = e
+		}
+		m["boundary"] = events
+	}
+	putValue(m, "completionCondition", a.CompletionCondition)
 	return m
 }
 

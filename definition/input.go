@@ -19,9 +19,13 @@ import (
 // instead of reaching the network or the file system.
 const inputSchemaURL = "https://waymark.invalid/input.schema.json"
 
-// decodeInputSchema converts the input field to JSON and compiles it as a
-// JSON Schema (draft 2020-12 unless it says otherwise with $schema).
-func (p *parser) decodeInputSchema(s *scope, field string, n *yaml.Node) (json.RawMessage, *jsonschema.Schema) {
+// formSchemaURL names a user task's form schema inside the compiler.
+const formSchemaURL = "https://waymark.invalid/form.schema.json"
+
+// decodeSchema converts a schema field (the definition's input, a user
+// task's form) to JSON and compiles it as a JSON Schema (draft 2020-12
+// unless it says otherwise with $schema) under url.
+func (p *parser) decodeSchema(s *scope, field string, n *yaml.Node, url string) (json.RawMessage, *jsonschema.Schema) {
 	doc, ok := p.plain(s, field, n, 0)
 	if !ok {
 		return nil, nil
@@ -37,9 +41,9 @@ func (p *parser) decodeInputSchema(s *scope, field string, n *yaml.Node) (json.R
 		s.add(field, n.Line, "cannot encode the schema as JSON: %v", err)
 		return nil, nil
 	}
-	schema, err := compileSchema(doc)
+	schema, err := compileSchema(url, doc)
 	if err != nil {
-		for _, prob := range schemaProblems(err) {
+		for _, prob := range schemaProblems(url, err) {
 			line := nodeAtPointer(n, prob.Path, n.Line)
 			s.add(join(field, pointerToPath(prob.Path)), line, "invalid JSON Schema: %s", prob.Message)
 		}
@@ -48,22 +52,22 @@ func (p *parser) decodeInputSchema(s *scope, field string, n *yaml.Node) (json.R
 	return raw, schema
 }
 
-func compileSchema(doc any) (*jsonschema.Schema, error) {
+func compileSchema(url string, doc any) (*jsonschema.Schema, error) {
 	c := jsonschema.NewCompiler()
 	c.DefaultDraft(jsonschema.Draft2020)
 	c.AssertFormat()
-	if err := c.AddResource(inputSchemaURL, doc); err != nil {
-		return nil, fmt.Errorf("add input schema: %w", err)
+	if err := c.AddResource(url, doc); err != nil {
+		return nil, fmt.Errorf("add schema: %w", err)
 	}
-	schema, err := c.Compile(inputSchemaURL)
+	schema, err := c.Compile(url)
 	if err != nil {
-		return nil, fmt.Errorf("compile input schema: %w", err)
+		return nil, fmt.Errorf("compile schema: %w", err)
 	}
 	return schema, nil
 }
 
-// schemaProblems explains why the input schema does not compile.
-func schemaProblems(err error) []InputProblem {
+// schemaProblems explains why a schema does not compile.
+func schemaProblems(url string, err error) []InputProblem {
 	var invalid *jsonschema.SchemaValidationError
 	if errors.As(err, &invalid) {
 		var verr *jsonschema.ValidationError
@@ -72,7 +76,7 @@ func schemaProblems(err error) []InputProblem {
 		}
 	}
 	msg := err.Error()
-	msg = strings.ReplaceAll(msg, inputSchemaURL, "input")
+	msg = strings.ReplaceAll(msg, url, strings.TrimSuffix(strings.TrimPrefix(url, "https://waymark.invalid/"), ".schema.json"))
 	msg = strings.ReplaceAll(msg, "\n", " ")
 	return []InputProblem{{Message: msg}}
 }
@@ -167,25 +171,70 @@ func (e *InputError) Error() string {
 // schema of the definition. Empty input stands for null. Without a schema
 // any well-formed JSON is accepted. Problems are reported as *InputError.
 func (d *Definition) ValidateInput(input []byte) error {
-	if len(bytes.TrimSpace(input)) == 0 {
-		input = []byte("null")
-	}
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(input))
+	problems, err := validateJSON(d.inputSchema, input)
 	if err != nil {
-		return &InputError{Problems: []InputProblem{{Message: "not valid JSON: " + err.Error()}}}
+		return fmt.Errorf("validate input: %w", err)
 	}
-	if d.inputSchema == nil {
+	if len(problems) > 0 {
+		return &InputError{Problems: problems}
+	}
+	return nil
+}
+
+// FormError reports completion data of a user task that does not match
+// the task's form.
+type FormError struct {
+	// Activity is the id of the user task.
+	Activity string
+	// Problems name the fields by JSON pointers into the data, such as
+	// /amount.
+	Problems []InputProblem
+}
+
+// Error lists the problems: "invalid form data: /amount: is required".
+func (e *FormError) Error() string {
+	return "invalid form data: " + strings.TrimPrefix((&InputError{Problems: e.Problems}).Error(), "invalid input: ")
+}
+
+// ValidateForm checks the completion data of a user task, given as JSON,
+// against its form. Empty data stands for null. Without a form any
+// well-formed JSON is accepted. Problems are reported as *FormError.
+func (a *Activity) ValidateForm(data []byte) error {
+	if a.formSchema == nil && len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
-	err = d.inputSchema.Validate(doc)
+	problems, err := validateJSON(a.formSchema, data)
+	if err != nil {
+		return fmt.Errorf("validate form data: %w", err)
+	}
+	if len(problems) > 0 {
+		return &FormError{Activity: a.ID, Problems: problems}
+	}
+	return nil
+}
+
+// validateJSON checks doc against schema (nil: any JSON) and lists the
+// problems.
+func validateJSON(schema *jsonschema.Schema, raw []byte) ([]InputProblem, error) {
+	if len(bytes.TrimSpace(raw)) == 0 {
+		raw = []byte("null")
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(raw))
+	if err != nil {
+		return []InputProblem{{Message: "not valid JSON: " + err.Error()}}, nil
+	}
+	if schema == nil {
+		return nil, nil
+	}
+	err = schema.Validate(doc)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
-		return fmt.Errorf("validate input: %w", err)
+		return nil, err
 	}
-	return &InputError{Problems: flattenValidationError(verr)}
+	return flattenValidationError(verr), nil
 }
 
 // flattenValidationError lists the leaf causes of a validation error with

@@ -65,6 +65,17 @@ type parser struct {
 	programs map[programKey]compiled
 	// metas is parallel to Definition.Activities.
 	metas []*activityMeta
+	// openOutcomes are user tasks whose outcomes lead nowhere: a problem
+	// unless the task is the body of a forEach (checked with the graph).
+	openOutcomes []openOutcome
+}
+
+// openOutcome is a user task outcome without a transition.
+type openOutcome struct {
+	activity, outcome string
+	scope             *scope
+	field             string
+	line              int
 }
 
 func newParser() *parser {
@@ -379,6 +390,20 @@ func (p *parser) duration(s *scope, field string, n *yaml.Node) time.Duration {
 		return 0
 	}
 	return d
+}
+
+// boolean decodes true or false.
+func (p *parser) boolean(s *scope, field string, n *yaml.Node) bool {
+	sn := p.scalar(s, field, n, "true or false")
+	if sn == nil {
+		return false
+	}
+	var v bool
+	if sn.Tag != "!!bool" || sn.Decode(&v) != nil {
+		s.add(field, sn.Line, "must be true or false, not %q", sn.Value)
+		return false
+	}
+	return v
 }
 
 // integer decodes an integer within [lo, hi].

@@ -13,6 +13,7 @@ type graph struct {
 	pos   map[string]int // id -> index in def.Activities (first occurrence)
 	flow  [][]int        // transitions followed during normal execution
 	comp  [][]int        // compensation edges
+	body  [][]int        // a forEach's body (run per item, returns to it)
 	loose [][]int        // transitions of activities of unknown type
 }
 
@@ -26,6 +27,7 @@ func (p *parser) validateGraph(def *Definition) {
 		}
 	}
 	startOK := def.Start != ""
+	bodies := map[string]int{}
 	for _, r := range p.refs {
 		target, ok := def.index[r.to]
 		if !ok {
@@ -35,9 +37,51 @@ func (p *parser) validateGraph(def *Definition) {
 			}
 			continue
 		}
+		if r.kind == EdgeBody {
+			bodies[r.to]++
+			if !canBeBody(target.Type) {
+				r.scope.add(r.field, r.line, "the body %q is %s activity; use a task, http, userTask, receive, timer, subworkflow, set, emit or forEach",
+					r.to, article(target.Type))
+			} else if target.Next != "" || len(target.OutcomeNext) > 0 {
+				r.scope.add(r.field, r.line, "the body %q has a next; a body returns to its forEach: move the next to the forEach", r.to)
+			}
+		}
 		if r.kind == EdgeCompensate && !canCompensate(target.Type) {
 			r.scope.add(r.field, r.line, "compensation activity %q is %s activity; use a task, http, set, emit or subworkflow",
 				r.to, article(target.Type))
+		}
+	}
+	// A body belongs to its forEach: nothing else may lead to it.
+	for _, r := range p.refs {
+		if r.kind != EdgeBody && r.kind != EdgeCompensate && bodies[r.to] > 0 {
+			what := "a transition"
+			if r.kind == edgeStart {
+				what = "the start"
+			}
+			r.scope.add(r.field, r.line, "%s leads to %q, the body of a forEach; a body runs only for its forEach's items", what, r.to)
+		}
+	}
+	for _, o := range p.openOutcomes {
+		if bodies[o.activity] == 0 {
+			o.scope.add(o.field, o.line, "outcome %q has no transition: add next", o.outcome)
+		}
+	}
+	for id, n := range bodies {
+		if n > 1 {
+			a := def.index[id]
+			p.metas[slices.Index(def.Activities, a)].scope.add("", a.Line, "is the body of %d forEach activities; give each its own", n)
+		}
+	}
+	// The branches of a firstOf are waits: the first to finish wins.
+	for i, a := range def.Activities {
+		if a.Type != TypeFirstOf {
+			continue
+		}
+		for k, b := range a.Branches {
+			if t, ok := def.index[b]; ok && !t.Type.IsWait() {
+				p.metas[i].scope.add(fmt.Sprintf("branches[%d]", k), a.Line,
+					"branch %q is %s activity; the branches of a firstOf are waits: userTask, receive or timer", b, article(t.Type))
+			}
 		}
 	}
 	g := newGraph(def, p.metas)
@@ -45,7 +89,18 @@ func (p *parser) validateGraph(def *Definition) {
 		p.checkReachable(g)
 	}
 	p.checkJoins(g)
+	if startOK {
+		p.checkForkJoins(g)
+	}
 	p.checkCycles(g)
+}
+
+func canBeBody(t ActivityType) bool {
+	switch t {
+	case TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSubworkflow, TypeSet, TypeEmit, TypeForEach:
+		return true
+	}
+	return false
 }
 
 func canCompensate(t ActivityType) bool {
@@ -62,6 +117,7 @@ func newGraph(def *Definition, metas []*activityMeta) *graph {
 		pos:   make(map[string]int, len(def.Activities)),
 		flow:  make([][]int, len(def.Activities)),
 		comp:  make([][]int, len(def.Activities)),
+		body:  make([][]int, len(def.Activities)),
 		loose: make([][]int, len(def.Activities)),
 	}
 	for i, a := range def.Activities {
@@ -75,9 +131,12 @@ func newGraph(def *Definition, metas []*activityMeta) *graph {
 			if !ok {
 				continue
 			}
-			if e.Kind == EdgeCompensate {
+			switch e.Kind {
+			case EdgeCompensate:
 				g.comp[i] = append(g.comp[i], j)
-			} else {
+			case EdgeBody:
+				g.body[i] = append(g.body[i], j)
+			default:
 				g.flow[i] = append(g.flow[i], j)
 			}
 		}
@@ -120,7 +179,7 @@ func (p *parser) checkReachable(g *graph) {
 	if !ok {
 		return
 	}
-	seen := g.reach([]int{start}, g.flow, g.comp, g.loose)
+	seen := g.reach([]int{start}, g.flow, g.comp, g.body, g.loose)
 	for i, a := range g.def.Activities {
 		if seen[i] || a.ID == "" || g.pos[a.ID] != i {
 			continue
@@ -133,7 +192,7 @@ func (p *parser) checkReachable(g *graph) {
 func (p *parser) checkJoins(g *graph) {
 	var forks []int
 	for i, a := range g.def.Activities {
-		if a.Type == TypeParallel {
+		if a.Forks() {
 			forks = append(forks, g.flow[i]...)
 		}
 	}

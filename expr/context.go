@@ -21,6 +21,9 @@ type Context struct {
 	Vars map[string]any
 	// Steps holds the outputs of completed activities by activity id.
 	Steps map[string]any
+	// StepsFunc, when Steps is nil, supplies it on the first use of steps:
+	// an expression that does not use steps costs nothing.
+	StepsFunc func() map[string]any
 	// Instance describes the running instance.
 	Instance Instance
 	// Now is the evaluation time. When zero, expressions that use now fail
@@ -37,6 +40,18 @@ type Context struct {
 	// Response is the response an http activity's response rules see, nil
 	// otherwise.
 	Response map[string]any
+	// Iteration is the forEach iteration an activity runs in, seen as item
+	// and index; nil outside a forEach body.
+	Iteration *Iteration
+	// Iterations is what a forEach's completion condition sees as
+	// iterations: count, completed and results; nil otherwise.
+	Iterations map[string]any
+}
+
+// Iteration is one iteration of a forEach.
+type Iteration struct {
+	Item  any
+	Index int
 }
 
 // Instance is the instance expressions see as the variable instance.
@@ -80,6 +95,9 @@ func (a *activation) ResolveName(name string) (any, bool) {
 		}
 		return a.Vars, true
 	case "steps":
+		if a.Steps == nil && a.StepsFunc != nil {
+			a.Steps = a.StepsFunc()
+		}
 		if a.Steps == nil {
 			return map[string]any{}, true
 		}
@@ -115,6 +133,19 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			return unset("secrets", "in the request of an http activity"), true
 		}
 		return a.Secrets, true
+	case "item", "index":
+		if a.Iteration == nil {
+			return unset(name, "in the body of a forEach"), true
+		}
+		if name == "index" {
+			return int64(a.Iteration.Index), true
+		}
+		return a.Iteration.Item, true
+	case "iterations":
+		if a.Iterations == nil {
+			return unset("iterations", "in the completionCondition of a forEach"), true
+		}
+		return a.Iterations, true
 	case "response":
 		if a.Response == nil {
 			return unset("response", "in the response rules of an http activity"), true

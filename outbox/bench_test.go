@@ -17,8 +17,8 @@ import (
 	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/outbox/natssink"
 	"github.com/waymarkdev/waymark/store"
-	"github.com/waymarkdev/waymark/store/storeurl"
 	"github.com/waymarkdev/waymark/store/storetest"
+	"github.com/waymarkdev/waymark/store/storeurl"
 )
 
 // benchStores runs fn on a fresh SQLite file and, when

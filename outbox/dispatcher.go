@@ -162,7 +162,9 @@ type Dispatcher struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	running bool
+	started time.Time
 	lastRun time.Time
+	lastOK  time.Time
 	lastErr error
 
 	wake broadcast
@@ -209,7 +211,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("outbox: dispatcher already started")
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel, d.done, d.running = cancel, make(chan struct{}), true
+	d.cancel, d.done, d.running, d.started = cancel, make(chan struct{}), true, time.Now()
 	go d.run(ctx, d.done)
 	d.opts.Logger.Info("outbox: dispatcher started", slog.String("owner", d.opts.Owner), slog.Int("sinks", len(d.routes)))
 	return nil
@@ -241,9 +243,15 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 func (d *Dispatcher) Health() service.Health {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A failed round is not yet a failing service (a busy database, a
+	// dropped connection): it fails once no round succeeded for a lease.
+	lastOK := d.lastOK
+	if lastOK.Before(d.started) {
+		lastOK = d.started
+	}
 	h := service.Health{
 		Name: "dispatcher", Running: d.running, LastRun: d.lastRun,
-		OK: d.running && d.lastErr == nil,
+		OK: d.running && (d.lastErr == nil || time.Since(lastOK) < d.opts.LeaseFor),
 		Detail: map[string]any{
 			"owner": d.opts.Owner, "delivered": d.delivered.Load(), "failedAttempts": d.failed.Load(),
 		},
@@ -257,6 +265,9 @@ func (d *Dispatcher) Health() service.Health {
 func (d *Dispatcher) record(err error) {
 	d.mu.Lock()
 	d.lastRun, d.lastErr = time.Now(), err
+	if err == nil {
+		d.lastOK = d.lastRun
+	}
 	d.mu.Unlock()
 }
 
@@ -651,6 +662,7 @@ func (w *partWorker) deliverBatch() (int, error) {
 				if err == nil {
 					continue
 				}
+				now = opts.Now() // a Retry-After counts from the answer
 				state, next := w.outcome(err, 1, now)
 				park(&store.SinkParkParams{
 					Sink: w.r.Name, Event: e, State: state, Attempts: 1, NextAttemptAt: next,

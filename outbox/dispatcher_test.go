@@ -3,11 +3,11 @@ package outbox_test
 import (
 	"context"
 	"errors"
-	"sync"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,4 +376,19 @@ func TestStopBetweenARetryAndTheEventHeldBehindIt(t *testing.T) {
 			return attempts[ids[1]] == 2
 		}, 30*time.Second, 10*time.Millisecond)
 	})
+}
+
+// A dispatcher whose database is gone says so in its health once no round
+// succeeded for a lease, not at the first failed round.
+func TestHealthFailsAfterALeaseOfFailures(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	o := fast(outbox.Options{Store: s, Routes: []outbox.Route{{Name: "x", Sink: outbox.SinkFunc(func(context.Context, *outbox.Event) error { return nil })}}})
+	o.LeaseFor = time.Second
+	d := startDispatcher(t, o)
+	require.Eventually(t, func() bool { return !d.Health().LastRun.IsZero() }, 10*time.Second, 10*time.Millisecond)
+	require.True(t, d.Health().OK)
+	require.NoError(t, s.Close()) // the database goes away
+	require.Eventually(t, func() bool { h := d.Health(); return !h.OK && h.Error != "" }, 10*time.Second, 20*time.Millisecond)
+	require.True(t, d.Health().Running)
 }

@@ -44,6 +44,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Version is reported in the OpenAPI document. Defaults to "dev".
 	Version string
+	// Dashboard, when set, serves the web dashboard under /ui/ (see
+	// package dashboard); browsers asking for GET / are sent there. Its
+	// assets need no credentials: the API it calls checks every request.
+	Dashboard http.Handler
 
 	// TracerProvider makes a server span per API request, a child of the
 	// request's traceparent. Defaults to none (the traceparent still

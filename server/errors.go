@@ -33,6 +33,7 @@ const (
 	CodeTooLarge           = "too_large"           // 413
 	CodeUnsupportedMedia   = "unsupported_media"   // 415
 	CodeInvalidDefinition  = "invalid_definition"  // 422
+	CodeInvalidData        = "invalid_data"        // 422: form data a user task's form refuses
 	CodeRateLimited        = "rate_limited"        // 429
 	CodeInternal           = "internal"            // 500
 	CodeUnavailable        = "unavailable"         // 503
@@ -119,9 +120,16 @@ func (e *Error) withRetryAfter(seconds int) *Error {
 func errorFor(ctx context.Context, log *slog.Logger, err error, ifMatch bool) *Error {
 	var apiErr *Error
 	var verr *definition.ValidationError
+	var ferr *definition.FormError
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.As(err, &ferr):
+		details := make([]ErrorDetail, len(ferr.Problems))
+		for i, p := range ferr.Problems {
+			details[i] = ErrorDetail{Path: "body.data" + p.Path, Message: p.Message}
+		}
+		return newError(http.StatusUnprocessableEntity, CodeInvalidData, ferr.Error(), details...)
 	case errors.As(err, &verr):
 		details := make([]ErrorDetail, len(verr.Problems))
 		for i, p := range verr.Problems {

@@ -30,8 +30,8 @@ var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
 code,pre{font:13px ui-monospace,monospace;background:#f4f4f4}pre{padding:.8rem;overflow:auto}td{padding:.2rem .8rem .2rem 0}</style>
 </head><body>
 <h1>Waymark {{.Version}}</h1>
-<p>The workflow engine is running. The web dashboard is not part of this version yet; the API and the
-command line are.</p>
+<p>The workflow engine is running. This server has no web dashboard mounted (<code>waymark serve</code>
+mounts one at <a href="/ui/">/ui/</a>); the API and the command line are here.</p>
 <table>{{range .Links}}<tr><td><a href="{{.Path}}">{{.Name}}</a></td><td><code>{{.Path}}</code></td><td>{{.Note}}</td></tr>{{end}}</table>
 <h2>Try it</h2>
 <pre>waymark definitions
@@ -50,6 +50,10 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 		Version string
 		Links   any
 	}{s.cfg.Version, indexLinks}
+	if strings.Contains(r.Header.Get("Accept"), "text/html") && s.cfg.Dashboard != nil {
+		http.Redirect(w, r, PathDashboard, http.StatusFound)
+		return
+	}
 	if strings.Contains(r.Header.Get("Accept"), "text/html") {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = indexPage.Execute(w, data)

@@ -71,12 +71,15 @@ type instanceOutput struct {
 }
 
 type instancesInput struct {
-	Status      string `query:"status" enum:"running,waiting,suspended,completed,failed,cancelled,compensating,timed_out" doc:"only instances with this status"`
-	Definition  string `query:"definition" doc:"only instances of this definition id"`
-	BusinessKey string `query:"businessKey" doc:"only instances with this business key"`
-	Parent      string `query:"parent" doc:"only children of this instance"`
-	Limit       int    `query:"limit" minimum:"0" maximum:"1000" doc:"page size, 50 by default"`
-	Cursor      string `query:"cursor" doc:"the nextCursor of the previous page"`
+	Status        string    `query:"status" enum:"running,waiting,suspended,completed,failed,cancelled,compensating,timed_out" doc:"only instances with this status"`
+	Definition    string    `query:"definition" doc:"only instances of this definition id"`
+	Version       int       `query:"version" minimum:"0" doc:"only instances of this definition version"`
+	CreatedAfter  time.Time `query:"createdAfter" doc:"only instances created at or after this time (RFC 3339)"`
+	CreatedBefore time.Time `query:"createdBefore" doc:"only instances created before this time (RFC 3339)"`
+	BusinessKey   string    `query:"businessKey" doc:"only instances with this business key"`
+	Parent        string    `query:"parent" doc:"only children of this instance"`
+	Limit         int       `query:"limit" minimum:"0" maximum:"1000" doc:"page size, 50 by default"`
+	Cursor        string    `query:"cursor" doc:"the nextCursor of the previous page"`
 }
 
 type instancesOutput struct {
@@ -114,6 +117,18 @@ type cancelInput struct {
 	ID      string `path:"id"`
 	IfMatch string `header:"If-Match" doc:"the ETag (revision) the change is meant for; 412 when it is no longer current"`
 	Body    *CancelRequest
+}
+
+// RetryRequest retries an instance, optionally with corrected variables.
+type RetryRequest struct {
+	Vars   map[string]json.RawMessage `json:"vars,omitempty" doc:"variables to set before the activity runs again"`
+	Reason string                     `json:"reason,omitempty" doc:"why, for the log"`
+}
+
+type retryInput struct {
+	ID      string `path:"id"`
+	IfMatch string `header:"If-Match" doc:"the ETag (revision) the change is meant for; 412 when it is no longer current"`
+	Body    *RetryRequest
 }
 
 type skipInput struct {
@@ -181,8 +196,9 @@ func (s *Server) registerInstances() {
 		Errors: []int{http.StatusBadRequest},
 	}, permRead, func(ctx context.Context, _ *Principal, in *instancesInput) (*instancesOutput, error) {
 		page, err := s.engine.Instances(ctx, &waymark.InstanceQuery{
-			Status: waymark.InstanceStatus(in.Status), Definition: in.Definition, BusinessKey: in.BusinessKey,
-			ParentID: in.Parent, Limit: in.Limit, Cursor: in.Cursor,
+			Status: waymark.InstanceStatus(in.Status), Definition: in.Definition, Version: in.Version,
+			BusinessKey: in.BusinessKey, ParentID: in.Parent, Limit: in.Limit, Cursor: in.Cursor,
+			CreatedAfter: in.CreatedAfter, CreatedBefore: in.CreatedBefore,
 		})
 		if err != nil {
 			return nil, err
@@ -246,7 +262,6 @@ func (s *Server) registerInstances() {
 	}{
 		{"suspend", "Suspend an instance: nothing advances it until resumed", s.engine.Suspend},
 		{"resume", "Resume a suspended instance", s.engine.Resume},
-		{"retry", "Run the failed activity of a failed or suspended instance again", s.engine.Retry},
 	} {
 		register(s, huma.Operation{
 			OperationID: c.verb + "-instance", Method: http.MethodPost, Path: Prefix + "/instances/{id}/" + c.verb,
@@ -257,6 +272,20 @@ func (s *Server) registerInstances() {
 			})
 		})
 	}
+	register(s, huma.Operation{
+		OperationID: "retry-instance", Method: http.MethodPost, Path: Prefix + "/instances/{id}/retry",
+		Tags: []string{"instances"}, Summary: "Run the failed activity of a failed or suspended instance again",
+		Description: "With vars, those variables are set first (a retry with corrected data); the reason goes into the log.",
+		Errors:      controlErrors,
+	}, permOperate, func(ctx context.Context, p *Principal, in *retryInput) (*instanceOutput, error) {
+		return s.control(ctx, in.ID, in.IfMatch, func(version int64) error {
+			rp := &waymark.RetryParams{Actor: p.User, Version: version}
+			if in.Body != nil {
+				rp.Vars, rp.Reason = in.Body.Vars, in.Body.Reason
+			}
+			return s.engine.RetryWith(ctx, in.ID, rp)
+		})
+	})
 	register(s, huma.Operation{
 		OperationID: "skip-activity", Method: http.MethodPost, Path: Prefix + "/instances/{id}/skip",
 		Tags: []string{"instances"}, Summary: "Complete a scheduled, waiting or failed activity as if it had run",

@@ -2,9 +2,12 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -218,5 +221,76 @@ func TestInstanceControl(t *testing.T) {
 		var log waymark.Page[*waymark.LogEntry]
 		resp.decode(t, &log)
 		require.Equal(t, "olga", log.Items[len(log.Items)-1].Actor)
+	})
+}
+
+func TestInstancesByVersionAndTime(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s})
+		b.deploy(helloYAML)
+		v1, _ := b.start("hello", map[string]any{"name": "Ada"}, "", nil)
+		b.deploy(strings.Replace(helloYAML, "name: Hello", "name: Hello again", 1))
+		v2, _ := b.start("hello", map[string]any{"name": "Bo"}, "", nil)
+		require.Equal(t, 1, v1.DefinitionVersion)
+		require.Equal(t, 2, v2.DefinitionVersion)
+		list := func(query string) []string {
+			t.Helper()
+			resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?" + query, token: viewerKey})
+			require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+			var page waymark.Page[*waymark.Instance]
+			resp.decode(t, &page)
+			ids := []string{}
+			for _, i := range page.Items {
+				ids = append(ids, i.ID)
+			}
+			return ids
+		}
+		require.Equal(t, []string{v1.ID}, list("definition=hello&version=1"))
+		require.Equal(t, []string{v2.ID}, list("definition=hello&version=2"))
+		require.Empty(t, list("version=3"))
+
+		ts := func(tm time.Time) string { return url.QueryEscape(tm.Format(time.RFC3339Nano)) }
+		require.Equal(t, []string{v2.ID, v1.ID}, list("createdAfter="+ts(v1.CreatedAt.Add(-time.Second))))
+		require.Empty(t, list("createdAfter="+ts(v2.CreatedAt.Add(time.Second))))
+		require.Equal(t, []string{v2.ID, v1.ID}, list("createdBefore="+ts(v2.CreatedAt.Add(time.Second))))
+		require.Empty(t, list("createdBefore="+ts(v1.CreatedAt.Add(-time.Second))))
+
+		b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?createdAfter=yesterday", token: viewerKey}).
+			requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		b.do(req{method: http.MethodGet, path: server.Prefix + "/instances?version=-1", token: viewerKey}).
+			requireError(t, http.StatusBadRequest, server.CodeInvalid)
+	})
+}
+
+func TestRetryWithVars(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s, handlers: map[string]waymark.TaskHandler{
+			"charge": func(_ context.Context, task *waymark.Task) (any, error) {
+				var amount float64
+				if err := json.Unmarshal(task.Input, &amount); err != nil || amount <= 0 {
+					return nil, waymark.Permanent(errors.New("amount must be positive"))
+				}
+				return map[string]any{"charged": amount}, nil
+			},
+		}})
+		b.deploy(`id: charge
+activities:
+  - {id: init, type: set, vars: {amount: -1}, next: charge}
+  - {id: charge, type: task, handler: charge, input: "${ vars.amount }", output: receipt, next: done}
+  - {id: done, type: end}
+`)
+		inst, _ := b.start("charge", nil, "?wait=10s", nil)
+		require.Equal(t, store.InstanceFailed, inst.Status)
+		retry := func(body any) *response {
+			return b.do(req{method: http.MethodPost, path: server.Prefix + "/instances/" + inst.ID + "/retry", token: operatorKey, body: body})
+		}
+		retry(map[string]any{"vars": map[string]any{"": 1}}).requireError(t, http.StatusBadRequest, server.CodeInvalid)
+		resp := retry(map[string]any{"vars": map[string]any{"amount": 12}, "reason": "corrected the amount"})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		done, _ := b.instance(inst.ID, "?wait=10s")
+		require.Equal(t, store.InstanceCompleted, done.Status)
+		require.JSONEq(t, `{"amount":12,"receipt":{"charged":12}}`, string(done.Variables))
 	})
 }

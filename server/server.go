@@ -31,6 +31,8 @@ const (
 	PathHealth  = "/healthz"
 	PathReady   = "/readyz"
 	PathOpenAPI = Prefix + "/openapi.json"
+	// PathDashboard is where Config.Dashboard is mounted.
+	PathDashboard = "/ui/"
 )
 
 // Log attribute keys.
@@ -149,6 +151,9 @@ func New(engine *waymark.Engine, cfg *Config) (*Server, error) {
 	s.registerTasks()
 	s.registerJobs()
 	s.registerBreakers()
+	s.registerMe()
+	s.registerGraph()
+	s.registerStats()
 	s.registerOutbox()
 	s.registerEvents()
 	if s.cfg.OutboxStats == nil {
@@ -232,6 +237,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.Float64(logDuration, float64(time.Since(start).Microseconds())/1000), slog.String(logUser, user))
 	}()
 	switch {
+	case s.cfg.Dashboard != nil && strings.HasPrefix(r.URL.Path, PathDashboard):
+		s.cfg.Dashboard.ServeHTTP(rec, r)
+		return
+	case s.cfg.Dashboard != nil && r.URL.Path == strings.TrimSuffix(PathDashboard, "/"):
+		http.Redirect(rec, r, PathDashboard, http.StatusMovedPermanently)
+		return
 	case r.URL.Path == PathOpenAPI && r.Method == http.MethodGet:
 		rec.Header().Set("Content-Type", "application/openapi+json")
 		rec.Write(s.spec)

@@ -110,11 +110,29 @@ func (s *Server) registerTasks() {
 	})
 
 	register(s, huma.Operation{
+		OperationID: "unclaim-task", Method: http.MethodPost, Path: Prefix + "/tasks/{id}/unclaim",
+		Tags: []string{"tasks"}, Summary: "Give a claimed task back to its candidate roles",
+		Description: "Only the assignee or an admin may (403 otherwise); a task without candidate roles cannot be unclaimed (400).",
+		Errors:      []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed},
+	}, permUser, func(ctx context.Context, p *Principal, in *claimInput) (*taskOutput, error) {
+		version, err := ifMatchRevision(in.IfMatch)
+		if err != nil {
+			return nil, err
+		}
+		task, err := s.engine.UnclaimTask(ctx, in.ID, completeParams(p, version, ""))
+		if err != nil {
+			return nil, err
+		}
+		return &taskOutput{ETag: etag(task.Version), Body: task}, nil
+	})
+
+	register(s, huma.Operation{
 		OperationID: "complete-task", Method: http.MethodPost, Path: Prefix + "/tasks/{id}/complete",
 		Tags: []string{"tasks"}, Summary: "Complete an open task with an outcome and form data",
 		Description: "Only the assignee or a user in one of the candidate roles may complete (403 otherwise). " +
-			"Of concurrent completions one wins; the others get 409, except a repeat with the winner's Idempotency-Key.",
-		Errors: []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed},
+			"Of concurrent completions one wins; the others get 409, except a repeat with the winner's Idempotency-Key. " +
+			"Data the task's form (a JSON Schema) refuses gets 422, with a detail naming each field (body.data/amount).",
+		Errors: []int{http.StatusBadRequest, http.StatusForbidden, http.StatusNotFound, http.StatusConflict, http.StatusPreconditionFailed, http.StatusUnprocessableEntity},
 	}, permUser, func(ctx context.Context, p *Principal, in *completeInput) (*completeOutput, error) {
 		version, err := ifMatchRevision(in.IfMatch)
 		if err != nil {

@@ -89,3 +89,121 @@ func TestTasks(t *testing.T) {
 		require.Equal(t, store.InstanceCompleted, done.Status)
 	})
 }
+
+const formYAML = `id: expense
+activities:
+  - id: approve
+    type: userTask
+    title: Approve the expense
+    candidateRoles: [finance]
+    outcomes: [approved, rejected]
+    form:
+      type: object
+      required: [amount]
+      properties:
+        amount: {type: number, title: Amount, minimum: 0}
+        reason: {type: string, title: Reason, enum: [travel, budget]}
+    next: {approved: done, rejected: done}
+  - id: done
+    type: end
+`
+
+func TestTaskForm(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s})
+		b.deploy(formYAML)
+		inst, _ := b.start("expense", nil, "?wait=10s", nil)
+		resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/tasks?instance=" + inst.ID, token: viewerKey})
+		var page waymark.Page[*waymark.UserTask]
+		resp.decode(t, &page)
+		require.Len(t, page.Items, 1)
+		task := page.Items[0]
+		require.JSONEq(t, `{"type":"object","required":["amount"],"properties":{
+			"amount":{"type":"number","title":"Amount","minimum":0},
+			"reason":{"type":"string","title":"Reason","enum":["travel","budget"]}}}`, string(task.Form))
+
+		complete := func(data any) *response {
+			return b.do(req{method: http.MethodPost, path: server.Prefix + "/tasks/" + task.ID + "/complete", token: financeKey,
+				body: map[string]any{"outcome": "approved", "data": data}})
+		}
+		// Data the form refuses: 422 naming each field; the task stays open.
+		e := complete(map[string]any{"amount": -5, "reason": "fun"}).requireError(t, http.StatusUnprocessableEntity, server.CodeInvalidData)
+		paths := []string{}
+		for _, d := range e.Error.Details {
+			paths = append(paths, d.Path)
+		}
+		require.ElementsMatch(t, []string{"body.data/amount", "body.data/reason"}, paths)
+		require.Contains(t, e.Error.Message, "/amount: must be >= 0")
+		e = complete(map[string]any{"reason": "travel"}).requireError(t, http.StatusUnprocessableEntity, server.CodeInvalidData)
+		require.Equal(t, "body.data/amount", e.Error.Details[0].Path)
+		require.Equal(t, "is required", e.Error.Details[0].Message)
+		resp = b.do(req{method: http.MethodGet, path: server.Prefix + "/tasks/" + task.ID, token: financeKey})
+		var still waymark.UserTask
+		resp.decode(t, &still)
+		require.Equal(t, waymark.TaskOpen, still.Status)
+		require.Equal(t, task.Version, still.Version, "a refused completion changes nothing")
+
+		resp = complete(map[string]any{"amount": 12.5, "reason": "travel"})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		done, _ := b.instance(inst.ID, "?wait=10s")
+		require.Equal(t, store.InstanceCompleted, done.Status)
+	})
+}
+
+func TestUnclaimTask(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, setupOpts{store: s})
+		b.deploy(approvalYAML)
+		inst, _ := b.start("approval", map[string]any{"order": "o-2"}, "?wait=10s", nil)
+		resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/tasks?instance=" + inst.ID, token: viewerKey})
+		var page waymark.Page[*waymark.UserTask]
+		resp.decode(t, &page)
+		require.Len(t, page.Items, 1)
+		id := page.Items[0].ID
+		post := func(token, verb string, h map[string]string) *response {
+			return b.do(req{method: http.MethodPost, path: server.Prefix + "/tasks/" + id + "/" + verb, token: token, header: h})
+		}
+		post(financeKey, "unclaim", nil).requireError(t, http.StatusConflict, server.CodeConflict)
+		resp = post(financeKey, "claim", nil)
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		tag := resp.header.Get("ETag")
+		post(operatorKey, "unclaim", nil).requireError(t, http.StatusForbidden, server.CodeForbidden)
+		post(financeKey, "unclaim", map[string]string{"If-Match": `"1"`}).
+			requireError(t, http.StatusPreconditionFailed, server.CodePreconditionFailed)
+		resp = post(financeKey, "unclaim", map[string]string{"If-Match": tag})
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+		var task waymark.UserTask
+		resp.decode(t, &task)
+		require.Empty(t, task.Assignee)
+		b.do(req{method: http.MethodPost, path: server.Prefix + "/tasks/no-such/unclaim", token: adminKey}).
+			requireError(t, http.StatusNotFound, server.CodeNotFound)
+		log, err := b.e.Log(b.ctx, &waymark.LogQuery{InstanceID: inst.ID})
+		require.NoError(t, err)
+		var events []string
+		for _, l := range log.Items {
+			events = append(events, l.Event+":"+l.Actor)
+		}
+		require.Contains(t, events, "task.unclaimed:fran")
+	})
+}
+
+func TestMe(t *testing.T) {
+	t.Parallel()
+	b := setup(t, setupOpts{})
+	var me server.Me
+	resp := b.do(req{method: http.MethodGet, path: server.PathMe, token: operatorKey})
+	require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+	resp.decode(t, &me)
+	require.Equal(t, server.Me{User: "olga", Roles: []string{"operator"}, May: []string{"read", "operate"}}, me)
+	resp = b.do(req{method: http.MethodGet, path: server.PathMe, token: financeKey})
+	resp.decode(t, &me)
+	require.Equal(t, server.Me{User: "fran", Roles: []string{"finance"}, May: []string{}}, me)
+	b.do(req{method: http.MethodGet, path: server.PathMe}).requireError(t, http.StatusUnauthorized, server.CodeUnauthorized)
+
+	dev := setup(t, setupOpts{tweak: func(c *server.Config) { *c = server.Config{InsecureDev: true, RateLimit: -1} }})
+	resp = dev.do(req{method: http.MethodGet, path: server.PathMe, header: map[string]string{server.HeaderUser: "ann", server.HeaderRoles: "finance,worker"}})
+	resp.decode(t, &me)
+	require.Equal(t, server.Me{User: "ann", Roles: []string{"finance", "worker"}, InsecureDev: true, May: []string{"work"}}, me)
+}

@@ -49,13 +49,45 @@ type InstanceUpdateParams struct {
 
 // InstanceListParams filter and page InstanceList. Empty fields match all.
 // Before is a cursor: the id of the last instance of the previous page.
+// After keeps only ids above it; ids are UUIDv7, so Before and After bound
+// the creation time too.
 type InstanceListParams struct {
-	Status       InstanceStatus
+	Status            InstanceStatus
+	DefinitionID      string
+	DefinitionVersion int
+	BusinessKey       string
+	ParentID          string
+	Before            string
+	After             string
+	Limit             int
+}
+
+// InstanceCountParams say what "recently" is for InstanceCount.
+type InstanceCountParams struct {
+	// StartedAfterID counts the instances whose id is above it (ids are
+	// UUIDv7: see IDAt).
+	StartedAfterID string
+	// EndedSince counts the finished instances last updated at or after it.
+	EndedSince time.Time
+	// ByStatus counts every instance by definition and status too (a scan
+	// of the instances: the engine reads the maintained InstanceCounts
+	// instead).
+	ByStatus bool
+}
+
+// InstanceCounts is what InstanceCount answers.
+type InstanceCounts struct {
+	// ByStatus has one row per definition and status with instances.
+	ByStatus []InstanceCount
+	Started  int64
+	Ended    int64
+}
+
+// InstanceCount is the number of instances of one definition in one status.
+type InstanceCount struct {
 	DefinitionID string
-	BusinessKey  string
-	ParentID     string
-	Before       string
-	Limit        int
+	Status       InstanceStatus
+	Count        int64
 }
 
 // ExecutionInsertParams are the fields of a new activity execution.
@@ -72,6 +104,8 @@ type ExecutionInsertParams struct {
 	StartedAt  *time.Time
 	FinishedAt *time.Time
 	CreatedAt  time.Time
+	// Token is the path that led to the execution (see ActivityExecution).
+	Token json.RawMessage
 }
 
 // ExecutionUpdateParams are the mutable fields of an activity execution.

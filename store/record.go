@@ -138,6 +138,10 @@ type ActivityExecution struct {
 	FinishedAt *time.Time
 	Version    int64
 	CreatedAt  time.Time
+	// Token is the engine's record of the path that led to the execution
+	// (the forks it is a branch of, the forEach iteration it belongs to);
+	// nil on no branch. Set on insert, never changed.
+	Token json.RawMessage
 }
 
 // Bookmark is a point where an instance waits for the outside world. A
@@ -270,14 +274,6 @@ type TailEvent struct {
 	Type       string
 	Payload    json.RawMessage
 	OccurredAt time.Time
-}
-
-// InstanceCount is how many instances of a definition have a status, as
-// maintained by the step transactions.
-type InstanceCount struct {
-	DefinitionID string
-	Status       InstanceStatus
-	Count        int64
 }
 
 // UserTaskStats summarises the open user tasks.

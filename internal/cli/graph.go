@@ -56,10 +56,17 @@ func mermaid(def *definition.Definition) string {
 	fmt.Fprintf(&b, "  start --> %s\n", nodes[def.Start])
 	for _, e := range def.Edges() {
 		arrow := "-->"
-		if e.Kind == definition.EdgeCompensate {
+		switch e.Kind {
+		case definition.EdgeCompensate:
 			arrow = "-.->"
+		case definition.EdgeBody:
+			arrow = "==>"
 		}
-		if label := edgeLabel(e); label != "" {
+		label := edgeLabel(e)
+		if e.Kind == definition.EdgeBody {
+			label = bodyLabel(def.Activity(e.From))
+		}
+		if label != "" {
 			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", nodes[e.From], arrow, escapeLabel(label), nodes[e.To])
 		} else {
 			fmt.Fprintf(&b, "  %s %s %s\n", nodes[e.From], arrow, nodes[e.To])
@@ -68,18 +75,38 @@ func mermaid(def *definition.Definition) string {
 	return b.String()
 }
 
+// bodyLabel labels the thick edge from a forEach to its body: how the
+// iterations run, and whether a condition may end them early.
+func bodyLabel(a *definition.Activity) string {
+	label := "each item"
+	if a.Parallel {
+		label += ", in parallel"
+		if a.MaxConcurrency > 0 {
+			label += fmt.Sprintf(" (at most %d)", a.MaxConcurrency)
+		}
+	}
+	if p := a.CompletionCondition.Program(); p != nil {
+		label += ", until " + p.Source()
+	}
+	return label
+}
+
 // nodeShape picks the Mermaid shape of an activity: stadiums end the flow,
-// a rhombus decides, hexagons fork and join, parallelograms wait.
+// a rhombus decides (a switch, or a firstOf's race), hexagons fork and
+// join, parallelograms wait,
+// subroutines loop over items.
 func nodeShape(t definition.ActivityType) (open, closing string) {
 	switch t {
 	case definition.TypeEnd, definition.TypeFail:
 		return "([", "])"
-	case definition.TypeSwitch:
+	case definition.TypeSwitch, definition.TypeFirstOf:
 		return "{", "}"
 	case definition.TypeParallel, definition.TypeJoin:
 		return "{{", "}}"
 	case definition.TypeUserTask, definition.TypeReceive, definition.TypeTimer:
 		return "[/", "/]"
+	case definition.TypeForEach:
+		return "[[", "]]"
 	}
 	return "[", "]"
 }
@@ -88,6 +115,8 @@ func edgeLabel(e definition.Edge) string {
 	switch e.Kind {
 	case definition.EdgeOutcome, definition.EdgeCase:
 		return e.Label
+	case definition.EdgeBoundary:
+		return "boundary: " + e.Label
 	case definition.EdgeDefault, definition.EdgeTimeout, definition.EdgeCompensate:
 		return string(e.Kind)
 	case definition.EdgeError:

@@ -96,3 +96,53 @@ func TestGraphCommandInvalidDefinition(t *testing.T) {
 	require.Empty(t, stdout.String())
 	require.Contains(t, stderr.String(), path+`:6: activities[0].next: activity "greet": unknown activity "dnoe"`)
 }
+
+func TestGraphForEach(t *testing.T) {
+	t.Parallel()
+	def := writeDefinition(t, "votes.yaml", `id: votes
+activities:
+  - id: each
+    type: forEach
+    items: '${ input.approvers }'
+    parallel: true
+    maxConcurrency: 5
+    body: vote
+    completionCondition: '${ iterations.completed >= 2 }'
+    next: done
+  - {id: vote, type: userTask, outcomes: [approved, rejected]}
+  - {id: done, type: end}
+`)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", def}, nil, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	require.Equal(t, `flowchart TD
+  start((start))
+  n0[["each<br/>forEach"]]
+  n1[/"vote<br/>userTask"/]
+  n2(["done<br/>end"])
+  start --> n0
+  n0 --> n2
+  n0 ==>|"each item, in parallel (at most 5), until iterations.comple…"| n1
+`, stdout.String())
+}
+
+func TestGraphBoundary(t *testing.T) {
+	t.Parallel()
+	def := writeDefinition(t, "remind.yaml", `id: remind
+activities:
+  - id: approve
+    type: userTask
+    next: done
+    boundary:
+      - {after: 24h, every: 24h, interrupting: false, next: remind}
+      - {after: 72h, next: done}
+  - {id: remind, type: emit, event: reminder}
+  - {id: done, type: end}
+`)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", def}, nil, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	require.Contains(t, stdout.String(), `  n0 -->|"boundary: after 24h0m0s, every 24h0m0s (non-interrupting)"| n1
+  n0 -->|"boundary: after 72h0m0s"| n2
+`)
+}

@@ -391,3 +391,15 @@ func TestRunCommandSubworkflow(t *testing.T) {
 		require.Regexp(t, `(?m)^instance [0-9a-f-]{36} completed\noutput:\n\{\n  "result": \{\n    "noted": true\n  \}\n\}$`, stdout.String())
 	})
 }
+
+func TestRunCommandForEach(t *testing.T) {
+	t.Parallel()
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"run", filepath.Join("..", "..", "examples", "line-approval.yaml"),
+		"--input", `{"lines":["a","b","c"]}`}, nil, &stdout, &stderr)
+	require.Equal(t, 0, code, "%s\n%s", stdout.String(), stderr.String())
+	out := stdout.String()
+	require.Regexp(t, `"checked": \[\n    \{\n      "at": 0,\n      "line": "a"\n    \},\n    \{\n      "at": 1,\n      "line": "b"\n    \},\n    \{\n      "at": 2,`, out)
+	require.Contains(t, out, "activity.cancelled   vote\n", "the third vote is cancelled once two approve")
+	require.Equal(t, 2, strings.Count(out, `"outcome": "approved"`))
+}

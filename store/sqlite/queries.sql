@@ -79,19 +79,67 @@ WHERE (?1 = '' OR status = ?1)
   AND (?3 = '' OR business_key = ?3)
   AND (?4 = '' OR parent_id = ?4)
   AND (?5 = '' OR id < ?5)
+  AND (?7 = 0 OR definition_version = ?7)
+  AND (?8 = '' OR id > ?8)
 ORDER BY id DESC
 LIMIT ?6;
 
+-- name: InstanceListByBusinessKey
+-- InstanceList with a business key: spelled out so that the planner uses
+-- the partial index instances_business_key_idx (it cannot with "?3 = '' OR").
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at, trace_parent
+FROM instances
+WHERE business_key = ?3 AND business_key <> ''
+  AND (?1 = '' OR status = ?1)
+  AND (?2 = '' OR definition_id = ?2)
+  AND (?4 = '' OR parent_id = ?4)
+  AND (?5 = '' OR id < ?5)
+  AND (?7 = 0 OR definition_version = ?7)
+  AND (?8 = '' OR id > ?8)
+ORDER BY business_key, id DESC
+LIMIT ?6;
+
+-- name: InstanceListByParent
+-- InstanceList of one parent's children, on the partial index
+-- instances_parent_idx (for the same reason as InstanceListByBusinessKey).
+SELECT id, definition_id, definition_version, status, input, variables, output, error,
+    business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
+    created_at, updated_at, trace_parent
+FROM instances
+WHERE parent_id = ?4 AND parent_id <> ''
+  AND (?1 = '' OR status = ?1)
+  AND (?2 = '' OR definition_id = ?2)
+  AND (?3 = '' OR business_key = ?3)
+  AND (?5 = '' OR id < ?5)
+  AND (?7 = 0 OR definition_version = ?7)
+  AND (?8 = '' OR id > ?8)
+ORDER BY id DESC
+LIMIT ?6;
+
+-- name: InstanceCountByStatus
+SELECT definition_id, status, COUNT(*)
+FROM instances
+GROUP BY definition_id, status
+ORDER BY definition_id, status;
+
+-- name: InstanceCountRecent
+SELECT
+    (SELECT COUNT(*) FROM instances WHERE id > ?1),
+    (SELECT COUNT(*) FROM instances
+     WHERE status IN ('completed', 'failed', 'cancelled', 'timed_out') AND updated_at >= ?2);
+
 -- name: ExecutionInsert
 INSERT INTO activity_executions (id, instance_id, activity_id, type, status, attempt, input,
-    output, error, started_at, finished_at, version, created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12)
+    output, error, started_at, finished_at, version, created_at, token)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1, ?12, ?13)
 RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at;
+    started_at, finished_at, version, created_at, token;
 
 -- name: ExecutionGet
 SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at
+    started_at, finished_at, version, created_at, token
 FROM activity_executions
 WHERE id = ?1;
 
@@ -101,14 +149,14 @@ SET status = ?3, attempt = ?4, input = ?5, output = ?6, error = ?7, started_at =
     finished_at = ?9, version = version + 1
 WHERE id = ?1 AND version = ?2
 RETURNING id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at;
+    started_at, finished_at, version, created_at, token;
 
 -- name: ExecutionExists
 SELECT 1 FROM activity_executions WHERE id = ?1;
 
 -- name: ExecutionListByInstance
 SELECT id, instance_id, activity_id, type, status, attempt, input, output, error,
-    started_at, finished_at, version, created_at
+    started_at, finished_at, version, created_at, token
 FROM activity_executions
 WHERE instance_id = ?1
 ORDER BY created_at, id;
@@ -545,6 +593,74 @@ WHERE name = ?1 AND ((state = 'open' AND opened_at <= ?3) OR (state = 'half_open
 UPDATE circuit_breakers SET state = 'closed', failures = 0, opened_at = NULL, updated_at = ?2
 WHERE name = ?1
 RETURNING name, state, failures, opened_at, updated_at;
+
+-- Retention (package retention): small batches, oldest first. One writer
+-- at a time: the batch needs no row locks. The ids (?1 of the
+-- InstancePurge* deletes) and the excluded definitions are JSON arrays.
+
+-- name: InstancePurgeSelect
+SELECT i.id, i.definition_id, i.status FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < ?1
+  AND i.definition_id NOT IN (SELECT value FROM json_each(?2))
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT ?3;
+
+-- name: InstancePurgeSelectDefinition
+SELECT i.id, i.definition_id, i.status FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < ?1
+  AND i.definition_id = ?2
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT ?3;
+
+-- name: InstancePurgeMessages
+DELETE FROM messages
+WHERE consumed_by IN (SELECT e.id FROM activity_executions e
+    WHERE e.instance_id IN (SELECT value FROM json_each(?1)));
+
+-- name: InstancePurgeWork
+DELETE FROM work_items WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeCalls
+DELETE FROM external_calls WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeBookmarks
+DELETE FROM bookmarks WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeExecutions
+DELETE FROM activity_executions WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeLog
+DELETE FROM execution_log WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeInstances
+DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?1));
+
+-- name: OutboxPurge
+-- An event goes once every active cursor of its partition (updated after
+-- the cutoff) is at or past it and no sink has it parked. Cursors are seq
+-- alone here (pos_xid stays 0).
+DELETE FROM outbox WHERE seq IN (
+    SELECT o.seq FROM outbox o
+    WHERE o.occurred_at < ?1
+      AND NOT EXISTS (SELECT 1 FROM sink_cursors c
+          WHERE c.part = o.part AND c.updated_at > ?1 AND c.pos_seq < o.seq)
+      AND NOT EXISTS (SELECT 1 FROM sink_parked p WHERE p.event_id = o.id)
+    ORDER BY o.occurred_at
+    LIMIT ?2);
+
+-- name: InboxPurge
+DELETE FROM inbox WHERE rowid IN (
+    SELECT rowid FROM inbox WHERE received_at < ?1 ORDER BY received_at LIMIT ?2);
+
+-- name: MessagePurge
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages WHERE consumed_at IS NULL AND expires_at < ?1 ORDER BY expires_at LIMIT ?2);
 
 -- name: InstanceCountsAdd
 INSERT INTO instance_counts AS c (definition_id, status, shard, n)

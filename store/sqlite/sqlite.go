@@ -410,6 +410,11 @@ func (d routedDB) QueryRow(ctx context.Context, query string, args ...any) sqlco
 
 func (r sqlRows) Close() { r.Rows.Close() }
 
+// InstancePurge implements store.Executor in a transaction of its own.
+func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
+	return sqlcore.PurgeInTx(ctx, s, p)
+}
+
 // PoolStats implements store.PoolStatter: the writer connection and the
 // readers' pool, added up.
 func (s *Store) PoolStats() store.PoolStats {

@@ -168,6 +168,16 @@ func runInstance(t *testing.T, h Harness) {
 		byKey, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B"})
 		require.NoError(t, err)
 		require.Equal(t, []string{ids[3], ids[1]}, instanceIDs(byKey))
+		// The business-key query takes the other filters and the cursor too.
+		firstB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Limit: 1})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[3]}, instanceIDs(firstB))
+		nextB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Before: ids[3], DefinitionID: "order", DefinitionVersion: f.def.Version})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[1]}, instanceIDs(nextB))
+		noneB, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{BusinessKey: "B", Status: store.InstanceCompleted})
+		require.NoError(t, err)
+		require.Empty(t, noneB)
 
 		byStatus, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{Status: store.InstanceCompleted, DefinitionID: "order"})
 		require.NoError(t, err)
@@ -189,9 +199,76 @@ func runInstance(t *testing.T, h Harness) {
 		want := []string{ids[4], ids[3], ids[2], ids[1], ids[0], f.inst.ID}
 		require.Equal(t, want, paged)
 
+		after, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{After: ids[2]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[4], ids[3]}, instanceIDs(after))
+		between, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{After: ids[0], Before: ids[3]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[2], ids[1]}, instanceIDs(between))
+
+		v := f.inst.DefinitionVersion
+		byVersion, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionID: f.inst.DefinitionID, DefinitionVersion: v, After: ids[2]})
+		require.NoError(t, err)
+		require.Equal(t, []string{ids[4], ids[3]}, instanceIDs(byVersion))
+		otherVersion, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionVersion: v + 1})
+		require.NoError(t, err)
+		require.Empty(t, otherVersion)
+
+		// Children of a parent, newest first, with the other filters.
+		var kids []string
+		for range 3 {
+			kid, err := f.s.InstanceInsert(f.ctx, &store.InstanceInsertParams{
+				ID: store.NewID(), DefinitionID: f.def.ID, DefinitionVersion: f.def.Version, Status: store.InstanceRunning,
+				Input: json.RawMessage(`{}`), Variables: json.RawMessage(`{}`), ParentID: ids[0], ParentExecutionID: "exec-p", CreatedAt: t0,
+			})
+			require.NoError(t, err)
+			kids = append(kids, kid.ID)
+		}
+		children, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[0]})
+		require.NoError(t, err)
+		require.Equal(t, []string{kids[2], kids[1], kids[0]}, instanceIDs(children))
+		olderKids, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[0], Before: kids[2], Limit: 1, Status: store.InstanceRunning})
+		require.NoError(t, err)
+		require.Equal(t, []string{kids[1]}, instanceIDs(olderKids))
+		noKids, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{ParentID: ids[1]})
+		require.NoError(t, err)
+		require.Empty(t, noKids)
+
 		none, err := f.s.InstanceList(f.ctx, &store.InstanceListParams{DefinitionID: "other"})
 		require.NoError(t, err)
 		require.Empty(t, none)
+	})
+}
+
+func runInstanceCount(t *testing.T, h Harness) {
+	t.Run("InstanceCount", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h) // one running "order" instance
+		mark := f.inst.ID
+		var ids []string
+		for range 3 {
+			ids = append(ids, f.newInstance(t, "").ID)
+		}
+		for i, at := range []time.Time{t0, t0.Add(-2 * time.Hour)} {
+			_, err := f.s.InstanceUpdate(f.ctx, &store.InstanceUpdateParams{
+				ID: ids[i], Version: 1, Status: store.InstanceCompleted, UpdatedAt: at,
+			})
+			require.NoError(t, err)
+		}
+		_, err := f.s.InstanceUpdate(f.ctx, &store.InstanceUpdateParams{
+			ID: ids[2], Version: 1, Status: store.InstanceSuspended, UpdatedAt: t0,
+		})
+		require.NoError(t, err)
+
+		got, err := f.s.InstanceCount(f.ctx, &store.InstanceCountParams{StartedAfterID: mark, EndedSince: t0.Add(-time.Hour), ByStatus: true})
+		require.NoError(t, err)
+		require.Equal(t, []store.InstanceCount{
+			{DefinitionID: "order", Status: store.InstanceCompleted, Count: 2},
+			{DefinitionID: "order", Status: store.InstanceRunning, Count: 1},
+			{DefinitionID: "order", Status: store.InstanceSuspended, Count: 1},
+		}, got.ByStatus)
+		require.EqualValues(t, 3, got.Started, "the three made after the mark")
+		require.EqualValues(t, 1, got.Ended, "one ended within the hour, one before")
 	})
 }
 
@@ -345,8 +422,11 @@ func runExecution(t *testing.T, h Harness) {
 		ID: store.NewID(), InstanceID: f.inst.ID, ActivityID: "route", Type: "switch", Status: "completed",
 		Output: json.RawMessage(`{"case":0}`), Error: json.RawMessage(`{"code":"x"}`),
 		StartedAt: &started, FinishedAt: &finished, CreatedAt: t0.Add(2 * time.Second),
+		Token: json.RawMessage(`{"f":[{"p":"x","b":1,"n":2}]}`),
 	})
 	require.NoError(t, err)
+	require.JSONEq(t, `{"f":[{"p":"x","b":1,"n":2}]}`, string(whole.Token))
+	require.Nil(t, second.Token, "no token is NULL")
 	require.JSONEq(t, `{"case":0}`, string(whole.Output))
 	require.JSONEq(t, `{"code":"x"}`, string(whole.Error))
 	require.Equal(t, finished, *whole.FinishedAt)
@@ -356,6 +436,10 @@ func runExecution(t *testing.T, h Harness) {
 	require.Len(t, list, 3)
 	require.Equal(t, e.ID, list[0].ID)
 	require.Equal(t, second.ID, list[1].ID)
+	require.JSONEq(t, `{"f":[{"p":"x","b":1,"n":2}]}`, string(list[2].Token), "the token is listed")
+	token, err := f.s.ExecutionUpdate(f.ctx, &store.ExecutionUpdateParams{ID: whole.ID, Version: whole.Version, Status: "completed"})
+	require.NoError(t, err)
+	require.JSONEq(t, string(whole.Token), string(token.Token), "an update keeps the token")
 	got, err := f.s.ExecutionGet(f.ctx, e.ID)
 	require.NoError(t, err)
 	require.Equal(t, done, got)

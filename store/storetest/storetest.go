@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 7
+const LatestSchemaVersion = 10
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -38,7 +38,7 @@ type Harness struct {
 func Run(t *testing.T, h Harness) {
 	t.Run("Migration", func(t *testing.T) { t.Parallel(); runMigration(t, h) })
 	t.Run("Definition", func(t *testing.T) { t.Parallel(); runDefinition(t, h) })
-	t.Run("Instance", func(t *testing.T) { t.Parallel(); runInstance(t, h) })
+	t.Run("Instance", func(t *testing.T) { t.Parallel(); runInstance(t, h); runInstanceCount(t, h) })
 	t.Run("UnitOfWork", func(t *testing.T) { t.Parallel(); runUnitOfWork(t, h) })
 	t.Run("Execution", func(t *testing.T) { t.Parallel(); runExecution(t, h) })
 	t.Run("Bookmark", func(t *testing.T) { t.Parallel(); runBookmark(t, h) })
@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("EventTail", func(t *testing.T) { t.Parallel(); runEventTail(t, h) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); runTaskList(t, h) })
 	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
+	t.Run("Retention", func(t *testing.T) { t.Parallel(); runRetention(t, h) })
 	t.Run("Observability", func(t *testing.T) { t.Parallel(); runObservability(t, h) })
 }
 

@@ -10,7 +10,7 @@ func scanExecution(r Row) (*store.ActivityExecution, error) {
 	e := &store.ActivityExecution{}
 	err := r.Scan(&e.ID, &e.InstanceID, &e.ActivityID, &e.Type, &e.Status, &e.Attempt,
 		jsonDest{&e.Input}, jsonDest{&e.Output}, jsonDest{&e.Error},
-		nullTimeDest{&e.StartedAt}, nullTimeDest{&e.FinishedAt}, &e.Version, timeDest{&e.CreatedAt})
+		nullTimeDest{&e.StartedAt}, nullTimeDest{&e.FinishedAt}, &e.Version, timeDest{&e.CreatedAt}, jsonDest{&e.Token})
 	return e, err
 }
 
@@ -18,7 +18,7 @@ func scanExecution(r Row) (*store.ActivityExecution, error) {
 func (q *Queries) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertParams) (*store.ActivityExecution, error) {
 	return one(ctx, q, "insert activity execution", "ExecutionInsert", scanExecution,
 		p.ID, p.InstanceID, p.ActivityID, p.Type, p.Status, p.Attempt, q.j(p.Input),
-		q.j(p.Output), q.j(p.Error), q.nt(p.StartedAt), q.nt(p.FinishedAt), q.t(p.CreatedAt))
+		q.j(p.Output), q.j(p.Error), q.nt(p.StartedAt), q.nt(p.FinishedAt), q.t(p.CreatedAt), q.j(p.Token))
 }
 
 // ExecutionGet implements store.Executor.

@@ -68,8 +68,39 @@ func (q *Queries) staleOrMissing(ctx context.Context, op string, err error, exis
 
 // InstanceList implements store.Executor.
 func (q *Queries) InstanceList(ctx context.Context, p *store.InstanceListParams) ([]*store.Instance, error) {
-	return list(ctx, q, "list instances", "InstanceList", scanInstance,
-		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit))
+	// A business key or a parent picks few rows: their queries use their
+	// partial indexes, which the general query's "? = '' OR" cannot.
+	name := "InstanceList"
+	switch {
+	case p.BusinessKey != "":
+		name = "InstanceListByBusinessKey"
+	case p.ParentID != "":
+		name = "InstanceListByParent"
+	}
+	return list(ctx, q, "list instances", name, scanInstance,
+		string(p.Status), p.DefinitionID, p.BusinessKey, p.ParentID, p.Before, limit(p.Limit),
+		p.DefinitionVersion, p.After)
+}
+
+// InstanceCount implements store.Executor.
+func (q *Queries) InstanceCount(ctx context.Context, p *store.InstanceCountParams) (*store.InstanceCounts, error) {
+	out := &store.InstanceCounts{}
+	if p.ByStatus {
+		rows, err := list(ctx, q, "count instances", "InstanceCountByStatus", func(r Row) (store.InstanceCount, error) {
+			var c store.InstanceCount
+			err := r.Scan(&c.DefinitionID, &c.Status, &c.Count)
+			return c, err
+		})
+		if err != nil {
+			return nil, err
+		}
+		out.ByStatus = rows
+	}
+	if err := q.db.QueryRow(ctx, q.sql("InstanceCountRecent"), p.StartedAfterID, q.t(p.EndedSince)).
+		Scan(&out.Started, &out.Ended); err != nil {
+		return nil, q.err("count recent instances", err)
+	}
+	return out, nil
 }
 
 // limit bounds a page size: 100 by default, 1000 at most.

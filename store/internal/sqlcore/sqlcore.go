@@ -43,6 +43,9 @@ type Dialect struct {
 	TimeArg func(time.Time) any
 	// JSONArg converts non-empty JSON into the driver's argument.
 	JSONArg func([]byte) any
+	// ListArg converts a list of strings into the driver's argument (a
+	// text[] on PostgreSQL). Nil sends a JSON array.
+	ListArg func([]string) any
 	// TranslateError maps a driver error onto the store sentinels.
 	TranslateError func(error) error
 	// NoRows is the driver's error for a single-row query without a row.
@@ -108,6 +111,7 @@ func New(db DB, d *Dialect) *Queries { return &Queries{db: db, d: d} }
 var queryNames = []string{
 	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
 	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceExists", "InstanceList",
+	"InstanceListByBusinessKey", "InstanceListByParent", "InstanceCountByStatus", "InstanceCountRecent",
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
 	"LogAppend", "LogList",
@@ -122,6 +126,9 @@ var queryNames = []string{
 	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
 	"WorkRelease", "WorkDeleteByExecution", "WorkGet",
 	"MessageInsert", "MessageTake", "MessageLock", "ClockNow", "TaskList",
+	"InstancePurgeSelect", "InstancePurgeSelectDefinition", "InstancePurgeMessages", "InstancePurgeWork",
+	"InstancePurgeCalls", "InstancePurgeBookmarks", "InstancePurgeExecutions", "InstancePurgeLog",
+	"InstancePurgeInstances", "OutboxPurge", "InboxPurge", "MessagePurge",
 }
 
 // CheckDialect reports the queries a dialect is missing.
