@@ -79,13 +79,26 @@ func runObservability(t *testing.T, h Harness) {
 		tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 		inst, err := f.s.InstanceInsert(f.ctx, &store.InstanceInsertParams{
 			ID: store.NewID(), DefinitionID: f.def.ID, DefinitionVersion: f.def.Version, Status: store.InstanceRunning,
-			CreatedAt: t0, TraceParent: tp,
+			CreatedAt: t0, TraceParent: tp, BusinessKey: "bk-traced", ParentID: f.inst.ID,
 		})
 		require.NoError(t, err)
 		require.Equal(t, tp, inst.TraceParent)
 		got, err := f.s.InstanceGet(f.ctx, inst.ID)
 		require.NoError(t, err)
 		require.Equal(t, tp, got.TraceParent)
+		// Every way of listing instances reads it.
+		for _, p := range []*store.InstanceListParams{{}, {BusinessKey: "bk-traced"}, {ParentID: f.inst.ID}, {Status: store.InstanceRunning}} {
+			list, err := f.s.InstanceList(f.ctx, p)
+			require.NoError(t, err, "%+v", p)
+			var found bool
+			for _, i := range list {
+				if i.ID == inst.ID {
+					found = true
+					require.Equal(t, tp, i.TraceParent, "%+v", p)
+				}
+			}
+			require.True(t, found, "%+v", p)
+		}
 		require.Empty(t, f.inst.TraceParent, "none given: empty")
 	})
 
