@@ -12,7 +12,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"golang.org/x/sync/errgroup"
+
+	"github.com/waymarkdev/waymark/internal/telemetry"
 
 	"github.com/waymarkdev/waymark/service"
 	"github.com/waymarkdev/waymark/store"
@@ -71,6 +75,10 @@ type Options struct {
 	// OnDelivered, when set, is called after each successful delivery
 	// (for metrics; it must not block).
 	OnDelivered func(sink string, e *Event)
+	// TracerProvider, when set, traces each delivery attempt: a producer
+	// span in the instance's trace (a child of the event's traceparent),
+	// whose context the sink then carries as the event's traceparent.
+	TracerProvider trace.TracerProvider
 }
 
 var sinkName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -157,6 +165,7 @@ func (o *Options) withDefaults() (*Options, error) {
 type Dispatcher struct {
 	opts   *Options
 	routes []*route
+	tracer trace.Tracer
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -184,7 +193,10 @@ func New(opts Options) (*Dispatcher, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{opts: o}
+	d := &Dispatcher{opts: o, tracer: noop.NewTracerProvider().Tracer("")}
+	if o.TracerProvider != nil {
+		d.tracer = o.TracerProvider.Tracer(telemetry.ScopeName)
+	}
 	for _, r := range o.Routes {
 		f, _ := newTypeFilter(r.Types)
 		max := r.MaxAttempts
@@ -579,7 +591,17 @@ func (w *partWorker) attempt(o *store.OutboxEvent, n int) error {
 	ctx, cancel := context.WithTimeout(w.ctx, w.d.opts.AttemptTimeout)
 	defer cancel()
 	e := newEvent(o, w.r.Name, n)
+	ctx, span := telemetry.StartDeliverySpan(ctx, w.d.tracer, w.r.Name, &telemetry.DeliveryEvent{
+		ID: o.ID, Type: o.Type, InstanceID: o.InstanceID, Headers: o.Headers, Attempt: n,
+	})
+	if tp := telemetry.Traceparent(ctx); tp != "" { // the delivery's span, in the instance's trace
+		if e.Headers == nil {
+			e.Headers = map[string]string{}
+		}
+		e.Headers["traceparent"] = tp
+	}
 	err := w.r.Sink.Deliver(ctx, e)
+	telemetry.EndSpan(span, err)
 	if err == nil {
 		w.d.delivered.Add(1)
 		if w.d.opts.OnDelivered != nil {

@@ -220,6 +220,7 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		defer stopChanges()
 		o := cfg.Outbox.dispatcherOptions()
 		o.Store, o.Routes, o.Owner, o.Now, o.Wake, o.Logger = s, routes, engine.NodeID(), engine.Clock().Now, changes, logger
+		o.TracerProvider = tel.tracer
 		d, err := outbox.New(o)
 		if err != nil {
 			return err
