@@ -152,6 +152,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Body = d.target(key, v, EdgeBody)
 	case "parallel":
 		a.Parallel = p.boolean(s, key, v)
+	case "terminate":
+		a.Terminate = p.boolean(s, key, v)
 	case "inclusive":
 		a.Inclusive = p.boolean(s, key, v)
 	case "maxConcurrency":

@@ -160,6 +160,7 @@ func (t ActivityType) Fields() []string {
 	case TypeFail:
 		own = []string{"message", "error", "code"}
 	case TypeEnd:
+		own = []string{"terminate"}
 	default:
 		return nil
 	}
@@ -248,6 +249,10 @@ type Activity struct {
 	Cases []Case
 	// Default is the activity a switch continues with when no case matches.
 	Default string
+	// Terminate makes an end activity end the whole instance at once,
+	// cancelling every other path, not only its own path.
+	Terminate bool
+
 	// Inclusive makes a switch take every case that matches, at once (a
 	// fork of the matching cases that a join closes), not only the first.
 	Inclusive bool

@@ -112,6 +112,9 @@ func canonicalActivity(a *Activity) map[string]any {
 	if a.Inclusive {
 		m["inclusive"] = true
 	}
+	if a.Terminate {
+		m["terminate"] = true
+	}
 	putInt(m, "maxConcurrency", a.MaxConcurrency)
 	if len(a.Boundary) > 0 {
 		events := make([]any, len(a.Boundary))
