@@ -305,8 +305,12 @@ type Activity struct {
 	ErrorCode string
 }
 
-// BoundaryEvent is a timer attached to an activity.
+// BoundaryEvent is a timer or a message attached to an activity.
 type BoundaryEvent struct {
+	// Message is the name of the message that fires the event, with
+	// Correlation; empty for a timer.
+	Message     string
+	Correlation *Value
 	// After is how long after the activity starts the timer fires.
 	After time.Duration
 	// At is when it fires instead: an expression giving a timestamp.

@@ -123,6 +123,8 @@ func canonicalActivity(a *Activity) map[string]any {
 			putDuration(e, "after", ev.After)
 			putValue(e, "at", ev.At)
 			putDuration(e, "every", ev.Every)
+			put(e, "message", ev.Message)
+			putValue(e, "correlation", ev.Correlation)
 			events[i] = e
 		}
 		m["boundary"] = events
