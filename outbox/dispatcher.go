@@ -162,7 +162,9 @@ type Dispatcher struct {
 	cancel  context.CancelFunc
 	done    chan struct{}
 	running bool
+	started time.Time
 	lastRun time.Time
+	lastOK  time.Time
 	lastErr error
 
 	wake broadcast
@@ -209,7 +211,7 @@ func (d *Dispatcher) Start(ctx context.Context) error {
 		return fmt.Errorf("outbox: dispatcher already started")
 	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	d.cancel, d.done, d.running = cancel, make(chan struct{}), true
+	d.cancel, d.done, d.running, d.started = cancel, make(chan struct{}), true, time.Now()
 	go d.run(ctx, d.done)
 	d.opts.Logger.Info("outbox: dispatcher started", slog.String("owner", d.opts.Owner), slog.Int("sinks", len(d.routes)))
 	return nil
@@ -241,9 +243,15 @@ func (d *Dispatcher) Stop(ctx context.Context) error {
 func (d *Dispatcher) Health() service.Health {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	// A failed round is not yet a failing service (a busy database, a
+	// dropped connection): it fails once no round succeeded for a lease.
+	lastOK := d.lastOK
+	if lastOK.Before(d.started) {
+		lastOK = d.started
+	}
 	h := service.Health{
 		Name: "dispatcher", Running: d.running, LastRun: d.lastRun,
-		OK: d.running && d.lastErr == nil,
+		OK: d.running && (d.lastErr == nil || time.Since(lastOK) < d.opts.LeaseFor),
 		Detail: map[string]any{
 			"owner": d.opts.Owner, "delivered": d.delivered.Load(), "failedAttempts": d.failed.Load(),
 		},
@@ -257,6 +265,9 @@ func (d *Dispatcher) Health() service.Health {
 func (d *Dispatcher) record(err error) {
 	d.mu.Lock()
 	d.lastRun, d.lastErr = time.Now(), err
+	if err == nil {
+		d.lastOK = d.lastRun
+	}
 	d.mu.Unlock()
 }
 
@@ -395,11 +406,27 @@ type partWorker struct {
 
 	mu       sync.Mutex
 	deadline time.Time // local time the lease is safe until
+
+	// parked holds the keys with events parked in this partition: only the
+	// lease holder parks and unparks them (a replay turns dead into retry,
+	// keeping the key parked), so it is exact while the lease lasts.
+	parked   map[string]bool
+	parkedMu sync.Mutex // retries unpark keys from several goroutines
+	// recorded is the position the database cursor holds; pos, when past
+	// it, is delivered but not yet recorded (recording is deferred up to
+	// advanceEvery, so a busy partition commits once per many batches; a
+	// crash meanwhile redelivers them: at least once).
+	recorded   store.EventPosition
+	recordedAt time.Time
 }
+
+// advanceEvery bounds how long delivered events stay unrecorded.
+const advanceEvery = 100 * time.Millisecond
 
 func (d *Dispatcher) newWorker(ctx context.Context, r *route, c *store.SinkCursor) *partWorker {
 	wctx, cancel := context.WithCancel(ctx)
-	return &partWorker{d: d, r: r, part: c.Part, fence: c.Fence, pos: c.Position, ctx: wctx, cancel: cancel, ended: make(chan struct{})}
+	return &partWorker{d: d, r: r, part: c.Part, fence: c.Fence, pos: c.Position, recorded: c.Position,
+		recordedAt: time.Now(), ctx: wctx, cancel: cancel, ended: make(chan struct{})}
 }
 
 func (w *partWorker) stop() { w.cancel() }
@@ -437,6 +464,7 @@ const quickRetry = 2 * time.Millisecond
 
 func (w *partWorker) run() {
 	defer close(w.ended)
+	defer w.flushOnExit()
 	opts := w.d.opts
 	var retry time.Duration
 	for w.ctx.Err() == nil {
@@ -470,6 +498,13 @@ func (w *partWorker) run() {
 		if !next.IsZero() {
 			pause = min(pause, max(time.Until(next), time.Millisecond))
 		}
+		if w.pos != w.recorded {
+			if due := advanceEvery - time.Since(w.recordedAt); due > 0 {
+				pause = min(pause, due) // record it soon, if nothing else comes
+			} else if err := w.record(w.ctx); errors.Is(err, errLost) {
+				return
+			}
+		}
 		t := time.NewTimer(pause)
 		select {
 		case <-w.ctx.Done():
@@ -481,10 +516,46 @@ func (w *partWorker) run() {
 	}
 }
 
+// record writes the cursor at pos.
+func (w *partWorker) record(ctx context.Context) error {
+	opts := w.d.opts
+	err := opts.Store.SinkCursorAdvance(ctx, &store.SinkCursorAdvanceParams{
+		Sink: w.r.Name, Part: w.part, Owner: opts.Owner, Fence: w.fence, Position: w.pos, Now: opts.Now(),
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return errLost
+	}
+	if err == nil {
+		w.recorded, w.recordedAt = w.pos, time.Now()
+	}
+	return err
+}
+
+// flushOnExit records what was delivered before the worker ends, so the
+// next holder of the partition does not send it again.
+func (w *partWorker) flushOnExit() {
+	if w.pos == w.recorded {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 5*time.Second)
+	defer cancel()
+	_ = w.record(ctx)
+}
+
 // round retries due parked events, then delivers the next batch. It
 // returns when the next parked retry is due (zero: none known) and how
 // many events it read.
 func (w *partWorker) round() (time.Time, int, error) {
+	if w.parked == nil {
+		keys, err := w.d.opts.Store.SinkParkedKeys(w.ctx, w.r.Name, w.part)
+		if err != nil {
+			return time.Time{}, 0, err
+		}
+		w.parked = make(map[string]bool, len(keys))
+		for _, k := range keys {
+			w.parked[k] = true
+		}
+	}
 	if !w.leased() {
 		if w.ctx.Err() != nil {
 			return time.Time{}, 0, nil
@@ -565,14 +636,7 @@ func (w *partWorker) deliverBatch() (int, error) {
 		}
 		byKey[e.OrderingKey] = append(byKey[e.OrderingKey], e)
 	}
-	parkedKeys, err := opts.Store.SinkParked(w.ctx, w.r.Name, keys)
-	if err != nil {
-		return 0, err
-	}
-	blocked := map[string]bool{}
-	for _, k := range parkedKeys {
-		blocked[k] = true
-	}
+	blocked := w.parked
 	var mu sync.Mutex
 	var parks []*store.SinkParkParams
 	park := func(p *store.SinkParkParams) {
@@ -598,6 +662,7 @@ func (w *partWorker) deliverBatch() (int, error) {
 				if err == nil {
 					continue
 				}
+				now = opts.Now() // a Retry-After counts from the answer
 				state, next := w.outcome(err, 1, now)
 				park(&store.SinkParkParams{
 					Sink: w.r.Name, Event: e, State: state, Attempts: 1, NextAttemptAt: next,
@@ -616,6 +681,15 @@ func (w *partWorker) deliverBatch() (int, error) {
 		return 0, err
 	}
 	last := events[len(events)-1].Position
+	if len(parks) == 0 {
+		w.pos = last
+		if time.Since(w.recordedAt) >= advanceEvery {
+			if err := w.record(w.ctx); err != nil {
+				return 0, err
+			}
+		}
+		return len(events), nil
+	}
 	err = store.WithTx(w.ctx, opts.Store, func(tx store.Tx) error {
 		if err := tx.SinkPark(w.ctx, parks); err != nil {
 			return err
@@ -630,7 +704,10 @@ func (w *partWorker) deliverBatch() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	w.pos = last
+	for _, p := range parks {
+		w.parked[p.Event.OrderingKey] = true
+	}
+	w.pos, w.recorded, w.recordedAt = last, last, time.Now()
 	return len(events), nil
 }
 
@@ -724,6 +801,7 @@ func (w *partWorker) retryOne(p *store.ParkedEvent) (time.Time, *store.ParkedEve
 	}
 	if err == nil {
 		var next *store.ParkedEvent
+		unparked := false
 		ferr := w.fenced(func(tx store.Tx) error {
 			if err := tx.SinkParkedDelete(w.ctx, w.r.Name, o.OrderingKey, o.Position.Seq); err != nil {
 				return err
@@ -731,15 +809,33 @@ func (w *partWorker) retryOne(p *store.ParkedEvent) (time.Time, *store.ParkedEve
 			n, err := tx.SinkParkedNext(w.ctx, w.r.Name, o.OrderingKey)
 			switch {
 			case errors.Is(err, store.ErrNotFound):
+				unparked = true
 				return nil
 			case err != nil:
 				return err
 			}
 			if n.State == store.DeliveryHeld {
-				next = n // attempted now, as its first attempt was never made
+				// It heads its key now: a retry due at once, attempted
+				// right away (its first attempt was never made). Promoted
+				// in this transaction, so a stop before the attempt leaves
+				// a due retry, not a held event with nothing ahead of it.
+				now := opts.Now()
+				if err := tx.SinkParkedUpdate(w.ctx, &store.SinkParkedUpdateParams{
+					Sink: w.r.Name, OrderingKey: n.Event.OrderingKey, Seq: n.Event.Position.Seq,
+					State: store.DeliveryRetry, Attempts: n.Attempts, NextAttemptAt: now, History: n.History, Now: now,
+				}); err != nil {
+					return err
+				}
+				n.State, n.NextAttemptAt = store.DeliveryRetry, now
+				next = n
 			}
 			return nil
 		})
+		if ferr == nil && unparked {
+			w.parkedMu.Lock()
+			delete(w.parked, o.OrderingKey)
+			w.parkedMu.Unlock()
+		}
 		return time.Time{}, next, ferr
 	}
 	now := opts.Now()

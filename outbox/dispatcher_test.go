@@ -2,12 +2,16 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
@@ -36,7 +40,7 @@ func TestEveryEventOnceInOrderUnderFourDispatchers(t *testing.T) {
 			}))
 		}
 		ids := emit(t, s, 12, 15, "task.created")
-		require.Eventually(t, func() bool {
+		assert.Eventually(t, func() bool {
 			for inst, list := range ids {
 				if len(r.firstOrder(inst)) < len(list) {
 					return false
@@ -44,6 +48,9 @@ func TestEveryEventOnceInOrderUnderFourDispatchers(t *testing.T) {
 			}
 			return true
 		}, 60*time.Second, 20*time.Millisecond)
+		if t.Failed() {
+			t.Log(debugState(t, s, r, ids))
+		}
 		for inst, list := range ids {
 			require.Equal(t, list, r.firstOrder(inst), "order of %s", inst)
 		}
@@ -58,6 +65,22 @@ func TestEveryEventOnceInOrderUnderFourDispatchers(t *testing.T) {
 		t.Logf("%d events, %d duplicates", len(r.count), dups)
 		require.Len(t, r.count, 12*15)
 	})
+}
+
+func debugState(t *testing.T, s store.Store, r *receiver, ids map[string][]string) string {
+	var b strings.Builder
+	for inst, list := range ids {
+		fmt.Fprintf(&b, "%s: %d/%d (part %d)\n", inst, len(r.firstOrder(inst)), len(list), store.OutboxPart(inst))
+	}
+	cs, _ := s.SinkCursorList(context.Background(), "")
+	for _, c := range cs {
+		fmt.Fprintf(&b, "cursor %s/%d owner=%s fence=%d pos=%v\n", c.Sink, c.Part, c.Owner, c.Fence, c.Position)
+	}
+	ps, _, _ := outbox.List(context.Background(), s, outbox.Filter{}, "", 1000)
+	for _, p := range ps {
+		fmt.Fprintf(&b, "parked %s %s %s attempts=%d next=%v\n", p.InstanceID, p.Status, p.ID, p.Attempts, p.NextAttemptAt)
+	}
+	return b.String()
 }
 
 // An instance whose events keep failing goes dead after MaxAttempts, with
@@ -129,17 +152,20 @@ func TestPermanentAndRetryAfter(t *testing.T) {
 	eachStore(t, func(t *testing.T, s store.Store) {
 		ctx := context.Background()
 		r := newReceiver(t)
-		var first time.Time
-		var second time.Duration
+		var mu sync.Mutex
+		first := map[string]time.Time{}
+		second := map[string]time.Duration{}
 		r.setFail(func(ev cloudEvent, attempt string) (int, string) {
+			mu.Lock()
+			defer mu.Unlock()
 			switch {
 			case ev.Type == "bad":
 				return 400, ""
 			case ev.Type == "slow" && attempt == "1":
-				first = time.Now()
+				first[ev.ID] = time.Now()
 				return 429, "1"
 			case ev.Type == "slow" && attempt == "2":
-				second = time.Since(first)
+				second[ev.ID] = time.Since(first[ev.ID])
 			}
 			return 0, ""
 		})
@@ -158,7 +184,9 @@ func TestPermanentAndRetryAfter(t *testing.T) {
 
 		slow := emit(t, s, 2, 1, "slow")["inst-01"][0]
 		require.Eventually(t, func() bool { return r.received(slow) == 1 }, 30*time.Second, 10*time.Millisecond)
-		require.GreaterOrEqual(t, second, time.Second, "Retry-After honoured")
+		mu.Lock()
+		require.GreaterOrEqual(t, second[slow], time.Second, "Retry-After honoured")
+		mu.Unlock()
 	})
 }
 
@@ -297,4 +325,70 @@ func TestSignature(t *testing.T) {
 	require.ErrorContains(t, outbox.Verify("other", hdr(ts, sig), body, time.Minute, now), "does not match")
 	require.ErrorContains(t, outbox.Verify(secret, hdr(ts, sig), body, time.Minute, now.Add(time.Hour)), "away from now")
 	require.ErrorContains(t, outbox.Verify(secret, hdr("", sig), body, time.Minute, now), outbox.HeaderTimestamp)
+}
+
+// A dispatcher that stops right after delivering a retried event, before
+// the event held behind it is attempted, leaves that event due for the
+// next dispatcher, not stranded behind nothing.
+func TestStopBetweenARetryAndTheEventHeldBehindIt(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ids := emit(t, s, 1, 2, "e")["inst-00"]
+		var mu sync.Mutex
+		attempts := map[string]int{}
+		blocked := make(chan struct{})
+		var once sync.Once
+		sink := outbox.SinkFunc(func(ctx context.Context, e *outbox.Event) error {
+			mu.Lock()
+			attempts[e.ID]++
+			n := attempts[e.ID]
+			mu.Unlock()
+			switch {
+			case e.ID == ids[0] && n == 1:
+				return errors.New("503") // parks the first, holds the second
+			case e.ID == ids[1] && n == 1:
+				once.Do(func() { close(blocked) })
+				<-ctx.Done() // the dispatcher stops during this attempt
+				return ctx.Err()
+			}
+			return nil
+		})
+		o := fast(outbox.Options{Store: s, Routes: []outbox.Route{{Name: "s", Sink: sink}}})
+		d, err := outbox.New(o)
+		require.NoError(t, err)
+		require.NoError(t, d.Start(context.Background()))
+		select {
+		case <-blocked:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the held event was never attempted")
+		}
+		require.NoError(t, d.Stop(context.Background()))
+		list, _, err := outbox.List(context.Background(), s, outbox.Filter{}, "", 10)
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+		require.Equal(t, ids[1], list[0].ID)
+		require.Equal(t, store.DeliveryRetry, list[0].Status, "due for whoever comes next")
+
+		startDispatcher(t, o)
+		require.Eventually(t, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return attempts[ids[1]] == 2
+		}, 30*time.Second, 10*time.Millisecond)
+	})
+}
+
+// A dispatcher whose database is gone says so in its health once no round
+// succeeded for a lease, not at the first failed round.
+func TestHealthFailsAfterALeaseOfFailures(t *testing.T) {
+	t.Parallel()
+	s := openSQLite(t)
+	o := fast(outbox.Options{Store: s, Routes: []outbox.Route{{Name: "x", Sink: outbox.SinkFunc(func(context.Context, *outbox.Event) error { return nil })}}})
+	o.LeaseFor = time.Second
+	d := startDispatcher(t, o)
+	require.Eventually(t, func() bool { return !d.Health().LastRun.IsZero() }, 10*time.Second, 10*time.Millisecond)
+	require.True(t, d.Health().OK)
+	require.NoError(t, s.Close()) // the database goes away
+	require.Eventually(t, func() bool { h := d.Health(); return !h.OK && h.Error != "" }, 10*time.Second, 20*time.Millisecond)
+	require.True(t, d.Health().Running)
 }

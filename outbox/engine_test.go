@@ -10,6 +10,7 @@ import (
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/outbox"
 	"github.com/waymarkdev/waymark/store"
+	"github.com/waymarkdev/waymark/store/storetest"
 )
 
 const threeSteps = `
@@ -65,9 +66,11 @@ func TestHangingSinkDoesNotDelaySteps(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, stats, 1)
 		require.Greater(t, stats[0].Pending, int64(30*6), "the events wait for the sink")
-		hang.mu.Lock()
-		require.NotEmpty(t, hang.inflight, "deliveries are stuck in the sink")
-		hang.mu.Unlock()
+		require.Eventually(t, func() bool {
+			hang.mu.Lock()
+			defer hang.mu.Unlock()
+			return len(hang.inflight) > 0
+		}, 10*time.Second, 10*time.Millisecond, "deliveries are stuck in the sink")
 		hang.srv.CloseClientConnections()
 	})
 }
@@ -111,4 +114,30 @@ func TestEngineEventsReachTheWebhookInOrder(t *testing.T) {
 		require.Eventually(t, func() bool { return len(r.firstOrder(inst.ID)) == len(want) }, 20*time.Second, 10*time.Millisecond)
 		require.Equal(t, want, r.firstOrder(inst.ID))
 	})
+}
+
+// On PostgreSQL a dispatcher hears the commits of other servers: events an
+// engine of another process writes wake it (the engines announce their
+// commits after them), with the fallback poll set to a minute.
+func TestOtherServersCommitsWakeTheDispatcher(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.PostgresSchemaURL(t)
+	here, there := openPostgres(t, url), openPostgres(t, url)
+	listening := startEngine(t, here) // its listener hears "there"
+	writer := startEngine(t, there)
+	r := newReceiver(t)
+	changes, stop := listening.Changes()
+	defer stop()
+	o := fast(outbox.Options{Store: here, Wake: changes, Now: listening.Clock().Now,
+		Routes: []outbox.Route{{Name: "hook", Sink: r.webhook()}}})
+	o.PollInterval = time.Minute
+	startDispatcher(t, o)
+	time.Sleep(300 * time.Millisecond) // the dispatcher's first (empty) round is behind it
+	inst, err := writer.StartInstance(ctx, &waymark.StartParams{Definition: "three"})
+	require.NoError(t, err)
+	began := time.Now()
+	require.Eventually(t, func() bool { return len(r.firstOrder(inst.ID)) >= 1 }, 20*time.Second, 5*time.Millisecond)
+	t.Logf("first event of another server's instance delivered %s after its start returned", time.Since(began).Round(time.Millisecond))
+	require.Less(t, time.Since(began), 10*time.Second, "woken, not polled")
 }

@@ -365,7 +365,7 @@ func TestHealth(t *testing.T) {
 		require.JSONEq(t, `{"status":"ok"}`, string(resp.body))
 
 		resp = b.do(req{method: http.MethodGet, path: server.PathReady})
-		require.Equal(t, http.StatusOK, resp.status)
+		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
 		require.JSONEq(t, `{"status":"ready"}`, string(resp.body))
 
 		b.srv.Close() // as when shutting down

@@ -106,6 +106,9 @@ type Executor interface {
 	SinkPark(ctx context.Context, events []*SinkParkParams) error
 	// SinkParked returns, of keys, those with any event parked on sink.
 	SinkParked(ctx context.Context, sink string, keys []string) ([]string, error)
+	// SinkParkedKeys returns every key with an event parked on sink in
+	// partition part.
+	SinkParkedKeys(ctx context.Context, sink string, part int) ([]string, error)
 	// SinkParkedDue returns retry heads of a sink's partition whose next
 	// attempt is due, earliest first.
 	SinkParkedDue(ctx context.Context, p *SinkParkedDueParams) ([]*ParkedEvent, error)
@@ -212,6 +215,27 @@ type Executor interface {
 	// MessageTake consumes the oldest unexpired, unconsumed message with the
 	// name and correlation, or returns ErrNotFound.
 	MessageTake(ctx context.Context, p *MessageTakeParams) (*Message, error)
+
+	// InstancePurge deletes the finished instances p selects (see
+	// InstancePurgeParams) with everything of theirs: executions,
+	// bookmarks, work items, external calls, consumed messages and
+	// execution log rows, in one transaction, and counts what it deleted.
+	// Their outbox events stay until OutboxPurge takes them.
+	InstancePurge(ctx context.Context, p *InstancePurgeParams) (*InstancePurgeResult, error)
+	// OutboxPurge deletes up to p.Limit events that occurred before
+	// p.Before and that every active sink has dealt with: each sink cursor
+	// of the event's partition updated after p.Before is at or past the
+	// event (a cursor not updated since, of a sink no longer configured,
+	// holds nothing back), and no sink has the event parked. It returns how
+	// many it deleted.
+	OutboxPurge(ctx context.Context, p *PurgeParams) (int64, error)
+	// InboxPurge deletes up to p.Limit inbox entries received before
+	// p.Before: a message sent again with the same id after that is
+	// accepted as new. It returns how many it deleted.
+	InboxPurge(ctx context.Context, p *PurgeParams) (int64, error)
+	// MessagePurge deletes up to p.Limit stored messages that expired
+	// unconsumed before p.Before, and returns how many it deleted.
+	MessagePurge(ctx context.Context, p *PurgeParams) (int64, error)
 }
 
 // Clock is the database's clock, the one time every engine sharing the

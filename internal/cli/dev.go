@@ -20,6 +20,7 @@ import (
 func newDevCommand(e *env) *cobra.Command {
 	var examples string
 	flags := defaultServeConfig()
+	var configFile string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Serve locally in insecure-dev mode with the examples deployed: the one-command start",
@@ -35,7 +36,7 @@ development; use waymark serve.`,
   waymark dev --addr 127.0.0.1:9090 --db sqlite:///tmp/scratch.db`,
 		Args: noArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadServeConfig(cmd, e, "", flags)
+			cfg, err := loadServeConfig(cmd, e, configFile, flags)
 			if err != nil {
 				return err
 			}
@@ -64,6 +65,7 @@ development; use waymark serve.`,
 		},
 	}
 	addServeFlags(cmd, flags)
+	cmd.Flags().StringVar(&configFile, "config", "", "YAML configuration file, as for serve (outbox sinks, cleanup, …)")
 	cmd.Flags().StringVar(&examples, "examples", "examples", "directory of definitions to deploy (.yaml, .yml, .json)")
 	return cmd
 }

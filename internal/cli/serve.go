@@ -15,6 +15,7 @@ import (
 
 	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/outbox"
+	"github.com/waymarkdev/waymark/retention"
 	"github.com/waymarkdev/waymark/server"
 	"github.com/waymarkdev/waymark/service"
 )
@@ -60,6 +61,9 @@ func addServeFlags(cmd *cobra.Command, flags *serveConfig) {
 	f.StringVar(&flags.Addr, "addr", flags.Addr, "listen address HOST:PORT")
 	f.StringVar(&flags.LogLevel, "log-level", flags.LogLevel, "debug, info, warn or error")
 	f.StringVar(&flags.LogFormat, "log-format", flags.LogFormat, "text or json")
+	f.BoolVar(&flags.cleanupFlag, "cleanup", flags.cleanupFlag, "run the cleanup service (--cleanup=false: keep everything)")
+	f.StringVar(&flags.cleanupRetentionFlag, "cleanup-instance-retention", "",
+		"how long finished instances are kept: 30d (the default), 36h, forever")
 }
 
 // loadServeConfig layers defaults, the file, the environment and the flags
@@ -82,6 +86,10 @@ func loadServeConfig(cmd *cobra.Command, e *env, configFile string, flags *serve
 		"log-format":   func() { cfg.LogFormat = flags.LogFormat },
 		"insecure-dev": func() { cfg.InsecureDev = flags.InsecureDev },
 		"migrate":      func() { cfg.AutoMigrate = flags.AutoMigrate },
+		"cleanup":      func() { on := flags.cleanupFlag; cfg.Cleanup.Enabled = &on },
+		"cleanup-instance-retention": func() {
+			cfg.Cleanup.InstanceRetention = age(flags.cleanupRetentionFlag)
+		},
 	} {
 		if f.Lookup(name) != nil && f.Changed(name) {
 			set()
@@ -108,6 +116,38 @@ type serveHooks struct {
 	handlers map[string]waymark.TaskHandler
 	// ready runs once the engine runs and the listener is open.
 	ready func(ctx context.Context, engine *waymark.Engine, addr net.Addr) error
+}
+
+// newCleanup returns the cleanup service, or nil when the configuration
+// turns it off.
+func newCleanup(ctx context.Context, s retention.Store, cfg *serveConfig, logger *slog.Logger) (*retention.Cleaner, error) {
+	if !cfg.Cleanup.enabled() {
+		logger.InfoContext(ctx, "cleanup: off (cleanup.enabled is false): nothing is deleted")
+		return nil, nil
+	}
+	opts, problems := cfg.Cleanup.options(logger, cfg.NodeID)
+	if len(problems) > 0 { // validate caught these already
+		return nil, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	}
+	c, err := retention.New(s, opts)
+	if err != nil {
+		return nil, err
+	}
+	o := c.Options()
+	logger.InfoContext(ctx, "cleanup: on", slog.Duration("interval", o.Interval),
+		slog.String("instance_retention", retentionText(o.InstanceRetention)),
+		slog.Int("definition_overrides", len(o.DefinitionRetention)),
+		slog.String("outbox_retention", retentionText(o.OutboxRetention)),
+		slog.String("inbox_retention", retentionText(o.InboxRetention)),
+		slog.String("log_retention", retentionText(o.LogRetention)))
+	return c, nil
+}
+
+func retentionText(d time.Duration) string {
+	if d == retention.Forever {
+		return "forever"
+	}
+	return d.String()
 }
 
 // runServe runs the engine and the server until ctx ends.
@@ -165,6 +205,14 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 		services.Add(d)
 		srvCfg.Dispatcher = d
 		srvCfg.Services = append(srvCfg.Services, d)
+	}
+	cleaner, err := newCleanup(ctx, s, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if cleaner != nil {
+		services.Add(cleaner)
+		srvCfg.Services = append(srvCfg.Services, cleaner)
 	}
 	srv, err := server.New(engine, srvCfg)
 	if errors.Is(err, server.ErrNoCredentials) {

@@ -81,8 +81,8 @@ func waitFor(t *testing.T, w *watchWriter, r *running, what string) string {
 		return s
 	case code := <-r.code:
 		t.Fatalf("the command ended (%d) before %s", code, what)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("no %s within 20s", what)
+	case <-time.After(60 * time.Second): // a loaded machine migrating PostgreSQL takes a while
+		t.Fatalf("no %s within 60s", what)
 	}
 	return ""
 }

@@ -43,6 +43,12 @@ type serveConfig struct {
 	StreamKeyFile string `yaml:"streamKeyFile"`
 	// Outbox configures event delivery (docs/events.md).
 	Outbox outboxConfig `yaml:"outbox"`
+	// Cleanup configures the cleanup service (package retention).
+	Cleanup cleanupConfig `yaml:"cleanup"`
+
+	// Targets of the --cleanup flags (not config keys).
+	cleanupFlag          bool
+	cleanupRetentionFlag string
 }
 
 type authConfig struct {
@@ -65,7 +71,10 @@ type jwtFileConfig struct {
 }
 
 func defaultServeConfig() *serveConfig {
-	return &serveConfig{DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text", StopGrace: 10 * time.Second}
+	return &serveConfig{
+		DB: defaultDB, Addr: "127.0.0.1:8080", LogLevel: "info", LogFormat: "text", StopGrace: 10 * time.Second,
+		cleanupFlag: true,
+	}
 }
 
 // loadFile reads a YAML config file over c. Unknown fields are errors.
@@ -134,6 +143,9 @@ func (c *serveConfig) envWebhook() *sinkConfig {
 
 // loadEnv applies the WAYMARK_* variables lookup finds.
 func (c *serveConfig) loadEnv(lookup func(string) (string, bool)) error {
+	if err := c.Cleanup.loadEnv(lookup); err != nil {
+		return err
+	}
 	for _, ev := range envVars {
 		v, ok := lookup(ev.name)
 		if !ok {
@@ -207,6 +219,9 @@ func (c *serveConfig) validate() error {
 		bad("streamKey", "must be at least 32 bytes")
 	}
 	c.Outbox.validate(bad)
+	if _, bad := c.Cleanup.options(nil, ""); len(bad) > 0 {
+		problems = append(problems, bad...)
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("invalid configuration:\n  %s", strings.Join(problems, "\n  "))
 	}

@@ -80,6 +80,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		Queries:        queries,
 		TimeArg:        func(t time.Time) any { return t },
 		JSONArg:        func(b []byte) any { return string(b) },
+		ListArg:        func(l []string) any { return l },
 		TranslateError: translateError,
 		NoRows:         pgx.ErrNoRows,
 	}
@@ -310,6 +311,11 @@ func (d pgDB) Query(ctx context.Context, query string, args ...any) (sqlcore.Row
 
 func (d pgDB) QueryRow(ctx context.Context, query string, args ...any) sqlcore.Row {
 	return d.c.QueryRow(ctx, query, args...)
+}
+
+// InstancePurge implements store.Executor in a transaction of its own.
+func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
+	return sqlcore.PurgeInTx(ctx, s, p)
 }
 
 // Queries returns the driver's SQL text by query name (for tests and

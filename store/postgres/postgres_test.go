@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -68,7 +69,9 @@ func TestConcurrentMigrations(t *testing.T) {
 		require.NoError(t, errs[i])
 		total += applied[i]
 	}
-	require.Equal(t, storetest.LatestSchemaVersion, total, "each migration applied exactly once")
+	files, err := filepath.Glob("migrations/*.sql")
+	require.NoError(t, err)
+	require.Equal(t, len(files), total, "each migration applied exactly once")
 	v, err := stores[0].SchemaVersion(context.Background())
 	require.NoError(t, err)
 	require.EqualValues(t, storetest.LatestSchemaVersion, v)

@@ -254,6 +254,9 @@ ON CONFLICT (sink, ordering_key, seq) DO NOTHING;
 SELECT DISTINCT ordering_key FROM sink_parked
 WHERE sink = $1 AND ordering_key IN (SELECT jsonb_array_elements_text($2::jsonb));
 
+-- name: SinkParkedKeys
+SELECT DISTINCT ordering_key FROM sink_parked WHERE sink = $1 AND part = $2;
+
 -- name: SinkParkedDue
 SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
     o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
@@ -572,3 +575,76 @@ WHERE name = $1 AND ((state = 'open' AND opened_at <= $3) OR (state = 'half_open
 UPDATE circuit_breakers SET state = 'closed', failures = 0, opened_at = NULL, updated_at = $2
 WHERE name = $1
 RETURNING name, state, failures, opened_at, updated_at;
+
+-- Retention (package retention): small batches, oldest first. The
+-- instance batch is locked and skips rows a step holds. The batch's ids ($1
+-- of the InstancePurge* deletes) and the excluded definitions are text[]
+-- the planner sees, so that it looks rows up by index instead of scanning
+-- (and reads the finished-instance index in order instead of sorting every
+-- finished instance).
+
+-- name: InstancePurgeSelect
+SELECT i.id FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < $1
+  AND NOT (i.definition_id = ANY ($2::text[]))
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT $3
+FOR UPDATE OF i SKIP LOCKED;
+
+-- name: InstancePurgeSelectDefinition
+SELECT i.id FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < $1
+  AND i.definition_id = $2
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT $3
+FOR UPDATE OF i SKIP LOCKED;
+
+-- name: InstancePurgeMessages
+DELETE FROM messages
+WHERE consumed_by IN (SELECT e.id FROM activity_executions e
+    WHERE e.instance_id = ANY ($1::text[]));
+
+-- name: InstancePurgeWork
+DELETE FROM work_items WHERE instance_id = ANY ($1::text[]);
+
+-- name: InstancePurgeCalls
+DELETE FROM external_calls WHERE instance_id = ANY ($1::text[]);
+
+-- name: InstancePurgeBookmarks
+DELETE FROM bookmarks WHERE instance_id = ANY ($1::text[]);
+
+-- name: InstancePurgeExecutions
+DELETE FROM activity_executions WHERE instance_id = ANY ($1::text[]);
+
+-- name: InstancePurgeLog
+DELETE FROM execution_log WHERE instance_id = ANY ($1::text[]);
+
+-- name: InstancePurgeInstances
+DELETE FROM instances WHERE id = ANY ($1::text[]);
+
+-- name: OutboxPurge
+-- An event goes once every active cursor of its partition (updated after
+-- the cutoff) is at or past it and no sink has it parked.
+DELETE FROM outbox WHERE seq IN (
+    SELECT o.seq FROM outbox o
+    WHERE o.occurred_at < $1
+      AND NOT EXISTS (SELECT 1 FROM sink_cursors c
+          WHERE c.part = o.part AND c.updated_at > $1
+            AND (c.pos_xid::text::xid8, c.pos_seq) < (o.xid, o.seq))
+      AND NOT EXISTS (SELECT 1 FROM sink_parked p WHERE p.event_id = o.id)
+    ORDER BY o.occurred_at
+    LIMIT $2);
+
+-- name: InboxPurge
+DELETE FROM inbox WHERE (source, message_id) IN (
+    SELECT source, message_id FROM inbox WHERE received_at < $1 ORDER BY received_at LIMIT $2);
+
+-- name: MessagePurge
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages WHERE consumed_at IS NULL AND expires_at < $1 ORDER BY expires_at LIMIT $2);

@@ -255,6 +255,9 @@ ON CONFLICT (sink, ordering_key, seq) DO NOTHING;
 SELECT DISTINCT ordering_key FROM sink_parked
 WHERE sink = ?1 AND ordering_key IN (SELECT value FROM json_each(?2));
 
+-- name: SinkParkedKeys
+SELECT DISTINCT ordering_key FROM sink_parked WHERE sink = ?1 AND part = ?2;
+
 -- name: SinkParkedDue
 SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
     0, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
@@ -542,3 +545,71 @@ WHERE name = ?1 AND ((state = 'open' AND opened_at <= ?3) OR (state = 'half_open
 UPDATE circuit_breakers SET state = 'closed', failures = 0, opened_at = NULL, updated_at = ?2
 WHERE name = ?1
 RETURNING name, state, failures, opened_at, updated_at;
+
+-- Retention (package retention): small batches, oldest first. One writer
+-- at a time: the batch needs no row locks. The ids (?1 of the
+-- InstancePurge* deletes) and the excluded definitions are JSON arrays.
+
+-- name: InstancePurgeSelect
+SELECT i.id FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < ?1
+  AND i.definition_id NOT IN (SELECT value FROM json_each(?2))
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT ?3;
+
+-- name: InstancePurgeSelectDefinition
+SELECT i.id FROM instances i
+WHERE i.status IN ('completed', 'failed', 'cancelled', 'timed_out')
+  AND i.updated_at < ?1
+  AND i.definition_id = ?2
+  AND NOT EXISTS (SELECT 1 FROM instances c
+      WHERE c.parent_id = i.id AND c.parent_id <> '' AND c.status NOT IN ('completed', 'failed', 'cancelled', 'timed_out'))
+ORDER BY i.updated_at
+LIMIT ?3;
+
+-- name: InstancePurgeMessages
+DELETE FROM messages
+WHERE consumed_by IN (SELECT e.id FROM activity_executions e
+    WHERE e.instance_id IN (SELECT value FROM json_each(?1)));
+
+-- name: InstancePurgeWork
+DELETE FROM work_items WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeCalls
+DELETE FROM external_calls WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeBookmarks
+DELETE FROM bookmarks WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeExecutions
+DELETE FROM activity_executions WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeLog
+DELETE FROM execution_log WHERE instance_id IN (SELECT value FROM json_each(?1));
+
+-- name: InstancePurgeInstances
+DELETE FROM instances WHERE id IN (SELECT value FROM json_each(?1));
+
+-- name: OutboxPurge
+-- An event goes once every active cursor of its partition (updated after
+-- the cutoff) is at or past it and no sink has it parked. Cursors are seq
+-- alone here (pos_xid stays 0).
+DELETE FROM outbox WHERE seq IN (
+    SELECT o.seq FROM outbox o
+    WHERE o.occurred_at < ?1
+      AND NOT EXISTS (SELECT 1 FROM sink_cursors c
+          WHERE c.part = o.part AND c.updated_at > ?1 AND c.pos_seq < o.seq)
+      AND NOT EXISTS (SELECT 1 FROM sink_parked p WHERE p.event_id = o.id)
+    ORDER BY o.occurred_at
+    LIMIT ?2);
+
+-- name: InboxPurge
+DELETE FROM inbox WHERE rowid IN (
+    SELECT rowid FROM inbox WHERE received_at < ?1 ORDER BY received_at LIMIT ?2);
+
+-- name: MessagePurge
+DELETE FROM messages WHERE id IN (
+    SELECT id FROM messages WHERE consumed_at IS NULL AND expires_at < ?1 ORDER BY expires_at LIMIT ?2);

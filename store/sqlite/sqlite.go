@@ -409,3 +409,8 @@ func (d routedDB) QueryRow(ctx context.Context, query string, args ...any) sqlco
 }
 
 func (r sqlRows) Close() { r.Rows.Close() }
+
+// InstancePurge implements store.Executor in a transaction of its own.
+func (s *Store) InstancePurge(ctx context.Context, p *store.InstancePurgeParams) (*store.InstancePurgeResult, error) {
+	return sqlcore.PurgeInTx(ctx, s, p)
+}

@@ -186,6 +186,12 @@ func runOutbox(t *testing.T, h Harness) {
 		keys, err = f.s.SinkParked(f.ctx, "nats", []string{a, b})
 		require.NoError(t, err)
 		require.Empty(t, keys, "parking is per sink")
+		keys, err = f.s.SinkParkedKeys(f.ctx, "hook", a1.Part)
+		require.NoError(t, err)
+		require.Contains(t, keys, a)
+		keys, err = f.s.SinkParkedKeys(f.ctx, "hook", (a1.Part+1)%store.OutboxParts)
+		require.NoError(t, err)
+		require.NotContains(t, keys, a)
 
 		due := func(part int, now time.Time) []*store.ParkedEvent {
 			got, err := f.s.SinkParkedDue(f.ctx, &store.SinkParkedDueParams{Sink: "hook", Part: part, Now: now})

@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 8
+const LatestSchemaVersion = 10
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -53,6 +53,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("EventTail", func(t *testing.T) { t.Parallel(); runEventTail(t, h) })
 	t.Run("TaskList", func(t *testing.T) { t.Parallel(); runTaskList(t, h) })
 	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
+	t.Run("Retention", func(t *testing.T) { t.Parallel(); runRetention(t, h) })
 }
 
 // t0 is the suite's fixed "now", at microsecond precision like the stores.

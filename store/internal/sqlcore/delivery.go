@@ -173,6 +173,14 @@ func (q *Queries) SinkParked(ctx context.Context, sink string, keys []string) ([
 	}, sink, string(arr))
 }
 
+// SinkParkedKeys implements store.Executor.
+func (q *Queries) SinkParkedKeys(ctx context.Context, sink string, part int) ([]string, error) {
+	return list(ctx, q, "parked keys", "SinkParkedKeys", func(r Row) (string, error) {
+		var k string
+		return k, r.Scan(&k)
+	}, sink, part)
+}
+
 // SinkParkedDue implements store.Executor.
 func (q *Queries) SinkParkedDue(ctx context.Context, p *store.SinkParkedDueParams) ([]*store.ParkedEvent, error) {
 	return list(ctx, q, "due parked events", "SinkParkedDue", scanParked, p.Sink, p.Part, q.t(p.Now), limit(p.Limit))

@@ -43,6 +43,9 @@ type Dialect struct {
 	TimeArg func(time.Time) any
 	// JSONArg converts non-empty JSON into the driver's argument.
 	JSONArg func([]byte) any
+	// ListArg converts a list of strings into the driver's argument (a
+	// text[] on PostgreSQL). Nil sends a JSON array.
+	ListArg func([]string) any
 	// TranslateError maps a driver error onto the store sentinels.
 	TranslateError func(error) error
 	// NoRows is the driver's error for a single-row query without a row.
@@ -114,7 +117,7 @@ var queryNames = []string{
 	"BreakerGet", "BreakerList", "BreakerRecord", "BreakerProbe", "BreakerReset",
 	"OutboxInsert", "OutboxInsertBatch", "OutboxGet", "OutboxTail", "EventTail", "EventHead",
 	"SinkCursorCreate", "SinkCursorRenew", "SinkCursorTake", "SinkCursorOwned", "SinkCursorList", "SinkCursorAdvance",
-	"SinkCursorRelease", "SinkPark", "SinkParked", "SinkParkedDue", "SinkParkedNext", "SinkParkedUpdate",
+	"SinkCursorRelease", "SinkPark", "SinkParked", "SinkParkedKeys", "SinkParkedDue", "SinkParkedNext", "SinkParkedUpdate",
 	"SinkParkedDelete", "SinkParkedList", "SinkParkedReplay", "SinkStatsCursors", "SinkStatsParked",
 	"LeaseAcquire", "LeaseGet", "LeaseRelease", "LeaseList",
 	"ExternalCallInsert", "ExternalCallGet", "ExternalCallUpdate", "ExternalCallExists", "ExternalCallListUnfinished",
@@ -122,6 +125,9 @@ var queryNames = []string{
 	"WorkEnqueue", "WorkClaim", "WorkClaimAny", "WorkExtend", "WorkComplete", "WorkRetry", "WorkExists", "WorkNextRunAt",
 	"WorkRelease", "WorkDeleteByExecution", "WorkGet",
 	"MessageInsert", "MessageTake", "MessageLock", "ClockNow", "TaskList",
+	"InstancePurgeSelect", "InstancePurgeSelectDefinition", "InstancePurgeMessages", "InstancePurgeWork",
+	"InstancePurgeCalls", "InstancePurgeBookmarks", "InstancePurgeExecutions", "InstancePurgeLog",
+	"InstancePurgeInstances", "OutboxPurge", "InboxPurge", "MessagePurge",
 }
 
 // CheckDialect reports the queries a dialect is missing.

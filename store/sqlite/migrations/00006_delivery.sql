@@ -46,6 +46,7 @@ CREATE TABLE sink_parked (
 CREATE INDEX sink_parked_due_idx ON sink_parked (sink, part, next_attempt_at) WHERE state = 'retry';
 CREATE INDEX sink_parked_state_idx ON sink_parked (state, seq);
 CREATE INDEX sink_parked_event_idx ON sink_parked (event_id);
+CREATE INDEX sink_parked_part_idx ON sink_parked (sink, part);
 
 CREATE TABLE leases (
     name        TEXT    PRIMARY KEY,
