@@ -53,7 +53,7 @@ func TestForEachFanOut10k(t *testing.T) {
 		for i, v := range got {
 			require.EqualValues(t, i, v)
 		}
-		t.Logf("%d items in %s: %.0f items/s", n, took.Round(time.Millisecond), float64(n)/took.Seconds())
+		t.Logf("%s: %d items in %s: %.0f items/s", t.Name(), n, took.Round(time.Millisecond), float64(n)/took.Seconds())
 	})
 }
 
