@@ -155,7 +155,10 @@ func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 		return s.failActivity(a, x, ErrorInfo{Code: code, Message: msg})
 
 	case definition.TypeEnd:
-		return s.complete(a, x, nil, "")
+		if err := s.complete(a, x, nil, ""); err != nil || !a.Terminate {
+			return err
+		}
+		return s.terminate()
 
 	case definition.TypeHTTP:
 		return s.startCall(a, x)

@@ -28,6 +28,12 @@ func boundaryIndex(key string) (int, bool) {
 // fired by the timer service while it runs or waits.
 func (s *instState) armBoundary(a *definition.Activity, x *execution) error {
 	for i, ev := range a.Boundary {
+		if ev.Message != "" {
+			if err := s.armBoundaryMessage(a, x, i); err != nil {
+				return err
+			}
+			continue
+		}
 		due := s.t.now.Add(ev.After)
 		if ev.At != nil {
 			v, err := ev.At.EvalString(s.t.ctx, s.exprContext())
@@ -43,6 +49,80 @@ func (s *instState) armBoundary(a *definition.Activity, x *execution) error {
 		}
 	}
 	return nil
+}
+
+// boundaryPayload marks the bookmark of a boundary message.
+type boundaryPayload struct {
+	Boundary *int `json:"boundary"`
+}
+
+// armBoundaryMessage waits for a boundary message of x: a message bookmark
+// of its execution, under the message's name and correlation.
+func (s *instState) armBoundaryMessage(a *definition.Activity, x *execution, i int) error {
+	ev := a.Boundary[i]
+	correlation := ""
+	if ev.Correlation != nil {
+		var err error
+		if correlation, err = ev.Correlation.EvalString(s.t.ctx, s.exprContext()); err != nil {
+			return s.failActivity(a, x, evalError(fmt.Sprintf("boundary[%d].correlation", i), err))
+		}
+	}
+	_, err := s.t.tx.BookmarkInsert(s.t.ctx, &store.BookmarkInsertParams{
+		ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, ActivityID: a.ID,
+		Type: store.BookmarkExternalMessage, Key: messageKey(ev.Message, correlation),
+		Payload: mustJSON(boundaryPayload{Boundary: &i}), CreatedAt: s.t.now,
+	})
+	return err
+}
+
+// boundaryMessage handles a message delivered to a boundary event of x.
+func (s *instState) boundaryMessage(b *store.Bookmark, x *execution, payload []byte, messageID string) (bool, error) {
+	var bp boundaryPayload
+	if len(b.Payload) == 0 || decodeJSON(b.Payload, &bp) != nil || bp.Boundary == nil {
+		return false, nil
+	}
+	if x == nil || !x.active() || s.status.Finished() {
+		return true, fmt.Errorf("bookmark %s has no running execution: %w", b.ID, store.ErrConflict)
+	}
+	a := s.activityFor(x)
+	i := *bp.Boundary
+	if i < 0 || i >= len(a.Boundary) {
+		return true, nil
+	}
+	var msg any
+	if err := decodeJSON(payload, &msg); err != nil {
+		return true, fmt.Errorf("message payload: %w", err)
+	}
+	if msg == nil {
+		msg = map[string]any{}
+	}
+	s.message = msg
+	ev := a.Boundary[i]
+	s.t.emit(s, EventMessageCorrelated, x, map[string]any{"message": ev.Message, "messageId": messageID, "boundary": i})
+	if ev.Interrupting {
+		return true, s.interrupt(a, x, ev)
+	}
+	if err := s.armBoundaryMessage(a, x, i); err != nil { // the next one starts a path too
+		return true, err
+	}
+	return true, s.enter(ev.Next, x.token())
+}
+
+// interrupt cancels x — its work, its open task or receive, its other
+// boundary events, its child — and starts the event's path.
+func (s *instState) interrupt(a *definition.Activity, x *execution, ev definition.BoundaryEvent) error {
+	if err := s.closeExecBookmarks(x); err != nil {
+		return err
+	}
+	if err := s.cancelExec(x); err != nil {
+		return err
+	}
+	if x.rec.Type == string(definition.TypeSubworkflow) {
+		if err := s.cancelChild(x, "boundary event of "+a.ID); err != nil {
+			return err
+		}
+	}
+	return s.enter(ev.Next, x.token())
 }
 
 func (s *instState) armBoundaryTimer(a *definition.Activity, x *execution, i int, due time.Time) error {
@@ -66,18 +146,7 @@ func (s *instState) boundaryFired(a *definition.Activity, x *execution, i int, b
 	s.t.emit(s, EventTimerFired, x, map[string]any{"dueAt": b.DueAt, "boundary": i, "interrupting": ev.Interrupting,
 		"latenessMs": s.t.now.Sub(*b.DueAt).Milliseconds()})
 	if ev.Interrupting {
-		if err := s.closeExecBookmarks(x); err != nil {
-			return err
-		}
-		if err := s.cancelExec(x); err != nil {
-			return err
-		}
-		if x.rec.Type == string(definition.TypeSubworkflow) {
-			if err := s.cancelChild(x, "boundary timer of "+a.ID); err != nil {
-				return err
-			}
-		}
-		return s.enter(ev.Next, x.token())
+		return s.interrupt(a, x, ev)
 	}
 	if ev.Every > 0 {
 		if err := s.armBoundaryTimer(a, x, i, b.DueAt.Add(ev.Every)); err != nil {

@@ -116,7 +116,7 @@ func TestBoundaryValidation(t *testing.T) {
 	eachStore(t, func(t *testing.T, s store.Store) {
 		b := setup(t, s, setupOpts{noStart: true})
 		for _, tt := range []struct{ boundary, problem string }{
-			{`[{every: 1h, interrupting: false, next: x}]`, "a boundary timer needs exactly one of after or at"},
+			{`[{every: 1h, interrupting: false, next: x}]`, "a boundary event needs exactly one of after, at (timers) or message"},
 			{`[{after: 1h, every: 1h, next: x}]`, "every needs interrupting: false"},
 			{`[{after: 1h}]`, `missing required field "next"`},
 			{`[{after: 1h, nxt: x}]`, `unknown field "nxt" (did you mean "next"?)`},
@@ -127,5 +127,49 @@ func TestBoundaryValidation(t *testing.T) {
 		}
 		_, _, err := b.e.Deploy(b.ctx, []byte("id: bad\nactivities:\n  - {id: t, type: set, vars: {a: 1}, boundary: [{after: 1h, next: t}]}\n"))
 		require.ErrorContains(t, err, `field "boundary" is not allowed on a set activity`)
+	})
+}
+
+// TestBoundaryMessages: a non-interrupting message starts a path beside the
+// waiting task each time it arrives; an interrupting one cancels the task.
+func TestBoundaryMessages(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		b := setup(t, s, setupOpts{noStart: true})
+		b.deploy(`
+id: order
+activities:
+  - {id: init, type: set, vars: {notes: []}, next: pack}
+  - id: pack
+    type: userTask
+    next: done
+    boundary:
+      - {message: note-added, correlation: '${ input.order }', interrupting: false, next: note}
+      - {message: order-cancelled, correlation: '${ input.order }', next: cancelled}
+  - {id: note, type: set, vars: {notes: '${ vars.notes + [message.text] }'}}
+  - {id: cancelled, type: set, vars: {cancelled: '${ message.reason }'}}
+  - {id: done, type: end}
+`)
+		inst := b.start("order", `{"order":"o-9"}`)
+		send := func(name, payload string) *waymark.MessageResult {
+			t.Helper()
+			res, err := b.e.DeliverMessage(b.ctx, &waymark.MessageParams{Name: name, Correlation: "o-9", Payload: []byte(payload)})
+			require.NoError(t, err)
+			return res
+		}
+		require.Equal(t, inst.ID, send("note-added", `{"text":"fragile"}`).InstanceID)
+		require.Equal(t, inst.ID, send("note-added", `{"text":"gift"}`).InstanceID)
+		got, err := s.InstanceGet(b.ctx, inst.ID)
+		require.NoError(t, err)
+		require.Equal(t, []any{"fragile", "gift"}, vars(t, got)["notes"])
+		require.Len(t, b.openTasks(inst.ID), 1, "the task stays open")
+
+		require.Equal(t, inst.ID, send("order-cancelled", `{"reason":"customer"}`).InstanceID)
+		got, err = s.InstanceGet(b.ctx, inst.ID)
+		require.NoError(t, err)
+		require.Equal(t, store.InstanceCompleted, got.Status)
+		require.Equal(t, "customer", vars(t, got)["cancelled"])
+		require.Empty(t, b.openTasks(inst.ID))
+		require.True(t, send("note-added", `{"text":"late"}`).Stored, "no boundary waits any more: the message is kept")
 	})
 }

@@ -498,6 +498,9 @@ func (e *Engine) DeliverMessage(ctx context.Context, p *MessageParams) (*Message
 			return err
 		}
 		x := s.exec(b.ExecutionID)
+		if handled, err := s.boundaryMessage(b, x, p.Payload, messageID); handled {
+			return err
+		}
 		if x == nil || x.rec.Status != ExecWaiting {
 			return fmt.Errorf("bookmark %s has no waiting execution: %w", b.ID, store.ErrConflict)
 		}

@@ -35,7 +35,7 @@ func TestCrashFanOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the crash test runs child processes")
 	}
-	t.Parallel()
+	// Not parallel with the other tests, like TestForEachFanOut10k.
 	t.Run("SQLite", func(t *testing.T) {
 		t.Parallel()
 		path := filepath.Join(t.TempDir(), "crash.db")

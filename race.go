@@ -102,3 +102,23 @@ func (s *instState) runInclusive(a *definition.Activity, x *execution) error {
 	}
 	return nil
 }
+
+// terminate ends the instance at once from a terminating end: every other
+// path is cancelled (work, open waits, children) and the instance
+// completes with its variables.
+func (s *instState) terminate() error {
+	if s.status.Finished() || s.status == store.InstanceCompensating {
+		return nil
+	}
+	if err := s.cancelActive(); err != nil {
+		return err
+	}
+	if err := s.cancelChildren(); err != nil {
+		return err
+	}
+	if err := s.closeBookmarks(); err != nil { // finish closes none for a completed instance
+		return err
+	}
+	s.output = s.vars
+	return s.finish(store.InstanceCompleted, nil)
+}

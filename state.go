@@ -343,11 +343,11 @@ func (s *instState) cancelActive() error {
 func (s *instState) cancelExec(x *execution) error {
 	s.setStatus(x, ExecCancelled)
 	s.t.emit(s, EventActivityCancelled, x, nil)
+	if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
+		return err // (a new execution may have queued its work in this step)
+	}
 	if x.isNew {
 		return nil
-	}
-	if _, err := s.t.tx.WorkDeleteByExecution(s.t.ctx, x.rec.ID); err != nil {
-		return err
 	}
 	if err := s.abandonCall(x, "cancelled"); err != nil {
 		return err

@@ -154,6 +154,8 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 		a.Body = d.target(key, v, EdgeBody)
 	case "parallel":
 		a.Parallel = p.boolean(s, key, v)
+	case "terminate":
+		a.Terminate = p.boolean(s, key, v)
 	case "inclusive":
 		a.Inclusive = p.boolean(s, key, v)
 	case "maxConcurrency":
@@ -186,18 +188,33 @@ func (d *activityDecoder) decodeBoundary(n *yaml.Node) {
 				ev.Every = p.duration(s, f, v)
 			case "interrupting":
 				ev.Interrupting = p.boolean(s, f, v)
+			case "message":
+				ev.Message = p.name(s, f, v)
+			case "correlation":
+				ev.Correlation = p.value(s, f, v, expr.KindAny)
 			case "next":
 				ev.Next = d.target(f, v, EdgeBoundary)
 			default:
-				s.add(f, keyNode.Line, "unknown field %q%s", key, suggest(key, []string{"after", "at", "every", "interrupting", "next"}))
+				s.add(f, keyNode.Line, "unknown field %q%s", key,
+					suggest(key, []string{"after", "at", "every", "interrupting", "message", "correlation", "next"}))
 			}
 		})
 		if !ok {
 			return
 		}
+		whens := 0
+		for _, k := range []string{"after", "at", "message"} {
+			if seen[k] {
+				whens++
+			}
+		}
 		switch {
-		case seen["after"] == seen["at"]:
-			s.add(field, item.Line, "a boundary timer needs exactly one of after or at")
+		case whens != 1:
+			s.add(field, item.Line, "a boundary event needs exactly one of after, at (timers) or message")
+		case seen["correlation"] && !seen["message"]:
+			s.add(join(field, "correlation"), item.Line, "correlation needs message")
+		case seen["every"] && seen["message"]:
+			s.add(join(field, "every"), item.Line, "every is for timers, not messages")
 		case !seen["next"]:
 			s.add(field, item.Line, "missing required field %q", "next")
 		case seen["every"] && ev.Interrupting:

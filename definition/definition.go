@@ -160,6 +160,7 @@ func (t ActivityType) Fields() []string {
 	case TypeFail:
 		own = []string{"message", "error", "code"}
 	case TypeEnd:
+		own = []string{"terminate"}
 	default:
 		return nil
 	}
@@ -253,6 +254,10 @@ type Activity struct {
 	Cases []Case
 	// Default is the activity a switch continues with when no case matches.
 	Default string
+	// Terminate makes an end activity end the whole instance at once,
+	// cancelling every other path, not only its own path.
+	Terminate bool
+
 	// Inclusive makes a switch take every case that matches, at once (a
 	// fork of the matching cases that a join closes), not only the first.
 	Inclusive bool
@@ -307,8 +312,12 @@ type Activity struct {
 	formSchema *jsonschema.Schema
 }
 
-// BoundaryEvent is a timer attached to an activity.
+// BoundaryEvent is a timer or a message attached to an activity.
 type BoundaryEvent struct {
+	// Message is the name of the message that fires the event, with
+	// Correlation; empty for a timer.
+	Message     string
+	Correlation *Value
 	// After is how long after the activity starts the timer fires.
 	After time.Duration
 	// At is when it fires instead: an expression giving a timestamp.

@@ -91,6 +91,8 @@ func (a *Activity) Edges() []Edge {
 func (ev BoundaryEvent) Label() string {
 	var when string
 	switch {
+	case ev.Message != "":
+		when = "message " + ev.Message
 	case ev.At != nil:
 		when = "at " + conditionLabel(ev.At)
 		if p := ev.At.Program(); p != nil {

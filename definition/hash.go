@@ -115,6 +115,9 @@ func canonicalActivity(a *Activity) map[string]any {
 	if a.Inclusive {
 		m["inclusive"] = true
 	}
+	if a.Terminate {
+		m["terminate"] = true
+	}
 	putInt(m, "maxConcurrency", a.MaxConcurrency)
 	if len(a.Boundary) > 0 {
 		events := make([]any, len(a.Boundary))
@@ -123,6 +126,8 @@ func canonicalActivity(a *Activity) map[string]any {
 			putDuration(e, "after", ev.After)
 			putValue(e, "at", ev.At)
 			putDuration(e, "every", ev.Every)
+			put(e, "message", ev.Message)
+			putValue(e, "correlation", ev.Correlation)
 			events[i] = e
 		}
 		m["boundary"] = events

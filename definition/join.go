@@ -192,7 +192,8 @@ func (p *parser) checkForkJoins(g *graph) {
 }
 
 // bypass returns a path from activity from that ends (reaches an activity
-// with no transition out, other than a fail) without passing join, or nil.
+// with no transition out, other than a fail or a terminating end, which end
+// the instance) without passing join, or nil.
 func (g *graph) bypass(from, join int) []string {
 	prev := map[int]int{from: -1}
 	queue := []int{from}
@@ -203,7 +204,7 @@ func (g *graph) bypass(from, join int) []string {
 			continue
 		}
 		a := g.def.Activities[i]
-		if len(g.flow[i]) == 0 && len(g.loose[i]) == 0 && a.Type != TypeFail {
+		if len(g.flow[i]) == 0 && len(g.loose[i]) == 0 && a.Type != TypeFail && !a.Terminate {
 			var path []string
 			for k := i; k >= 0; k = prev[k] {
 				path = append(path, g.def.Activities[k].ID)
