@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -73,32 +72,8 @@ func runCrashFanOut(t *testing.T, db string, open func() store.Store) {
 	}
 	// Kills land in the fan-out (the first one within its first second)
 	// and while the iterations run.
-	for i := range 4 {
-		cmd := child(false)
-		require.NoError(t, cmd.Start())
-		exited := make(chan error, 1)
-		go func() { exited <- cmd.Wait() }()
-		after := time.Duration(500+rng.IntN(2500)) * time.Millisecond
-		select {
-		case err := <-exited:
-			t.Fatalf("child %d exited before the kill: %v", i, err)
-		case <-time.After(after):
-		}
-		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-		<-exited
-		t.Logf("killed child %d after %s", i, after)
-	}
-	cmd := child(true)
-	require.NoError(t, cmd.Start())
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	select {
-	case err := <-exited:
-		require.NoError(t, err, "the last child must finish the forEach")
-	case <-time.After(5 * time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatal("the last child did not finish in 5m")
-	}
+	killThenFinish(t, child, rng, crashPlan{kills: 4, minWait: 500 * time.Millisecond, spread: 2500 * time.Millisecond,
+		finishWithin: 5 * time.Minute, what: "finish the forEach"})
 
 	s := open()
 	defer s.Close()

@@ -117,13 +117,34 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 		cmd.Stdout, cmd.Stderr = out, out
 		return cmd
 	}
-	const kills = 6
-	for i := range kills {
+	killThenFinish(t, child, rng, crashPlan{kills: 6, minWait: 300 * time.Millisecond, spread: 1200 * time.Millisecond,
+		finishWithin: 90 * time.Second, what: "finish every instance"})
+
+	s := open()
+	defer s.Close()
+	verifyCrashRun(t, s, calls, svc)
+}
+
+// crashPlan says how a crash test kills its child process: kills times,
+// each after minWait plus up to spread, then a last child that must exit
+// cleanly within finishWithin, having done what.
+type crashPlan struct {
+	kills           int
+	minWait, spread time.Duration
+	finishWithin    time.Duration
+	what            string
+}
+
+// killThenFinish runs child(false) and SIGKILLs it at a random moment,
+// plan.kills times, then runs child(true) to the end.
+func killThenFinish(t *testing.T, child func(final bool) *exec.Cmd, rng *rand.Rand, plan crashPlan) {
+	t.Helper()
+	for i := range plan.kills {
 		cmd := child(false)
 		require.NoError(t, cmd.Start())
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
-		after := time.Duration(300+rng.IntN(1200)) * time.Millisecond
+		after := plan.minWait + time.Duration(rng.Int64N(int64(plan.spread)))
 		select {
 		case err := <-exited:
 			t.Fatalf("child %d exited before the kill: %v", i, err)
@@ -131,7 +152,7 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 		}
 		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
 		<-exited
-		t.Logf("killed child %d after %s", i, after)
+		t.Logf("killed child %d after %s", i, after.Round(time.Millisecond))
 	}
 	cmd := child(true)
 	require.NoError(t, cmd.Start())
@@ -139,15 +160,11 @@ func runCrashTest(t *testing.T, db string, open func() store.Store) {
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case err := <-exited:
-		require.NoError(t, err, "the last child must finish every instance")
-	case <-time.After(90 * time.Second):
+		require.NoError(t, err, "the last child must "+plan.what)
+	case <-time.After(plan.finishWithin):
 		_ = cmd.Process.Kill()
-		t.Fatal("the last child did not finish in 90s")
+		t.Fatalf("the last child did not %s in %s", plan.what, plan.finishWithin)
 	}
-
-	s := open()
-	defer s.Close()
-	verifyCrashRun(t, s, calls, svc)
 }
 
 func verifyCrashRun(t *testing.T, s store.Store, callsPath string, svc *chargeService) {
