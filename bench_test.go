@@ -41,6 +41,12 @@ func BenchmarkThreeStepWorkflow(b *testing.B) {
 		defer s.Close()
 		benchThreeSteps(b, s)
 	})
+	b.Run("PostgreSQL/NoPipelining", func(b *testing.B) {
+		s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(b), &postgres.Config{AutoMigrate: true, MaxConns: 20})
+		require.NoError(b, err)
+		defer s.Close()
+		benchThreeStepsWith(b, s, waymark.DisablePipelining)
+	})
 }
 
 func benchThreeSteps(b *testing.B, s store.Store) { benchThreeStepsWith(b, s, nil) }
@@ -69,6 +75,7 @@ func benchThreeStepsWith(b *testing.B, s store.Store, tweak func(*waymark.Config
 	require.NoError(b, e.Start(ctx))
 	defer e.Stop(ctx)
 
+	trips0 := roundTrips(s)
 	b.ResetTimer()
 	began := time.Now()
 	starts := make(chan struct{}, b.N)
@@ -97,4 +104,16 @@ func benchThreeStepsWith(b *testing.B, s store.Store, tweak func(*waymark.Config
 	b.StopTimer()
 	b.ReportMetric(float64(3*b.N)/elapsed.Seconds(), "steps/s")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "instances/s")
+	if trips := roundTrips(s) - trips0; trips > 0 {
+		// An instance: its start and its three steps.
+		b.ReportMetric(float64(trips)/float64(b.N), "roundtrips/instance")
+	}
+}
+
+// roundTrips reads a PostgreSQL store's round-trip counter (0 elsewhere).
+func roundTrips(s store.Store) int64 {
+	if c, ok := s.(interface{ RoundTrips() int64 }); ok {
+		return c.RoundTrips()
+	}
+	return 0
 }

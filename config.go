@@ -132,6 +132,10 @@ type Config struct {
 	// localClock replaces time.Now under the database clock (tests skew
 	// it to play a machine whose clock is off).
 	localClock func() time.Time
+
+	// noPipeline makes every step an ordinary transaction even on a store
+	// that pipelines (benchmarks measure what pipelining buys).
+	noPipeline bool
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.

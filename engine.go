@@ -30,7 +30,7 @@ type Engine struct {
 	defsMu sync.Mutex
 	defs   map[defKey]*compiledDef
 
-	execs execCache
+	states stateCache
 
 	watchers watchers
 	running  runningHandlers

@@ -6,69 +6,127 @@ import (
 	"github.com/waymarkdev/waymark/store"
 )
 
-// Executions of large instances are cached between steps. Every step that
-// writes an execution writes its instance too (bumping the instance's
-// version), so the executions an instance had at version v are the same
-// for every reader: a step that reads the instance at a version the cache
-// holds takes the executions from it instead of reading thousands of rows
-// (a forEach over 10,000 items would otherwise read them all in every one
-// of its steps). Another engine's step changes the version: the cache
-// misses and the rows are read.
+// The committed state of running instances is cached between steps: the
+// instance record and its executions, as this engine's last commit of the
+// instance left them. A step that finds its instance here reads nothing:
+// every step that changes an execution writes the instance too, with its
+// version checked, and a step that changes nothing asserts the version it
+// read (see instState.write). So a cached state that another engine (or
+// process) has moved on from costs a retry, never a wrong result: the
+// step fails with store.ErrStale and runs again on what the database says.
+//
+// A forEach over 10,000 items would otherwise read all its executions in
+// every one of its steps; a three-task workflow would read its instance
+// and executions twice per task.
 const (
-	// execCacheMin is the smallest instance, in executions, worth caching.
-	execCacheMin = 200
-	// execCacheMax bounds how many instances the cache holds.
-	execCacheMax = 64
+	// stateCacheMax bounds how many instances the cache holds.
+	stateCacheMax = 8192
+	// stateCacheExecs bounds the executions it holds in all.
+	stateCacheExecs = 500_000
 )
 
-type execCache struct {
-	mu sync.Mutex
-	m  map[string]cachedExecs
+type stateCache struct {
+	mu    sync.Mutex
+	m     map[string]cachedState
+	execs int // executions held
 }
 
-type cachedExecs struct {
-	version int64
-	recs    []*store.ActivityExecution // never changed once cached
+type cachedState struct {
+	inst  *store.Instance            // never changed once cached
+	execs []*store.ActivityExecution // never changed once cached
 }
 
-// get returns copies of the executions of instance id at version, or false.
-func (c *execCache) get(id string, version int64) ([]*store.ActivityExecution, bool) {
+// get returns copies of the cached record and executions of instance id.
+func (c *stateCache) get(id string) (*store.Instance, []*store.ActivityExecution, bool) {
 	c.mu.Lock()
-	ce, ok := c.m[id]
+	cs, ok := c.m[id]
 	c.mu.Unlock()
-	if !ok || ce.version != version {
-		return nil, false
+	if !ok {
+		return nil, nil, false
 	}
-	out := make([]*store.ActivityExecution, len(ce.recs))
-	for i, r := range ce.recs {
+	inst := *cs.inst
+	out := make([]*store.ActivityExecution, len(cs.execs))
+	for i, r := range cs.execs {
 		cp := *r // the step changes its copy; JSON fields are replaced, not edited
 		out[i] = &cp
 	}
-	return out, true
+	return &inst, out, true
 }
 
-// put remembers the executions of committed instance states.
-func (c *execCache) put(states []*instState) {
+// execsAt returns copies of the cached executions of instance id if the
+// cache holds it at version.
+func (c *stateCache) execsAt(id string, version int64) ([]*store.ActivityExecution, bool) {
+	c.mu.Lock()
+	cs, ok := c.m[id]
+	c.mu.Unlock()
+	if !ok || cs.inst.Version != version {
+		return nil, false
+	}
+	_, execs, _ := c.get(id)
+	return execs, execs != nil
+}
+
+// put remembers committed instance states; finished instances leave.
+func (c *stateCache) put(states []*instState) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range states {
-		if len(s.execs) < execCacheMin || s.status.Finished() {
-			delete(c.m, s.inst.ID)
+		if cs, ok := c.m[s.inst.ID]; ok && cs.inst.Version > s.inst.Version {
+			continue // a later commit of the instance got here first
+		}
+		c.dropLocked(s.inst.ID)
+		if s.status.Finished() || len(s.execs) > stateCacheExecs/4 {
 			continue
 		}
 		if c.m == nil {
-			c.m = map[string]cachedExecs{}
+			c.m = map[string]cachedState{}
 		}
-		if _, ok := c.m[s.inst.ID]; !ok && len(c.m) >= execCacheMax {
-			for id := range c.m { // make room: any one goes
-				delete(c.m, id)
+		for id := range c.m { // make room: any ones go
+			if len(c.m) < stateCacheMax && c.execs+len(s.execs) <= stateCacheExecs {
 				break
 			}
+			c.dropLocked(id)
 		}
 		recs := make([]*store.ActivityExecution, len(s.execs))
 		for i, x := range s.execs {
 			recs[i] = x.rec
 		}
-		c.m[s.inst.ID] = cachedExecs{version: s.inst.Version, recs: recs}
+		inst := *s.inst
+		c.m[s.inst.ID] = cachedState{inst: &inst, execs: recs}
+		c.execs += len(recs)
 	}
+}
+
+// drop forgets instances (their step failed: what it read may be stale).
+func (c *stateCache) drop(states []*instState) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range states {
+		c.dropLocked(s.inst.ID)
+	}
+}
+
+func (c *stateCache) dropLocked(id string) {
+	if cs, ok := c.m[id]; ok {
+		c.execs -= len(cs.execs)
+		delete(c.m, id)
+	}
+}
+
+// lookup returns copies of the cached record of instance id and of its
+// execution executionID.
+func (c *stateCache) lookup(id, executionID string) (*store.Instance, *store.ActivityExecution, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cs, ok := c.m[id]
+	if !ok {
+		return nil, nil, false
+	}
+	for _, r := range cs.execs {
+		if r.ID == executionID {
+			inst, x := *cs.inst, *r
+			return &inst, &x, true
+		}
+	}
+	return nil, nil, false
 }

@@ -44,6 +44,9 @@ type instState struct {
 	output  any
 	// changed says the instance row must be written.
 	changed bool
+	// cached says the record and executions came from the state cache:
+	// a step that does not write the instance asserts its version.
+	cached bool
 	// steps holds the outputs of completed activities for expressions;
 	// built on first use, then kept up to date by setStatus.
 	steps map[string]any
@@ -380,6 +383,11 @@ func (s *instState) write() error {
 			if err != nil {
 				return err
 			}
+			if rec == nil { // pipelined: the row as the insert makes it
+				inserted := *x.rec
+				inserted.Version, inserted.Token = 1, x.token().encode()
+				rec = &inserted
+			}
 			x.rec = rec
 			continue
 		}
@@ -387,9 +395,19 @@ func (s *instState) write() error {
 		if err != nil {
 			return err
 		}
+		if rec == nil { // pipelined: the row as the update leaves it
+			updated := *x.rec
+			updated.Version++
+			rec = &updated
+		}
 		x.rec = rec
 	}
 	if !s.changed && !s.isNew {
+		if s.cached {
+			// What the step decided rests on the cached state: it
+			// commits only if the instance is still at that version.
+			return tx.InstanceCheckVersion(ctx, s.inst.ID, s.inst.Version)
+		}
 		return nil
 	}
 	vars, err := encodeJSON(s.vars)
@@ -411,6 +429,12 @@ func (s *instState) write() error {
 	updated, err := tx.InstanceUpdate(ctx, upd)
 	if err != nil {
 		return err
+	}
+	if updated == nil { // pipelined: the row as the update leaves it
+		after := *s.inst
+		after.Version, after.Status, after.Variables = s.inst.Version+1, upd.Status, upd.Variables
+		after.Output, after.Error, after.Deadline, after.UpdatedAt = upd.Output, upd.Error, upd.Deadline, upd.UpdatedAt
+		updated = &after
 	}
 	s.inst = updated
 	return nil

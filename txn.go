@@ -39,6 +39,9 @@ type txn struct {
 	cancelled []string
 	// lateness lists how late the timers the step fired were.
 	lateness []lateness
+	// fresh makes the step read every instance from the database instead
+	// of the state cache (a try after one that failed).
+	fresh bool
 }
 
 // inTx runs fn in a transaction, retrying the whole unit when it loses an
@@ -52,7 +55,7 @@ func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) 
 	start := time.Now()
 	for try := 1; ; try++ {
 		txStart := time.Now()
-		t, err := e.runTx(ctx, actor, fn)
+		t, err := e.runTx(ctx, actor, fn, try > 1)
 		outcome := "committed"
 		if err != nil {
 			outcome = "rolled_back"
@@ -89,16 +92,28 @@ func retryPause(try int) time.Duration {
 	return jitter(min(20*time.Millisecond<<min(try-20, 7), 2*time.Second))
 }
 
-func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error) (*txn, error) {
-	tx, err := e.store.Begin(ctx)
+// runTx runs fn in one transaction; fresh reads every instance from the
+// database rather than the state cache.
+func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error, fresh bool) (_ *txn, err error) {
+	var tx store.Tx
+	if p, ok := e.store.(store.Pipeliner); ok && !fresh && !e.cfg.noPipeline {
+		tx, err = p.BeginPipelined(ctx)
+	} else {
+		tx, err = e.store.Begin(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // harmless after Commit
 	t := &txn{
 		e: e, ctx: ctx, tx: tx, now: e.clock.Now().UTC().Truncate(time.Microsecond), actor: actor,
-		states: map[string]*instState{}, budget: maxInlineActivities,
+		states: map[string]*instState{}, budget: maxInlineActivities, fresh: fresh,
 	}
+	defer func() {
+		if err != nil {
+			e.states.drop(t.order) // what the step read may be stale
+		}
+	}()
 	if err := fn(t); err != nil {
 		return nil, err
 	}
@@ -112,7 +127,7 @@ func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error)
 }
 
 func (e *Engine) afterCommit(t *txn) {
-	e.execs.put(t.order)
+	e.states.put(t.order)
 	var kinds []string
 	if t.wakeWork {
 		e.wakeWork()
@@ -148,6 +163,15 @@ func (t *txn) load(id string) (*instState, error) {
 	if s, ok := t.states[id]; ok {
 		return s, nil
 	}
+	if !t.fresh {
+		if inst, execs, ok := t.e.states.get(id); ok {
+			s, err := t.adoptWith(inst, false, execs)
+			if s != nil {
+				s.cached = true
+			}
+			return s, err
+		}
+	}
 	inst, err := t.tx.InstanceGet(t.ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("load instance %s: %w", id, err)
@@ -157,6 +181,12 @@ func (t *txn) load(id string) (*instState, error) {
 
 // adopt makes an instance record part of the transaction.
 func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
+	return t.adoptWith(inst, isNew, nil)
+}
+
+// adoptWith is adopt with the instance's executions, when the caller has
+// them (nil: read them, unless the instance is new).
+func (t *txn) adoptWith(inst *store.Instance, isNew bool, execs []*store.ActivityExecution) (*instState, error) {
 	cd, err := t.e.definition(t.ctx, t.tx, inst.DefinitionID, inst.DefinitionVersion)
 	if err != nil {
 		return nil, err
@@ -173,7 +203,10 @@ func (t *txn) adopt(inst *store.Instance, isNew bool) (*instState, error) {
 		s.vars = map[string]any{}
 	}
 	if !isNew {
-		execs, cached := t.e.execs.get(inst.ID, inst.Version)
+		cached := execs != nil
+		if !cached && !t.fresh {
+			execs, cached = t.e.states.execsAt(inst.ID, inst.Version)
+		}
 		if !cached {
 			var err error
 			if execs, err = t.tx.ExecutionListByInstance(t.ctx, inst.ID); err != nil {

@@ -237,13 +237,23 @@ type claimed struct {
 // the instance ended or is suspended, or the activity no longer waits for
 // the work (cancelled). An error means the records could not be read.
 func (e *Engine) loadClaimed(ctx context.Context, item *store.WorkItem) (*claimed, error) {
-	inst, err := e.store.InstanceGet(ctx, item.InstanceID)
-	if err != nil && !isNotFound(err) {
-		return nil, err
+	// The state cache may only say yes: the commit of the result checks
+	// the instance's version, but work dropped because a stale cache said
+	// the instance was suspended would be lost.
+	inst, x, ok := e.states.lookup(item.InstanceID, item.ExecutionID)
+	if ok && (x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended) {
+		ok = false
 	}
-	x, xerr := e.store.ExecutionGet(ctx, item.ExecutionID)
-	if xerr != nil && !isNotFound(xerr) {
-		return nil, xerr
+	var err, xerr error
+	if !ok {
+		inst, err = e.store.InstanceGet(ctx, item.InstanceID)
+		if err != nil && !isNotFound(err) {
+			return nil, err
+		}
+		x, xerr = e.store.ExecutionGet(ctx, item.ExecutionID)
+		if xerr != nil && !isNotFound(xerr) {
+			return nil, xerr
+		}
 	}
 	if err != nil || xerr != nil || x.Status != ExecScheduled || inst.Status.Finished() || inst.Status == store.InstanceSuspended {
 		return nil, nil

@@ -117,7 +117,22 @@ func requireSane(t *testing.T, cfg *Config, kind string, results []*Result) {
 		require.Equal(t, kind, res.Database)
 		require.Equal(t, cfg.Concurrency, res.Concurrency)
 		require.Len(t, res.Samples, cfg.Runs)
-		require.Len(t, res.Metrics, len(workloadFor(res.Workload).metrics))
+		want := 0
+		for _, m := range workloadFor(res.Workload).metrics {
+			if kind == KindPostgres || !postgresOnly[m.name] {
+				want++
+			}
+		}
+		require.Len(t, res.Metrics, want)
+		if res.Workload == WorkloadThroughput && kind == KindPostgres {
+			// Claims, pipelined steps and starts: well under 4 per step.
+			trips := res.Metric(metricTripsPerStep)
+			require.NotNil(t, trips)
+			require.Positive(t, trips.Min)
+			require.Less(t, trips.Max, 4.0, "round trips per step")
+			require.NotNil(t, res.Metric(metricTxPerStep))
+			require.NotNil(t, res.Metric(metricWALPerStep))
+		}
 		for _, m := range res.Metrics {
 			require.Len(t, m.Values, cfg.Runs, m.Name)
 			require.LessOrEqual(t, m.Min, m.Median, m.Name)

@@ -13,6 +13,7 @@ const (
 	UnitSeconds   = "s"
 	UnitCount     = "count"
 	UnitRatio     = "ratio"
+	UnitPerStep   = "/step"
 )
 
 // Metric is one measured quantity of a workload over all its runs.

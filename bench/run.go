@@ -97,8 +97,13 @@ func summarise(results []*Result) {
 	for _, res := range results {
 		for _, m := range workloadFor(res.Workload).metrics {
 			values := make([]float64, len(res.Samples))
+			measured := false
 			for i, s := range res.Samples {
-				values[i] = s.Values[m.name]
+				v, ok := s.Values[m.name]
+				values[i], measured = v, measured || ok
+			}
+			if !measured && postgresOnly[m.name] {
+				continue // not measured on this database
 			}
 			res.Metrics = append(res.Metrics, newMetric(m.name, m.unit, values))
 		}
@@ -152,7 +157,7 @@ func (r *runner) newEngine(s *freshStore, workers int, handlers []string, onEven
 	for _, h := range handlers {
 		hs[h] = noop
 	}
-	e, err := waymark.New(s, &waymark.Config{Handlers: hs, Workers: workers, OnEvent: onEvent, Logger: r.cfg.Logger})
+	e, err := waymark.New(s.Store, &waymark.Config{Handlers: hs, Workers: workers, OnEvent: onEvent, Logger: r.cfg.Logger})
 	if err != nil {
 		return nil, fmt.Errorf("new engine: %w", err)
 	}

@@ -60,6 +60,7 @@ func throughputWorkload() *workload {
 		metrics: []metricSpec{
 			{"instances/s", UnitPerSecond}, {"steps/s", UnitPerSecond}, {"starts/s", UnitPerSecond},
 			{metricWall, UnitSeconds},
+			{metricTripsPerStep, UnitPerStep}, {metricTxPerStep, UnitPerStep}, {metricWALPerStep, UnitPerStep},
 		},
 		rate: "steps/s",
 		params: func(c *Config) map[string]any {
@@ -94,6 +95,7 @@ func (r *runner) throughput(ctx context.Context, s *freshStore) (_ *Sample, err 
 	}
 	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 
+	work := r.db.work(ctx, s)
 	stop := r.track("complete", int64(n), completed.Load)
 	began := time.Now()
 	err = parallel(ctx, n, r.cfg.Concurrency, func(ctx context.Context, _ int) error {
@@ -111,14 +113,16 @@ func (r *runner) throughput(ctx context.Context, s *freshStore) (_ *Sample, err 
 		return nil, err
 	}
 	wall := lastAt.Sub(began)
-	return &Sample{
+	sample := &Sample{
 		Wall: wall, Databases: []string{s.location},
 		Counts: map[string]int64{"instances": completed.Load(), "steps": steps.Load()},
 		Values: map[string]float64{
 			"instances/s": perSecond(n, wall), "steps/s": perSecond(int(steps.Load()), wall),
 			"starts/s": perSecond(n, started), metricWall: wall.Seconds(),
 		},
-	}, nil
+	}
+	work.perStep(ctx, sample, steps.Load())
+	return sample, nil
 }
 
 // latencyWorkload starts one-task instances one after another on an idle

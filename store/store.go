@@ -42,6 +42,9 @@ type Executor interface {
 	// InstanceUpdate writes the mutable fields if the stored version equals
 	// p.Version, and bumps it; otherwise ErrStale (ErrNotFound if missing).
 	InstanceUpdate(ctx context.Context, p *InstanceUpdateParams) (*Instance, error)
+	// InstanceCheckVersion succeeds if the instance is at version:
+	// ErrStale if it has moved on, ErrNotFound if it is gone.
+	InstanceCheckVersion(ctx context.Context, id string, version int64) error
 	// InstanceList pages through instances, newest first.
 	InstanceList(ctx context.Context, p *InstanceListParams) ([]*Instance, error)
 	// InstanceCount counts instances by definition and status, and those
@@ -278,6 +281,21 @@ type Store interface {
 	Begin(ctx context.Context) (Tx, error)
 	// Close releases the database.
 	Close() error
+}
+
+// Pipeliner is a Store that can run a transaction with its writes held
+// back and sent together: on PostgreSQL, BEGIN, the writes and COMMIT go
+// in one round trip when the unit reads nothing in between. In such a
+// transaction InstanceUpdate, InstanceCheckVersion, ExecutionInsert,
+// ExecutionUpdate, WorkEnqueue, WorkComplete, LogAppend, OutboxInsertBatch
+// and InstanceCountsAdd are queued: they return a nil record and a nil
+// error, and their failure — a version that moved on (ErrStale), a lease
+// another holds (ErrConflict), any database error — surfaces at the next
+// read or at Commit, with nothing of the transaction applied. A caller that
+// must know which write failed, and why, runs the unit again in an
+// ordinary transaction. Reads see the queued writes (they are sent first).
+type Pipeliner interface {
+	BeginPipelined(ctx context.Context) (Tx, error)
 }
 
 // Tx is one unit of work.

@@ -59,6 +59,7 @@ type Store struct {
 	pool       *pgxpool.Pool
 	dialect    *sqlcore.Dialect
 	partitions map[string]string // partition.sql
+	trips      *roundTrips
 }
 
 var _ store.Store = (*Store)(nil)
@@ -98,6 +99,10 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 	}
+	trips := &roundTrips{}
+	if pcfg.ConnConfig.Tracer == nil {
+		pcfg.ConnConfig.Tracer = trips
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
@@ -106,7 +111,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres: %w", translateError(err))
 	}
-	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d, partitions: partitions}
+	s := &Store{Queries: sqlcore.New(pgDB{pool}, d), pool: pool, dialect: d, partitions: partitions, trips: trips}
 	if cfg.AutoMigrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			pool.Close()

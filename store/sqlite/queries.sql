@@ -66,6 +66,9 @@ RETURNING id, definition_id, definition_version, status, input, variables, outpu
     business_key, parent_id, parent_execution_id, COALESCE(idempotency_key, ''), deadline, version,
     created_at, updated_at, trace_parent;
 
+-- name: InstanceCheckVersion
+SELECT 1 FROM instances WHERE id = ?1 AND version = ?2;
+
 -- name: InstanceExists
 SELECT 1 FROM instances WHERE id = ?1;
 

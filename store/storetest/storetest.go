@@ -15,7 +15,7 @@ import (
 )
 
 // LatestSchemaVersion is the migration version every driver must reach.
-const LatestSchemaVersion = 10
+const LatestSchemaVersion = 11
 
 // Migrator is implemented by drivers whose schema is versioned.
 type Migrator interface {
@@ -55,6 +55,7 @@ func Run(t *testing.T, h Harness) {
 	t.Run("ClockAndMessageLock", func(t *testing.T) { t.Parallel(); runClockAndMessageLock(t, h) })
 	t.Run("Retention", func(t *testing.T) { t.Parallel(); runRetention(t, h) })
 	t.Run("Observability", func(t *testing.T) { t.Parallel(); runObservability(t, h) })
+	t.Run("Pipeline", func(t *testing.T) { t.Parallel(); runPipeline(t, h) })
 }
 
 // t0 is the suite's fixed "now", at microsecond precision like the stores.

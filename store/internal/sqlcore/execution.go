@@ -16,9 +16,13 @@ func scanExecution(r Row) (*store.ActivityExecution, error) {
 
 // ExecutionInsert implements store.Executor.
 func (q *Queries) ExecutionInsert(ctx context.Context, p *store.ExecutionInsertParams) (*store.ActivityExecution, error) {
-	return one(ctx, q, "insert activity execution", "ExecutionInsert", scanExecution,
-		p.ID, p.InstanceID, p.ActivityID, p.Type, p.Status, p.Attempt, q.j(p.Input),
-		q.j(p.Output), q.j(p.Error), q.nt(p.StartedAt), q.nt(p.FinishedAt), q.t(p.CreatedAt), q.j(p.Token))
+	args := []any{p.ID, p.InstanceID, p.ActivityID, p.Type, p.Status, p.Attempt, q.j(p.Input),
+		q.j(p.Output), q.j(p.Error), q.nt(p.StartedAt), q.nt(p.FinishedAt), q.t(p.CreatedAt), q.j(p.Token)}
+	if d, ok := q.deferrer(); ok {
+		d.Defer("ExecutionInsert", q.sql("ExecutionInsert"), args, nil)
+		return nil, nil
+	}
+	return one(ctx, q, "insert activity execution", "ExecutionInsert", scanExecution, args...)
 }
 
 // ExecutionGet implements store.Executor.
@@ -28,9 +32,13 @@ func (q *Queries) ExecutionGet(ctx context.Context, id string) (*store.ActivityE
 
 // ExecutionUpdate implements store.Executor.
 func (q *Queries) ExecutionUpdate(ctx context.Context, p *store.ExecutionUpdateParams) (*store.ActivityExecution, error) {
-	e, err := scanExecution(q.db.QueryRow(ctx, q.sql("ExecutionUpdate"),
-		p.ID, p.Version, p.Status, p.Attempt, q.j(p.Input), q.j(p.Output), q.j(p.Error),
-		q.nt(p.StartedAt), q.nt(p.FinishedAt)))
+	args := []any{p.ID, p.Version, p.Status, p.Attempt, q.j(p.Input), q.j(p.Output), q.j(p.Error),
+		q.nt(p.StartedAt), q.nt(p.FinishedAt)}
+	if d, ok := q.deferrer(); ok {
+		d.Defer("ExecutionUpdate", q.sql("ExecutionUpdate"), args, store.ErrStale)
+		return nil, nil
+	}
+	e, err := scanExecution(q.db.QueryRow(ctx, q.sql("ExecutionUpdate"), args...))
 	if err == nil {
 		return e, nil
 	}

@@ -43,13 +43,31 @@ func (q *Queries) InstanceGetByIdempotencyKey(ctx context.Context, key string) (
 
 // InstanceUpdate implements store.Executor.
 func (q *Queries) InstanceUpdate(ctx context.Context, p *store.InstanceUpdateParams) (*store.Instance, error) {
-	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceUpdate"),
-		p.ID, p.Version, string(p.Status), q.j(p.Variables), q.j(p.Output), q.j(p.Error),
-		q.nt(p.Deadline), q.t(p.UpdatedAt)))
+	args := []any{p.ID, p.Version, string(p.Status), q.j(p.Variables), q.j(p.Output), q.j(p.Error),
+		q.nt(p.Deadline), q.t(p.UpdatedAt)}
+	if d, ok := q.deferrer(); ok {
+		d.Defer("InstanceUpdate", q.sql("InstanceUpdate"), args, store.ErrStale)
+		return nil, nil
+	}
+	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceUpdate"), args...))
 	if err == nil {
 		return i, nil
 	}
 	return nil, q.staleOrMissing(ctx, "update instance", err, "InstanceExists", p.ID)
+}
+
+// InstanceCheckVersion implements store.Executor.
+func (q *Queries) InstanceCheckVersion(ctx context.Context, id string, version int64) error {
+	if d, ok := q.deferrer(); ok {
+		d.Defer("InstanceCheckVersion", q.sql("InstanceCheckVersion"), []any{id, version}, store.ErrStale)
+		return nil
+	}
+	var one int
+	err := q.db.QueryRow(ctx, q.sql("InstanceCheckVersion"), id, version).Scan(&one)
+	if err == nil {
+		return nil
+	}
+	return q.staleOrMissing(ctx, "check instance version", err, "InstanceExists", id)
 }
 
 // staleOrMissing explains an optimistic update that matched no row: the row

@@ -42,10 +42,7 @@ func (q *Queries) LogAppend(ctx context.Context, entries []*store.LogAppendParam
 	if err != nil {
 		return fmt.Errorf("append log: %w", err)
 	}
-	if _, err := q.db.Exec(ctx, q.sql("LogAppend"), string(batch)); err != nil {
-		return q.err("append log", err)
-	}
-	return nil
+	return q.exec(ctx, "append log", "LogAppend", string(batch))
 }
 
 // LogList implements store.Executor.

@@ -12,8 +12,8 @@ func (q *Queries) InstanceCountsAdd(ctx context.Context, p *store.InstanceCounts
 		if d.Delta == 0 {
 			continue
 		}
-		if _, err := q.db.Exec(ctx, q.sql("InstanceCountsAdd"), d.DefinitionID, string(d.Status), p.Shard&15, d.Delta); err != nil {
-			return q.err("add instance counts", err)
+		if err := q.exec(ctx, "add instance counts", "InstanceCountsAdd", d.DefinitionID, string(d.Status), p.Shard&15, d.Delta); err != nil {
+			return err
 		}
 	}
 	return nil

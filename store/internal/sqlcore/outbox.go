@@ -51,10 +51,7 @@ func (q *Queries) OutboxInsertBatch(ctx context.Context, events []*store.OutboxI
 	if err != nil {
 		return fmt.Errorf("insert outbox events: %w", err)
 	}
-	if _, err := q.db.Exec(ctx, q.sql("OutboxInsertBatch"), string(batch)); err != nil {
-		return q.err("insert outbox events", err)
-	}
-	return nil
+	return q.exec(ctx, "insert outbox events", "OutboxInsertBatch", string(batch))
 }
 
 func orderingKey(p *store.OutboxInsertParams) string {

@@ -110,7 +110,7 @@ func New(db DB, d *Dialect) *Queries { return &Queries{db: db, d: d} }
 // queryNames lists every query a dialect must define.
 var queryNames = []string{
 	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
-	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceExists", "InstanceList",
+	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceCheckVersion", "InstanceExists", "InstanceList",
 	"InstanceListByBusinessKey", "InstanceListByParent", "InstanceCountByStatus", "InstanceCountRecent",
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
 	"BookmarkInsert", "BookmarkGet", "BookmarkConsume", "BookmarkAssign", "BookmarkListOpen", "BookmarkListDue", "BookmarkNextDue",
@@ -289,4 +289,32 @@ func one[T any](ctx context.Context, q *Queries, op, name string, scan func(Row)
 		return zero, q.err(op, err)
 	}
 	return v, nil
+}
+
+// Deferrer is a DB that can hold writes back and send them later, many in
+// one round trip (PostgreSQL's pipelined transactions, see
+// store.Pipeliner). A write the queries defer returns no record and no
+// error; its failure surfaces at the next read or at Commit. If expect is
+// set, the write must change (or, for a check, find) a row, or the
+// transaction fails with expect.
+type Deferrer interface {
+	Defer(name, query string, args []any, expect error)
+}
+
+// deferrer returns the DB as a Deferrer, if it is one.
+func (q *Queries) deferrer() (Deferrer, bool) {
+	d, ok := q.db.(Deferrer)
+	return d, ok
+}
+
+// exec runs or defers a write whose only result is its error.
+func (q *Queries) exec(ctx context.Context, op, name string, args ...any) error {
+	if d, ok := q.deferrer(); ok {
+		d.Defer(name, q.sql(name), args, nil)
+		return nil
+	}
+	if _, err := q.db.Exec(ctx, q.sql(name), args...); err != nil {
+		return q.err(op, err)
+	}
+	return nil
 }

@@ -20,8 +20,12 @@ func scanWork(r Row) (*store.WorkItem, error) {
 
 // WorkEnqueue implements store.Executor.
 func (q *Queries) WorkEnqueue(ctx context.Context, p *store.WorkEnqueueParams) (*store.WorkItem, error) {
-	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkEnqueue"),
-		p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt)))
+	args := []any{p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt)}
+	if d, ok := q.deferrer(); ok {
+		d.Defer("WorkEnqueue", q.sql("WorkEnqueue"), args, nil) // a duplicate changes nothing
+		return nil, nil
+	}
+	w, err := scanWork(q.db.QueryRow(ctx, q.sql("WorkEnqueue"), args...))
 	if q.noRows(err) {
 		return nil, q.err("enqueue work", store.ErrDuplicate)
 	}
@@ -70,6 +74,10 @@ func (q *Queries) WorkExtend(ctx context.Context, p *store.WorkExtendParams) (*s
 
 // WorkComplete implements store.Executor.
 func (q *Queries) WorkComplete(ctx context.Context, id, owner string) error {
+	if d, ok := q.deferrer(); ok {
+		d.Defer("WorkComplete", q.sql("WorkComplete"), []any{id, owner}, store.ErrConflict)
+		return nil
+	}
 	n, err := q.db.Exec(ctx, q.sql("WorkComplete"), id, owner)
 	if err != nil {
 		return q.err("complete work", err)
