@@ -53,9 +53,19 @@ type txn struct {
 func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) error {
 	const maxTries = 60
 	start := time.Now()
+	_, pipelines := e.store.(store.Pipeliner)
+	pipelines = pipelines && !e.cfg.noPipeline
 	for try := 1; ; try++ {
 		txStart := time.Now()
 		t, err := e.runTx(ctx, actor, fn, try > 1)
+		if err != nil && try == 1 && pipelines && ctx.Err() == nil {
+			// A pipelined try says only that something failed: run the
+			// unit again the ordinary way at once, where each write
+			// reports its own failure (a lost lease, a consumed bookmark)
+			// to the code that knows what it means.
+			telemetry.Record(ctx, e.tel.StepTxDuration, telemetry.Since(txStart), attribute.String(telemetry.LabelOutcome, "retried"))
+			continue
+		}
 		outcome := "committed"
 		if err != nil {
 			outcome = "rolled_back"
