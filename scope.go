@@ -149,14 +149,14 @@ func (s *instState) scopesRunning(tok *token) bool {
 	return true
 }
 
-// enclosingScope returns the running scope execution x's path belongs to
-// directly, or nil.
+// enclosingScope returns the innermost running scope execution x's path
+// runs in (directly, or in a forEach iteration inside it), or nil.
 func (s *instState) enclosingScope(x *execution) *execution {
-	id := x.token().innerScope()
-	if id == "" {
+	tok := x.token()
+	if tok == nil || len(tok.Scopes) == 0 {
 		return nil
 	}
-	sx := s.exec(id)
+	sx := s.exec(tok.Scopes[len(tok.Scopes)-1])
 	if sx == nil || sx.rec.Status != ExecWaiting || sx.scopeState() != nil {
 		return nil
 	}

@@ -251,6 +251,26 @@ activities:
 		require.Equal(t, waymark.ExecFailed, st["payment"])
 		require.Equal(t, waymark.ExecCancelled, st["approve"])
 		require.Contains(t, b.logEvents(inst.ID), "scope.cancelling:payment")
+
+		// A failed iteration of a forEach inside a scope fails the scope.
+		b.deploy(`
+id: pay-lines
+activities:
+  - id: payment
+    type: scope
+    next: done
+    onError: {declined: refused}
+    activities:
+      - {id: each, type: forEach, items: [1, 2], parallel: true, body: charge}
+      - {id: charge, type: task, handler: charge}
+  - {id: refused, type: set, vars: {refused: true}}
+  - {id: done, type: set, vars: {done: true}}
+`)
+		lines := b.start("pay-lines", `{}`)
+		got = b.waitStatus(lines.ID, store.InstanceCompleted)
+		require.Equal(t, true, vars(t, got)["refused"])
+		require.NotContains(t, vars(t, got), "done")
+		require.Equal(t, waymark.ExecCancelled, b.statuses(lines.ID)["each"])
 	})
 }
 
