@@ -24,6 +24,9 @@ func (s *instState) enter(id string, tok *token) error {
 	if a == nil {
 		return fmt.Errorf("instance %s: no activity %q in %s v%d", s.inst.ID, id, s.inst.DefinitionID, s.inst.DefinitionVersion)
 	}
+	if tok != nil && len(tok.Scopes) > 0 && !s.scopesRunning(tok) {
+		return nil // a scope it would run in was cancelled or failed in this step
+	}
 	x := s.newExecution(a.ID, string(a.Type), tok)
 	s.t.emit(s, EventActivityStarted, x, nil)
 	switch {
@@ -51,9 +54,13 @@ func (s *instState) run(a *definition.Activity, x *execution) error {
 func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 	s.t.budget--
 	ctx := s.t.ctx
-	outer := s.iter
+	outer, outerTok := s.iter, s.iterTok
 	s.iter = iterationOf(x)
-	defer func() { s.iter = outer }()
+	s.iterTok = nil
+	if s.iter != nil {
+		s.iterTok = x.token().Iter
+	}
+	defer func() { s.iter, s.iterTok = outer, outerTok }()
 	switch a.Type {
 	case definition.TypeTask:
 		input, err := s.evalInput(a.Input)
@@ -155,10 +162,22 @@ func (s *instState) runActivity(a *definition.Activity, x *execution) error {
 		return s.failActivity(a, x, ErrorInfo{Code: code, Message: msg})
 
 	case definition.TypeEnd:
-		if err := s.complete(a, x, nil, ""); err != nil || !a.Terminate {
+		if err := s.complete(a, x, nil, ""); err != nil {
 			return err
 		}
-		return s.terminate()
+		switch {
+		case a.Cancel != "":
+			return s.cancelByEnd(a, x)
+		case a.Terminate && a.TerminateCompensate && s.pendingCompensations() > 0:
+			// Compensate what completed, then end as completed.
+			return s.fail(store.InstanceCompleted, &ErrorInfo{Code: CodeTerminated, Message: "terminated at " + a.ID})
+		case a.Terminate:
+			return s.terminate()
+		}
+		return nil
+
+	case definition.TypeScope:
+		return s.startScope(a, x)
 
 	case definition.TypeHTTP:
 		return s.startCall(a, x)
@@ -222,7 +241,7 @@ func (s *instState) complete(a *definition.Activity, x *execution, output any, n
 		tok = tok.won()
 	}
 	if next == "" {
-		if inLoop && s.endsIteration(x) {
+		if inLoop && tok.innerScope() == "" && s.endsIteration(x) {
 			return s.iterationDone(x)
 		}
 		return nil
@@ -251,6 +270,9 @@ func (s *instState) failActivity(a *definition.Activity, x *execution, info Erro
 		if to := a.ErrorTarget(info.Name); to != "" {
 			return s.enter(to, x.token())
 		}
+	}
+	if sx := s.enclosingScope(x); sx != nil {
+		return s.failScope(sx, info) // the scope fails: its onError may route it
 	}
 	return s.fail(store.InstanceFailed, &info)
 }
@@ -312,7 +334,9 @@ func (s *instState) currentError() (*ErrorInfo, error) {
 
 // inCompensation reports whether the instance has started compensating.
 func (s *instState) inCompensation() bool {
-	return slices.ContainsFunc(s.execs, isCompensation)
+	return slices.ContainsFunc(s.execs, func(x *execution) bool {
+		return isCompensation(x) && (x.token() == nil || x.token().Comp == "")
+	})
 }
 
 func (s *instState) suspend(info *ErrorInfo) error {
@@ -348,6 +372,11 @@ func (s *instState) arriveAtJoin(a *definition.Activity, x *execution) error {
 	byToken := !x.legacy
 	if byToken && (tok == nil || len(tok.Frames) <= depth) {
 		return s.complete(a, x, nil, a.Next)
+	}
+	if byToken && tok.Side > 0 && depth < tok.Side-1 {
+		// A path started beside a branch by a non-interrupting boundary
+		// event: the join counts the branch, so this path ends here.
+		return s.complete(a, x, map[string]any{"absorbed": true}, "")
 	}
 	fork := ""
 	if byToken {
@@ -432,9 +461,10 @@ func (s *instState) compensationPlan() []*execution {
 			done[x.compensates] = true
 		}
 	}
+	scopes := s.cd.def.HasScopes()
 	var plan []*execution
 	for _, x := range s.execs {
-		if x.rec.Status != ExecCompleted || isCompensation(x) || done[x.rec.ID] {
+		if x.rec.Status != ExecCompleted || isCompensation(x) || done[x.rec.ID] || scopes && s.coveredByScope(x) {
 			continue
 		}
 		if a := s.cd.def.Activity(x.rec.ActivityID); a != nil && a.Compensate != "" {
@@ -495,23 +525,20 @@ func (s *instState) compensateNext() error {
 		if s.errInfo != nil && s.errInfo.Then != "" {
 			status = store.InstanceStatus(s.errInfo.Then)
 		}
+		if status == store.InstanceCompleted {
+			// A terminate end that compensated: the instance completes,
+			// with its variables as output and no error.
+			if err := s.closeBookmarks(); err != nil {
+				return err
+			}
+			s.output = s.vars
+			s.inst.Error = nil
+			return s.finish(store.InstanceCompleted, nil)
+		}
 		if s.errInfo != nil && s.errInfo.Cause != nil {
 			s.errInfo = s.errInfo.Cause // the error that began it all
 		}
 		return s.finish(status, s.errInfo)
 	}
-	orig := plan[0]
-	a := s.cd.def.Activity(s.cd.def.Activity(orig.rec.ActivityID).Compensate)
-	x := s.newExecution(a.ID, string(a.Type), nil)
-	x.compensates = orig.rec.ID
-	in, err := encodeJSON(compensationInput{Compensates: orig.rec.ID, ActivityID: orig.rec.ActivityID, Output: orig.rec.Output})
-	if err != nil {
-		return err
-	}
-	x.rec.Input = in
-	s.t.emit(s, EventActivityStarted, x, map[string]any{"compensates": orig.rec.ActivityID})
-	if a.Type == definition.TypeTask {
-		return s.enqueue(x, a.Handler, s.t.now)
-	}
-	return s.run(a, x)
+	return s.startCompensation(plan[0], nil)
 }

@@ -105,12 +105,17 @@ func (s *instState) boundaryMessage(b *store.Bookmark, x *execution, payload []b
 	if err := s.armBoundaryMessage(a, x, i); err != nil { // the next one starts a path too
 		return true, err
 	}
-	return true, s.enter(ev.Next, x.token())
+	return true, s.enter(ev.Next, x.token().side())
 }
 
 // interrupt cancels x — its work, its open task or receive, its other
 // boundary events, its child — and starts the event's path.
 func (s *instState) interrupt(a *definition.Activity, x *execution, ev definition.BoundaryEvent) error {
+	if a.Type == definition.TypeScope {
+		// Everything inside it is cancelled at once; the event's path
+		// starts once what completed inside it is compensated.
+		return s.cancelScope(x, &scopeState{Then: scopeThenCancel, Next: ev.Next})
+	}
 	if err := s.closeExecBookmarks(x); err != nil {
 		return err
 	}
@@ -153,5 +158,5 @@ func (s *instState) boundaryFired(a *definition.Activity, x *execution, i int, b
 			return err
 		}
 	}
-	return s.enter(ev.Next, x.token())
+	return s.enter(ev.Next, x.token().side())
 }

@@ -109,6 +109,9 @@ const (
 	CodeUnknownOutcome = "unknown_outcome"
 	// CodeCircuitOpen is not a fault: it tells why a call waits unsent.
 	CodeCircuitOpen = "circuit_open"
+	// CodeTerminated is not a fault: a terminate end that compensates
+	// records it while the compensation runs.
+	CodeTerminated = "terminated"
 )
 
 // UnknownOutcomeError marks a handler error after which the handler cannot

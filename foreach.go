@@ -191,7 +191,7 @@ func (s *instState) loopResults(lx *execution) []any {
 			continue
 		}
 		tok := x.token()
-		if tok == nil || tok.Iter == nil || tok.Iter.Loop != lx.rec.ID || !s.endsIteration(x) {
+		if tok == nil || tok.Iter == nil || tok.Iter.Loop != lx.rec.ID || tok.innerScope() != "" || !s.endsIteration(x) {
 			continue
 		}
 		var out any

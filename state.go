@@ -3,6 +3,7 @@ package waymark
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -66,6 +67,9 @@ type instState struct {
 	// iter is the forEach iteration of the execution being run, which
 	// expressions see as item and index.
 	iter *expr.Iteration
+	// iterTok is that iteration's token: steps, for its expressions, has
+	// the outputs of its own executions over the instance's.
+	iterTok *iteration
 	// headers caches traceHeaders.
 	headers []byte
 }
@@ -118,13 +122,21 @@ func (s *instState) exec(id string) *execution {
 
 // exprContext is what expressions of this instance see.
 func (s *instState) exprContext() *expr.Context {
+	steps := s.steps
+	it := s.iterTok
+	if it != nil {
+		steps = nil // built on use, with the iteration's own outputs
+	}
 	return &expr.Context{
 		Input: s.input,
 		Vars:  s.vars,
-		Steps: s.steps,
+		Steps: steps,
 		StepsFunc: func() map[string]any {
 			if s.steps == nil {
 				s.buildSteps()
+			}
+			if it != nil {
+				return s.iterationSteps(it)
 			}
 			return s.steps
 		},
@@ -167,6 +179,39 @@ func (s *instState) buildSteps() {
 	for _, x := range done {
 		s.noteOutput(x)
 	}
+}
+
+// iterationSteps is steps as an iteration of a forEach sees it: the
+// outputs of the executions of that iteration (its body, and a scope's
+// activities inside it) over the instance's, so that parallel iterations
+// never see each other's results.
+func (s *instState) iterationSteps(it *iteration) map[string]any {
+	var own []*execution
+	for _, x := range s.execs {
+		if x.rec.Status != ExecCompleted && x.rec.Status != ExecSkipped || isCompensation(x) || x.legacy {
+			continue
+		}
+		if tok := x.token(); tok != nil && tok.Iter != nil && tok.Iter.Loop == it.Loop && tok.Iter.Index == it.Index {
+			own = append(own, x)
+		}
+	}
+	if len(own) == 0 {
+		return s.steps
+	}
+	slices.SortStableFunc(own, func(a, b *execution) int {
+		if a.doneSeq != b.doneSeq {
+			return a.doneSeq - b.doneSeq
+		}
+		return finishedAt(a).Compare(finishedAt(b))
+	})
+	out := maps.Clone(s.steps)
+	for _, x := range own {
+		var v any
+		if decodeJSON(x.rec.Output, &v) == nil {
+			out[x.rec.ActivityID] = v
+		}
+	}
+	return out
 }
 
 // newExecution starts an execution of activity id. Executions are listed
@@ -241,6 +286,12 @@ func (s *instState) settle() error {
 		if err := s.rescheduleScheduled(); err != nil {
 			return err
 		}
+	}
+	if err := s.settleScopes(); err != nil {
+		return err
+	}
+	if s.status.Finished() || s.status == store.InstanceSuspended {
+		return nil
 	}
 	if s.hasActive() {
 		status := store.InstanceWaiting

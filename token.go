@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"slices"
 )
 
 // token is the path that led to an execution, stored with it: the forks it
@@ -18,13 +19,64 @@ type token struct {
 	// Race is the firstOf execution whose branch this wait is: the first
 	// of its branches to finish wins.
 	Race string `json:"r,omitempty"`
+	// Scopes are the scope executions the path runs inside, outermost
+	// first: the scope ends once no path inside it runs or waits.
+	Scopes []string `json:"s,omitempty"`
+	// Side marks a path a non-interrupting boundary event started beside
+	// its activity: one more than the number of frames it had then. Such a
+	// path arriving at a join that closes one of those forks is absorbed
+	// there: the branch it started beside is the one the join counts.
+	Side int `json:"x,omitempty"`
+	// Comp is the scope execution whose compensation this execution is.
+	Comp string `json:"c,omitempty"`
+}
+
+// enterScope returns the token of a path inside the scope execution
+// scopeID.
+func (t *token) enterScope(scopeID string) *token {
+	out := &token{Scopes: []string{scopeID}}
+	if t != nil {
+		out.Frames, out.Iter, out.Side = t.Frames, t.Iter, t.Side
+		out.Scopes = append(slices.Clone(t.Scopes), scopeID)
+	}
+	return out
+}
+
+// side returns the token of a path a non-interrupting boundary event
+// starts beside the activity whose token t is.
+func (t *token) side() *token {
+	if t == nil {
+		return &token{Side: 1}
+	}
+	out := *t
+	out.Race = ""
+	if out.Side == 0 {
+		out.Side = len(t.Frames) + 1
+	}
+	return &out
+}
+
+// innerScope returns the innermost scope execution of the path when the
+// path belongs to it directly (not to a forEach iteration inside it), or
+// "".
+func (t *token) innerScope() string {
+	if t == nil || len(t.Scopes) == 0 || t.Iter != nil && len(t.Scopes) <= t.Iter.SD {
+		return ""
+	}
+	return t.Scopes[len(t.Scopes)-1]
+}
+
+// inScope reports whether the path runs, however deeply, inside the scope
+// execution scopeID.
+func (t *token) inScope(scopeID string) bool {
+	return t != nil && slices.Contains(t.Scopes, scopeID)
 }
 
 // racing returns the token of a branch of the firstOf execution raceID.
 func (t *token) racing(raceID string) *token {
 	out := &token{Race: raceID}
 	if t != nil {
-		out.Frames, out.Iter = t.Frames, t.Iter
+		out.Frames, out.Iter, out.Scopes, out.Side = t.Frames, t.Iter, t.Scopes, t.Side
 	}
 	return out
 }
@@ -34,7 +86,7 @@ func (t *token) won() *token {
 	if t == nil {
 		return nil
 	}
-	return &token{Frames: t.Frames, Iter: t.Iter}
+	return &token{Frames: t.Frames, Iter: t.Iter, Scopes: t.Scopes, Side: t.Side}
 }
 
 // iteration is one iteration of a forEach a token belongs to.
@@ -43,16 +95,20 @@ type iteration struct {
 	Index int             `json:"i"`
 	Item  json.RawMessage `json:"v,omitempty"`
 	Outer *iteration      `json:"o,omitempty"` // the iteration the forEach runs in
+	// SD is how many scopes enclose the forEach: scopes the iteration
+	// enters come after them in the token's Scopes.
+	SD int `json:"sd,omitempty"`
 }
 
 // iterate returns the token of iteration index of the forEach execution
 // loopID, over item.
 func (t *token) iterate(loopID string, index int, item json.RawMessage) *token {
 	it := &iteration{Loop: loopID, Index: index, Item: item}
-	if t != nil {
-		it.Outer = t.Iter
+	if t == nil {
+		return &token{Iter: it}
 	}
-	return &token{Iter: it}
+	it.Outer, it.SD = t.Iter, len(t.Scopes)
+	return &token{Iter: it, Scopes: t.Scopes}
 }
 
 // inLoop reports whether the token belongs, however deeply nested, to an
@@ -82,7 +138,7 @@ func (t *token) fork(forkID string, i, n int) *token {
 	out := &token{}
 	if t != nil {
 		out.Frames = append(out.Frames, t.Frames...)
-		out.Iter = t.Iter
+		out.Iter, out.Scopes, out.Side = t.Iter, t.Scopes, t.Side
 	}
 	out.Frames = append(out.Frames, forkFrame{Fork: forkID, Branch: i, Of: n})
 	return out
@@ -94,7 +150,7 @@ func (t *token) up(depth int) *token {
 	if t == nil {
 		return nil
 	}
-	return &token{Frames: t.Frames[:depth], Iter: t.Iter, Race: t.Race}
+	return &token{Frames: t.Frames[:depth], Iter: t.Iter, Race: t.Race, Scopes: t.Scopes, Side: t.Side}
 }
 
 // share is the part of the fork at depth that this token stands for: one
@@ -110,7 +166,7 @@ func (t *token) share(depth int) *big.Rat {
 // encode stores a token; the main path's is {}, so that a NULL token
 // marks an execution made before tokens existed (see arriveAtJoin).
 func (t *token) encode() json.RawMessage {
-	if t == nil || len(t.Frames) == 0 && t.Iter == nil && t.Race == "" {
+	if t == nil || len(t.Frames) == 0 && t.Iter == nil && t.Race == "" && len(t.Scopes) == 0 && t.Side == 0 && t.Comp == "" {
 		return json.RawMessage(`{}`)
 	}
 	return mustJSON(t)

@@ -20,6 +20,8 @@ type activityMeta struct {
 // id is known.
 type ref struct {
 	scope *scope
+	// from is the activity the transition leaves; nil for the start.
+	from  *Activity
 	field string
 	line  int
 	kind  EdgeKind
@@ -127,21 +129,7 @@ func (p *parser) decodeRetry(s *scope, n *yaml.Node) RetryPolicy {
 }
 
 func (p *parser) decodeActivities(top *scope, def *Definition, n *yaml.Node) {
-	p.sequence(top, "activities", n, func(i int, item *yaml.Node) {
-		if i == MaxActivities {
-			p.add("activities", item.Line, "more than %d activities", MaxActivities)
-		}
-		if i >= MaxActivities {
-			return
-		}
-		if a, meta := p.decodeActivity(i, item); a != nil {
-			def.Activities = append(def.Activities, a)
-			p.metas = append(p.metas, meta)
-		}
-	})
-	if n := p.resolve(n); n != nil && n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
-		p.add("activities", n.Line, "must list at least one activity")
-	}
+	p.decodeActivityList(top, def, "activities", n, nil, 0)
 	for i, a := range def.Activities {
 		if a.ID == "" {
 			continue
@@ -154,19 +142,71 @@ func (p *parser) decodeActivities(top *scope, def *Definition, n *yaml.Node) {
 	}
 }
 
-// decodeActivity decodes one item of activities. It returns nil when the
-// item is not a mapping.
-func (p *parser) decodeActivity(i int, n *yaml.Node) (*Activity, *activityMeta) {
-	s := &scope{p: p, path: "activities" + index(i)}
+// decodeActivityList decodes a list of activities at path: the top level's
+// (parent nil) or a scope's own. A scope's activities follow it in
+// Definition.Activities, so the first activity there is the top level's
+// first.
+func (p *parser) decodeActivityList(s *scope, def *Definition, path string, n *yaml.Node, parent *Activity, depth int) {
+	p.sequence(s, path, n, func(i int, item *yaml.Node) {
+		if len(def.Activities) == MaxActivities {
+			p.add(path, item.Line, "more than %d activities", MaxActivities)
+		}
+		if len(def.Activities) >= MaxActivities {
+			return
+		}
+		a, meta, inner := p.decodeActivity(path+index(i), item, parent)
+		if a == nil {
+			return
+		}
+		def.Activities = append(def.Activities, a)
+		p.metas = append(p.metas, meta)
+		if parent != nil && a.ID != "" {
+			parent.Inner = append(parent.Inner, a.ID)
+		}
+		if a.Type != TypeScope || inner == nil {
+			return
+		}
+		def.scopes = true
+		if depth >= maxScopeDepth {
+			meta.scope.add("activities", inner.Line, "scopes nest more than %d deep", maxScopeDepth)
+			return
+		}
+		first := len(def.Activities)
+		p.decodeActivityList(&scope{p: p, activity: a.ID}, def, path+index(i)+".activities", inner, a, depth+1)
+		if a.Start == "" && len(def.Activities) > first {
+			a.Start = def.Activities[first].ID
+			p.refs = append(p.refs, ref{scope: meta.scope, from: a, field: "activities", line: inner.Line, kind: EdgeScope, to: a.Start})
+		}
+	})
+	if n := p.resolve(n); n != nil && n.Kind == yaml.SequenceNode && len(n.Content) == 0 {
+		if parent == nil {
+			p.add(path, n.Line, "must list at least one activity")
+		} else {
+			s.add(path, n.Line, "a scope must list at least one activity: its body is empty")
+		}
+	}
+}
+
+// maxScopeDepth bounds how deeply scopes nest.
+const maxScopeDepth = 16
+
+// decodeActivity decodes one item of an activity list at path, inside the
+// scope parent (nil for the top level). It returns nil when the item is not
+// a mapping; for a scope, it also returns the list of its own activities.
+func (p *parser) decodeActivity(path string, n *yaml.Node, parent *Activity) (*Activity, *activityMeta, *yaml.Node) {
+	s := &scope{p: p, path: path}
 	n = p.resolve(n)
 	if n == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if n.Kind != yaml.MappingNode {
 		s.add("", n.Line, "an activity must be a mapping, not %s", kindName(n))
-		return nil, nil
+		return nil, nil, nil
 	}
 	a := &Activity{Line: n.Line}
+	if parent != nil {
+		a.Parent = parent.ID
+	}
 	meta := &activityMeta{scope: s}
 	var idNode, typeNode *yaml.Node
 	for j := 0; j+1 < len(n.Content); j += 2 {
@@ -216,14 +256,14 @@ func (p *parser) decodeActivity(i int, n *yaml.Node) (*Activity, *activityMeta) 
 	if a.Type != "" {
 		d.finish()
 	}
-	return a, meta
+	return a, meta, d.inner
 }
 
 // looseTargets extracts the activity ids an activity of unknown type
 // transitions to, without reporting anything.
 func (p *parser) looseTargets(key string, n *yaml.Node) []string {
 	switch key {
-	case "next", "default", "onTimeout", "onError", "compensate", "branches", "cases":
+	case "next", "default", "onTimeout", "onError", "compensate", "branches", "cases", "onCancel":
 	default:
 		return nil
 	}

@@ -27,6 +27,8 @@ type activityDecoder struct {
 	messageSeen  bool // fail: message or error given
 	// set holds the line of every field given.
 	set map[string]int
+	// inner is a scope's list of activities, decoded after the scope.
+	inner *yaml.Node
 }
 
 func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
@@ -155,7 +157,18 @@ func (d *activityDecoder) field(key string, keyNode, v *yaml.Node) {
 	case "parallel":
 		a.Parallel = p.boolean(s, key, v)
 	case "terminate":
-		a.Terminate = p.boolean(s, key, v)
+		d.decodeTerminate(v)
+	case "cancel":
+		a.Cancel = p.name(s, key, v)
+		if a.Cancel != "" {
+			p.refs = append(p.refs, ref{scope: s, from: a, field: key, line: v.Line, kind: edgeCancels, to: a.Cancel})
+		}
+	case "activities":
+		d.inner = v
+	case "start":
+		a.Start = d.target(key, v, EdgeScope)
+	case "onCancel":
+		a.OnCancel = d.target(key, v, EdgeCancel)
 	case "inclusive":
 		a.Inclusive = p.boolean(s, key, v)
 	case "maxConcurrency":
@@ -224,12 +237,31 @@ func (d *activityDecoder) decodeBoundary(n *yaml.Node) {
 	})
 }
 
+// decodeTerminate decodes an end's terminate: true, or a mapping that
+// also asks for compensation ({compensate: true}).
+func (d *activityDecoder) decodeTerminate(n *yaml.Node) {
+	p, s, a := d.p, d.s, d.a
+	if r := p.resolve(n); r == nil || r.Kind != yaml.MappingNode {
+		a.Terminate = p.boolean(s, "terminate", n)
+		return
+	}
+	a.Terminate = true
+	p.mapping(s, "terminate", n, func(key string, keyNode, v *yaml.Node) {
+		switch key {
+		case "compensate":
+			a.TerminateCompensate = p.boolean(s, join("terminate", key), v)
+		default:
+			s.unknownField("terminate", key, keyNode, []string{"compensate"}, "", nil)
+		}
+	})
+}
+
 // target decodes an activity id a transition leads to and records it for
 // checking once all ids are known.
 func (d *activityDecoder) target(field string, n *yaml.Node, kind EdgeKind) string {
 	to := d.p.name(d.s, field, n)
 	if to != "" {
-		d.p.refs = append(d.p.refs, ref{scope: d.s, field: field, line: n.Line, kind: kind, to: to})
+		d.p.refs = append(d.p.refs, ref{scope: d.s, from: d.a, field: field, line: n.Line, kind: kind, to: to})
 	}
 	return to
 }
@@ -450,6 +482,12 @@ func (d *activityDecoder) finish() {
 	case TypeSubworkflow:
 		require("definition")
 		d.requireWith("onTimeout", "timeout")
+	case TypeScope:
+		require("activities")
+	case TypeEnd:
+		if a.Terminate && a.Cancel != "" {
+			s.add("cancel", d.set["cancel"], "an end either terminates the instance or cancels a scope, not both")
+		}
 	case TypeForEach:
 		require("items", "body")
 		if d.has("maxConcurrency") && !a.Parallel {

@@ -35,7 +35,12 @@ type Definition struct {
 	hash        string
 	// joinDepth is each join's fork depth (see JoinDepth).
 	joinDepth map[string]int
+	// scopes is set when the definition has a scope activity.
+	scopes bool
 }
+
+// HasScopes reports whether the definition has a scope activity.
+func (d *Definition) HasScopes() bool { return d.scopes }
 
 // Defaults holds the definition-wide settings activities inherit.
 type Defaults struct {
@@ -109,13 +114,14 @@ const (
 	TypeEnd         ActivityType = "end"
 	TypeForEach     ActivityType = "forEach"
 	TypeFirstOf     ActivityType = "firstOf"
+	TypeScope       ActivityType = "scope"
 )
 
 // ActivityTypes lists every activity type in documentation order.
 func ActivityTypes() []ActivityType {
 	return []ActivityType{
 		TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSwitch, TypeParallel,
-		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFirstOf, TypeFail, TypeEnd,
+		TypeJoin, TypeSet, TypeEmit, TypeSubworkflow, TypeForEach, TypeFirstOf, TypeScope, TypeFail, TypeEnd,
 	}
 }
 
@@ -157,10 +163,12 @@ func (t ActivityType) Fields() []string {
 		own = []string{"branches", "output"}
 	case TypeForEach:
 		own = []string{"items", "body", "parallel", "maxConcurrency", "completionCondition", "next", "output", "onError"}
+	case TypeScope:
+		own = []string{"activities", "start", "next", "output", "compensate", "onError", "onCancel", "boundary"}
 	case TypeFail:
 		own = []string{"message", "error", "code"}
 	case TypeEnd:
-		own = []string{"terminate"}
+		own = []string{"terminate", "cancel"}
 	default:
 		return nil
 	}
@@ -184,6 +192,11 @@ type Activity struct {
 	Name string
 	// Line is the line of the activity in the source.
 	Line int
+	// Parent is the id of the scope the activity belongs to, empty for an
+	// activity of the top level. Transitions stay inside one region: the
+	// activities of one scope (or of the top level) lead only to each
+	// other.
+	Parent string
 
 	// Next is the activity that follows; empty means the path ends here.
 	// A userTask keeps its transitions in OutcomeNext instead when it
@@ -257,6 +270,24 @@ type Activity struct {
 	// Terminate makes an end activity end the whole instance at once,
 	// cancelling every other path, not only its own path.
 	Terminate bool
+	// TerminateCompensate makes a terminating end run the compensations of
+	// the completed activities (latest first) before the instance ends.
+	TerminateCompensate bool
+	// Cancel is the scope an end activity cancels: an enclosing scope, or a
+	// scope of the end's own region. Everything still running or waiting
+	// inside it is cancelled in the same step, its completed activities
+	// are compensated, and it goes on with its OnCancel.
+	Cancel string
+
+	// Start is the first activity of a scope's sub-graph: its start field,
+	// or its first activity.
+	Start string
+	// Inner lists the ids of a scope's own activities, in source order
+	// (not those of scopes nested in it).
+	Inner []string
+	// OnCancel is the activity a scope continues with when a cancel end
+	// cancels it; empty ends its path.
+	OnCancel string
 
 	// Inclusive makes a switch take every case that matches, at once (a
 	// fork of the matching cases that a join closes), not only the first.

@@ -32,9 +32,18 @@ const (
 	// EdgeCompensate leads to the activity that undoes this one; it is
 	// followed only while compensating.
 	EdgeCompensate EdgeKind = "compensate"
+	// EdgeScope leads from a scope to the first activity of its sub-graph;
+	// the scope's next is followed once the sub-graph has ended.
+	EdgeScope EdgeKind = "scope"
+	// EdgeCancel leads from a scope cancelled by a cancel end to the
+	// activity it continues with (onCancel).
+	EdgeCancel EdgeKind = "onCancel"
 
 	// edgeStart marks the start field in parser refs; never in a graph.
 	edgeStart EdgeKind = "start"
+	// edgeCancels marks the cancel field of an end in parser refs; it
+	// names a scope, it is not a transition.
+	edgeCancels EdgeKind = "cancel"
 )
 
 // Edge is one transition of the workflow graph.
@@ -46,8 +55,8 @@ type Edge struct {
 }
 
 // Edges returns the transitions out of the activity in a stable order:
-// next, outcomes, cases, default, branches, onTimeout, onError,
-// compensate.
+// a scope's start, next, outcomes, cases, default, branches, body,
+// boundary, onTimeout, onCancel, onError, compensate.
 func (a *Activity) Edges() []Edge {
 	var out []Edge
 	add := func(kind EdgeKind, label, to string) {
@@ -55,6 +64,7 @@ func (a *Activity) Edges() []Edge {
 			out = append(out, Edge{From: a.ID, To: to, Kind: kind, Label: label})
 		}
 	}
+	add(EdgeScope, "", a.Start)
 	add(EdgeNext, "", a.Next)
 	for _, o := range a.Outcomes {
 		add(EdgeOutcome, o, a.OutcomeNext[o])
@@ -74,6 +84,7 @@ func (a *Activity) Edges() []Edge {
 		add(EdgeBoundary, ev.Label(), ev.Next)
 	}
 	add(EdgeTimeout, "", a.OnTimeout)
+	add(EdgeCancel, "", a.OnCancel)
 	names := make([]string, 0, len(a.OnError))
 	for name := range a.OnError {
 		names = append(names, name)

@@ -118,6 +118,13 @@ func canonicalActivity(a *Activity) map[string]any {
 	if a.Terminate {
 		m["terminate"] = true
 	}
+	if a.TerminateCompensate {
+		m["terminateCompensate"] = true
+	}
+	put(m, "cancel", a.Cancel)
+	put(m, "parent", a.Parent)
+	put(m, "start", a.Start)
+	put(m, "onCancel", a.OnCancel)
 	putInt(m, "maxConcurrency", a.MaxConcurrency)
 	if len(a.Boundary) > 0 {
 		events := make([]any, len(a.Boundary))

@@ -114,6 +114,9 @@ func (fs *forkStacks) propagate(g *graph, start int) {
 		for _, j := range g.flow[i] {
 			queue = append(queue, item{j, next})
 		}
+		for _, j := range g.enter[i] {
+			queue = append(queue, item{j, it.stack}) // a scope's paths carry its token
+		}
 	}
 }
 

@@ -14,6 +14,7 @@ type graph struct {
 	flow  [][]int        // transitions followed during normal execution
 	comp  [][]int        // compensation edges
 	body  [][]int        // a forEach's body (run per item, returns to it)
+	enter [][]int        // a scope's start (its sub-graph, which returns to it)
 	loose [][]int        // transitions of activities of unknown type
 }
 
@@ -45,6 +46,9 @@ func (p *parser) validateGraph(def *Definition) {
 			} else if target.Next != "" || len(target.OutcomeNext) > 0 {
 				r.scope.add(r.field, r.line, "the body %q has a next; a body returns to its forEach: move the next to the forEach", r.to)
 			}
+		}
+		if !checkRegion(def, r, target) {
+			continue
 		}
 		if r.kind == EdgeCompensate && !canCompensate(target.Type) {
 			r.scope.add(r.field, r.line, "compensation activity %q is %s activity; use a task, http, set, emit or subworkflow",
@@ -97,10 +101,72 @@ func (p *parser) validateGraph(def *Definition) {
 
 func canBeBody(t ActivityType) bool {
 	switch t {
-	case TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSubworkflow, TypeSet, TypeEmit, TypeForEach:
+	case TypeTask, TypeHTTP, TypeUserTask, TypeReceive, TypeTimer, TypeSubworkflow, TypeSet, TypeEmit, TypeForEach, TypeScope:
 		return true
 	}
 	return false
+}
+
+// region names where an activity of the scope parent lives, for messages.
+func region(parent string) string {
+	if parent == "" {
+		return "the top level"
+	}
+	return fmt.Sprintf("scope %q", parent)
+}
+
+// checkRegion reports a reference that crosses the boundary of a scope:
+// transitions stay in their region (a path in a scope ends there, and the
+// scope's next goes on), a scope starts with one of its own activities, and
+// a cancel names a scope that encloses the end or shares its region.
+// Compensation handlers may live anywhere.
+func checkRegion(def *Definition, r ref, target *Activity) bool {
+	from := ""
+	if r.from != nil {
+		from = r.from.Parent
+	}
+	switch r.kind {
+	case EdgeCompensate:
+		return true
+	case edgeStart:
+		if target.Parent != "" {
+			r.scope.add(r.field, r.line, "the start %q is inside %s; the instance starts at a top-level activity", r.to, region(target.Parent))
+			return false
+		}
+	case EdgeScope:
+		if target.Parent != r.from.ID {
+			r.scope.add(r.field, r.line, "the start %q is not one of the scope's own activities (it is in %s)", r.to, region(target.Parent))
+			return false
+		}
+	case edgeCancels:
+		if target.Type != TypeScope {
+			r.scope.add(r.field, r.line, "%q is %s activity; cancel names a scope", r.to, article(target.Type))
+			return false
+		}
+		if target.Parent == from {
+			return true // a scope of the end's own region
+		}
+		for p := from; p != ""; {
+			if p == target.ID {
+				return true // an enclosing scope
+			}
+			a := def.index[p]
+			if a == nil {
+				break
+			}
+			p = a.Parent
+		}
+		r.scope.add(r.field, r.line, "scope %q is in %s, which neither encloses this end nor is its region (%s); cancel names an enclosing scope or one beside the end",
+			r.to, region(target.Parent), region(from))
+		return false
+	default:
+		if target.Parent != from {
+			r.scope.add(r.field, r.line, "%q is in %s, this activity in %s: transitions stay inside their scope (a path in a scope ends there, and the scope's next goes on)",
+				r.to, region(target.Parent), region(from))
+			return false
+		}
+	}
+	return true
 }
 
 func canCompensate(t ActivityType) bool {
@@ -118,6 +184,7 @@ func newGraph(def *Definition, metas []*activityMeta) *graph {
 		flow:  make([][]int, len(def.Activities)),
 		comp:  make([][]int, len(def.Activities)),
 		body:  make([][]int, len(def.Activities)),
+		enter: make([][]int, len(def.Activities)),
 		loose: make([][]int, len(def.Activities)),
 	}
 	for i, a := range def.Activities {
@@ -136,6 +203,8 @@ func newGraph(def *Definition, metas []*activityMeta) *graph {
 				g.comp[i] = append(g.comp[i], j)
 			case EdgeBody:
 				g.body[i] = append(g.body[i], j)
+			case EdgeScope:
+				g.enter[i] = append(g.enter[i], j)
 			default:
 				g.flow[i] = append(g.flow[i], j)
 			}
@@ -179,7 +248,7 @@ func (p *parser) checkReachable(g *graph) {
 	if !ok {
 		return
 	}
-	seen := g.reach([]int{start}, g.flow, g.comp, g.body, g.loose)
+	seen := g.reach([]int{start}, g.flow, g.comp, g.body, g.enter, g.loose)
 	for i, a := range g.def.Activities {
 		if seen[i] || a.ID == "" || g.pos[a.ID] != i {
 			continue

@@ -27,6 +27,10 @@ type GraphNode struct {
 	Name string `json:"name,omitempty"`
 	// Line is the activity's line in the source.
 	Line int `json:"line,omitempty"`
+	// Parent is the scope the activity belongs to, empty at the top level.
+	Parent string `json:"parent,omitempty" doc:"the id of the scope node this activity is drawn inside"`
+	// Cancel is the scope a cancel end cancels.
+	Cancel string `json:"cancel,omitempty"`
 	// Detail says what the activity does in a few words: its handler,
 	// message, timer, subworkflow or breaker.
 	Detail string `json:"detail,omitempty"`
@@ -36,7 +40,7 @@ type GraphNode struct {
 type GraphEdge struct {
 	From  string `json:"from"`
 	To    string `json:"to"`
-	Kind  string `json:"kind" enum:"next,outcome,case,default,branch,onTimeout,onError,boundary,body,compensate"`
+	Kind  string `json:"kind" enum:"scope,next,outcome,case,default,branch,onTimeout,onCancel,onError,boundary,body,compensate"`
 	Label string `json:"label,omitempty" doc:"the outcome, switch condition or error name"`
 }
 
@@ -48,7 +52,7 @@ type graphOutput struct {
 func graphOf(def *definition.Definition, version int) *Graph {
 	g := &Graph{ID: def.ID, Version: version, Start: def.Start, Nodes: []*GraphNode{}, Edges: []*GraphEdge{}}
 	for _, a := range def.Activities {
-		n := &GraphNode{ID: a.ID, Type: string(a.Type), Name: a.Name, Line: a.Line}
+		n := &GraphNode{ID: a.ID, Type: string(a.Type), Name: a.Name, Line: a.Line, Parent: a.Parent, Cancel: a.Cancel}
 		switch {
 		case a.Handler != "":
 			n.Detail = "handler " + a.Handler

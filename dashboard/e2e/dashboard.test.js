@@ -320,6 +320,41 @@ test('every page: no serious accessibility violations, readable on a phone', asy
   }
 });
 
+test('a scope is drawn as a box around its activities, with its state', async () => {
+  await call(server, 'POST', '/definitions', `id: e2e-scope
+activities:
+  - id: booking
+    type: scope
+    next: done
+    boundary: [{after: 24h, next: late}]
+    activities:
+      - {id: hold, type: set, vars: {held: true}, next: nested}
+      - id: nested
+        type: scope
+        activities:
+          - {id: sign, type: userTask, title: Sign the booking}
+  - {id: late, type: end}
+  - {id: done, type: end}
+`);
+  const inst = (await call(server, 'POST', '/instances', { definition: 'e2e-scope', input: {} })).data;
+  const page = await newPage(browser, errors);
+  await page.goto(server.url + '/ui/#/instances/' + inst.id);
+  await page.locator('svg.map [data-activity="sign"].state-waiting').waitFor();
+  const box = (sel) => page.locator(sel).evaluate((el) => { const r = el.getBoundingClientRect(); return { x: r.x, y: r.y, r: r.right, b: r.bottom }; });
+  const outer = await box('svg.map [data-scope="booking"] rect');
+  const inner = await box('svg.map [data-scope="nested"] rect');
+  const inside = (a, o) => a.x >= o.x && a.y >= o.y && a.r <= o.r && a.b <= o.b;
+  assert.ok(inside(inner, outer), 'the nested scope is inside its scope');
+  assert.ok(inside(await box('svg.map [data-activity="sign"] rect'), inner), 'the task is inside its scope');
+  assert.ok(inside(await box('svg.map [data-activity="hold"] rect'), outer));
+  assert.ok(!inside(await box('svg.map [data-activity="done"] rect'), outer), 'what follows the scope is outside it');
+  assert.match(await page.locator('svg.map [data-scope="booking"]').getAttribute('class'), /state-waiting/);
+  assert.match(await page.locator('svg.map [data-activity="booking"]').getAttribute('class'), /state-waiting/);
+  assert.equal(await page.locator('svg.map path.edge-boundary').count(), 1, 'the boundary event leaves the scope');
+  await shot(page, 'scope');
+  await page.context().close();
+});
+
 test('instances list: filters in the URL, pages by cursor', async () => {
   for (let i = 0; i < 55; i++) await call(server, 'POST', '/instances', { definition: 'e2e-review', businessKey: 'bulk-' + i });
   const page = await newPage(browser, errors);

@@ -21,7 +21,8 @@ func newGraphCommand(e *env) *cobra.Command {
 		Long: `Print the activities and transitions of a workflow definition as a Mermaid
 flowchart (https://mermaid.js.org), ready to paste into Markdown. Nodes show
 the activity id and type; edges show the outcome, switch condition, default,
-onTimeout or onError they follow; compensation edges are dotted. An invalid
+onTimeout or onError they follow; compensation edges are dotted. A scope is
+a subgraph of its own activities; its boundary events leave the subgraph. An invalid
 definition prints its problems, as waymark validate does, and exits with
 status 1. The FILE - reads standard input.`,
 		Example: "  waymark graph expense-approval.yaml > expense-approval.mmd",
@@ -40,36 +41,60 @@ status 1. The FILE - reads standard input.`,
 }
 
 // mermaid renders def as a Mermaid flowchart. Node ids are generated (n0,
-// n1, ...) because activity ids such as "end" are Mermaid keywords.
+// n1, ...) because activity ids such as "end" are Mermaid keywords. A scope
+// is a subgraph holding its own activities, with a start circle of its own;
+// edges to and from it (its next, its boundary events) attach to the
+// subgraph.
 func mermaid(def *definition.Definition) string {
 	var b strings.Builder
 	b.WriteString("flowchart TD\n")
 	nodes := make(map[string]string, len(def.Activities))
+	children := map[string][]*definition.Activity{}
 	for i, a := range def.Activities {
 		nodes[a.ID] = fmt.Sprintf("n%d", i)
+		children[a.Parent] = append(children[a.Parent], a)
 	}
 	b.WriteString("  start((start))\n")
-	for _, a := range def.Activities {
-		open, closing := nodeShape(a.Type)
-		fmt.Fprintf(&b, "  %s%s\"%s<br/>%s\"%s\n", nodes[a.ID], open, escapeLabel(a.ID), a.Type, closing)
+	var region func(parent, indent string)
+	region = func(parent, indent string) {
+		for _, a := range children[parent] {
+			if a.Type == definition.TypeScope {
+				fmt.Fprintf(&b, "%ssubgraph %s[\"%s<br/>scope\"]\n", indent, nodes[a.ID], escapeLabel(a.ID))
+				fmt.Fprintf(&b, "%s  %s_start((start))\n", indent, nodes[a.ID])
+				region(a.ID, indent+"  ")
+				fmt.Fprintf(&b, "%send\n", indent)
+				continue
+			}
+			open, closing := nodeShape(a.Type)
+			fmt.Fprintf(&b, "%s%s%s\"%s<br/>%s\"%s\n", indent, nodes[a.ID], open, escapeLabel(a.ID), a.Type, closing)
+		}
 	}
+	region("", "  ")
 	fmt.Fprintf(&b, "  start --> %s\n", nodes[def.Start])
 	for _, e := range def.Edges() {
+		from := nodes[e.From]
 		arrow := "-->"
 		switch e.Kind {
 		case definition.EdgeCompensate:
 			arrow = "-.->"
 		case definition.EdgeBody:
 			arrow = "==>"
+		case definition.EdgeScope:
+			from += "_start"
 		}
 		label := edgeLabel(e)
 		if e.Kind == definition.EdgeBody {
 			label = bodyLabel(def.Activity(e.From))
 		}
 		if label != "" {
-			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", nodes[e.From], arrow, escapeLabel(label), nodes[e.To])
+			fmt.Fprintf(&b, "  %s %s|\"%s\"| %s\n", from, arrow, escapeLabel(label), nodes[e.To])
 		} else {
-			fmt.Fprintf(&b, "  %s %s %s\n", nodes[e.From], arrow, nodes[e.To])
+			fmt.Fprintf(&b, "  %s %s %s\n", from, arrow, nodes[e.To])
+		}
+	}
+	for _, a := range def.Activities {
+		if a.Cancel != "" {
+			fmt.Fprintf(&b, "  %s -.-x|\"cancel\"| %s\n", nodes[a.ID], nodes[a.Cancel])
 		}
 	}
 	return b.String()
@@ -117,7 +142,7 @@ func edgeLabel(e definition.Edge) string {
 		return e.Label
 	case definition.EdgeBoundary:
 		return "boundary: " + e.Label
-	case definition.EdgeDefault, definition.EdgeTimeout, definition.EdgeCompensate:
+	case definition.EdgeDefault, definition.EdgeTimeout, definition.EdgeCompensate, definition.EdgeCancel:
 		return string(e.Kind)
 	case definition.EdgeError:
 		if e.Label == "*" {

@@ -146,3 +146,41 @@ activities:
   n0 -->|"boundary: after 72h0m0s"| n2
 `)
 }
+
+// TestGraphCommandScopes: a scope is a subgraph with its own start; its
+// boundary events and next leave the subgraph, a cancel end points at it.
+func TestGraphCommandScopes(t *testing.T) {
+	t.Parallel()
+
+	path := writeDefinition(t, "scopes.yaml", `id: scopes
+activities:
+  - id: work
+    type: scope
+    next: done
+    boundary: [{after: 1h, next: late}]
+    activities:
+      - {id: a, type: userTask, next: stop}
+      - {id: stop, type: end, cancel: work}
+  - {id: late, type: end}
+  - {id: done, type: end}
+`)
+	var stdout, stderr bytes.Buffer
+	code := Run(context.Background(), []string{"graph", path}, nil, &stdout, &stderr)
+	require.Equal(t, 0, code, stderr.String())
+	require.Equal(t, `flowchart TD
+  start((start))
+  subgraph n0["work<br/>scope"]
+    n0_start((start))
+    n1[/"a<br/>userTask"/]
+    n2(["stop<br/>end"])
+  end
+  n3(["late<br/>end"])
+  n4(["done<br/>end"])
+  start --> n0
+  n0_start --> n1
+  n0 --> n4
+  n0 -->|"boundary: after 1h0m0s"| n3
+  n1 --> n2
+  n2 -.-x|"cancel"| n0
+`, stdout.String())
+}

@@ -20,20 +20,30 @@ export async function graphOf(id, version) {
 
 const ICON = {
   task: '⚙', http: '⇄', userTask: '✎', receive: '✉', timer: '◷', switch: '◇', parallel: '⋔', join: '⋈',
-  set: '≔', emit: '➚', subworkflow: '⊞', fail: '✖', end: '■', forEach: '↻', firstOf: '⚑',
+  set: '≔', emit: '➚', subworkflow: '⊞', fail: '✖', end: '■', forEach: '↻', firstOf: '⚑', scope: '▣',
 };
 
+// A scope is drawn as a box (a dagre cluster) around its own activities,
+// with its node, where its transitions and boundary events attach, inside
+// it at the top.
+const clusterOf = (id) => 'scope:' + id;
+
 function layout(graph) {
-  const g = new dagre.graphlib.Graph({ multigraph: true });
+  const g = new dagre.graphlib.Graph({ multigraph: true, compound: true });
   g.setGraph({ rankdir: 'LR', nodesep: 28, ranksep: 56, edgesep: 12, marginx: 12, marginy: 12 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of graph.nodes) {
     const label = n.name || n.id;
     const width = Math.max(110, Math.min(240, 26 + Math.max(label.length, (n.type || '').length + 2) * 7.2));
     g.setNode(n.id, { width, height: 52, node: n, label });
+    if (n.type === 'scope') g.setNode(clusterOf(n.id), { cluster: n, label, paddingTop: 24 });
+  }
+  for (const n of graph.nodes) {
+    if (n.type === 'scope') g.setParent(n.id, clusterOf(n.id));
+    if (n.parent) g.setParent(n.type === 'scope' ? clusterOf(n.id) : n.id, clusterOf(n.parent));
   }
   graph.edges.forEach((e, i) => {
-    const label = e.label ? (e.label.length > 28 ? e.label.slice(0, 27) + '…' : e.label) : (e.kind === 'next' || e.kind === 'branch' || e.kind === 'body' ? '' : e.kind);
+    const label = e.label ? (e.label.length > 28 ? e.label.slice(0, 27) + '…' : e.label) : (e.kind === 'next' || e.kind === 'branch' || e.kind === 'body' || e.kind === 'scope' ? '' : e.kind);
     g.setEdge(e.from, e.to, { edge: e, label, width: label ? label.length * 6.2 : 0, height: label ? 14 : 0, labelpos: 'c' }, 'e' + i);
   });
   dagre.layout(g);
@@ -89,6 +99,17 @@ export function drawMap({ graph, g }, states, { selected, onSelect, title } = {}
     s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' },
       s('path', { d: 'M0,0 L10,5 L0,10 z', class: 'arrowhead' })));
   svg.append(defs);
+  // Scope boxes first, outermost first, so that nested ones and the nodes
+  // are drawn over them.
+  const depth = (id) => { let d = 0; for (let p = g.parent(id); p; p = g.parent(p)) d++; return d; };
+  const clusters = g.nodes().filter((id) => g.node(id).cluster).sort((a, b) => depth(a) - depth(b));
+  for (const id of clusters) {
+    const c = g.node(id);
+    const st = states ? states.get(c.cluster.id) : null;
+    svg.append(s('g', { class: ['scope-box', st ? 'state-' + st.state : 'state-none'], 'data-scope': c.cluster.id, 'aria-hidden': 'true' },
+      s('rect', { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height, rx: 10 }),
+      s('text', { x: c.x - c.width / 2 + 10, y: c.y - c.height / 2 + 16, class: 'scope-label' }, 'scope ' + c.label)));
+  }
   const taken = (e) => states && states.has(e.from) && states.has(e.to) && e.kind !== 'compensate';
   for (const ref of g.edges()) {
     const ed = g.edge(ref);
@@ -103,6 +124,7 @@ export function drawMap({ graph, g }, states, { selected, onSelect, title } = {}
   }
   for (const id of g.nodes()) {
     const n = g.node(id);
+    if (n.cluster) continue;
     const node = n.node;
     const st = states ? states.get(id) : null;
     const state = st ? st.state : '';
