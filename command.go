@@ -146,7 +146,16 @@ func sameStart(inst *store.Instance, p *StartParams) error {
 
 // startInstance creates an instance inside t and runs it from its start.
 func (t *txn) startInstance(id string, p *StartParams, parentID, parentExecID string) (*instState, error) {
-	cd, err := t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
+	var cd *compiledDef
+	var err error
+	if p.Version == 0 {
+		cd, err = t.latestDefinition(p.Definition)
+	} else {
+		cd, err = t.e.definition(t.ctx, t.tx, p.Definition, p.Version)
+	}
+	if store.IsRetryable(err) {
+		return nil, err // a newer version appeared: the next try reads it
+	}
 	if err != nil {
 		return nil, notDeployed(p.Definition, p.Version, err)
 	}

@@ -29,6 +29,10 @@ type Engine struct {
 
 	defsMu sync.Mutex
 	defs   map[defKey]*compiledDef
+	// latest is the newest version of each definition this engine has
+	// seen; a start of "the latest" trusts it and checks it in its
+	// transaction (latestDefinition).
+	latest map[string]int
 
 	states stateCache
 
@@ -187,8 +191,35 @@ func (e *Engine) compile(rec *store.Definition) (*compiledDef, error) {
 	cd = &compiledDef{rec: rec, def: def, joinExpect: joinExpectations(def), secrets: secretNames(rec.Source)}
 	e.defsMu.Lock()
 	e.defs[key] = cd
+	if e.latest == nil {
+		e.latest = map[string]int{}
+	}
+	if rec.Version > e.latest[rec.ID] {
+		e.latest[rec.ID] = rec.Version
+	}
 	e.defsMu.Unlock()
 	return cd, nil
+}
+
+// latestDefinition is definition(…, 0) inside t without a read when this
+// engine knows the newest version: t asserts that it is still the newest
+// (on PostgreSQL in the same round trip as the step's writes), so a version
+// another engine deployed meanwhile fails the try, and the next one reads.
+func (t *txn) latestDefinition(id string) (*compiledDef, error) {
+	e := t.e
+	if !t.fresh {
+		e.defsMu.Lock()
+		v := e.latest[id]
+		cd, ok := e.defs[defKey{id, v}]
+		e.defsMu.Unlock()
+		if ok && v > 0 {
+			if err := t.tx.DefinitionCheckLatest(t.ctx, id, v); err != nil {
+				return nil, err
+			}
+			return cd, nil
+		}
+	}
+	return e.definition(t.ctx, t.tx, id, 0)
 }
 
 // joinExpectations maps each join to the number of branches of the parallel

@@ -61,7 +61,7 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 	err = e.inTx(ctx, "timer", func(t *txn) error {
 		fired = 0
 		for _, b := range due {
-			err := t.fire(b.ID)
+			err := t.fire(b)
 			if errors.Is(err, store.ErrConflict) {
 				continue // completed or fired by somebody else meanwhile
 			}
@@ -78,7 +78,7 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 	fired = 0
 	var errs []error
 	for _, b := range due {
-		err := e.inTx(ctx, "timer", func(t *txn) error { return t.fire(b.ID) })
+		err := e.inTx(ctx, "timer", func(t *txn) error { return t.fire(b) })
 		switch {
 		case err == nil:
 			fired++
@@ -90,11 +90,16 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 	return fired, errors.Join(errs...)
 }
 
-// fire handles one due bookmark exactly once.
-func (t *txn) fire(bookmarkID string) error {
-	b, err := t.tx.BookmarkGet(t.ctx, bookmarkID)
-	if err != nil {
-		return err
+// fire handles one due bookmark, as listed, exactly once. The first try
+// trusts the listing (its consume checks that nobody consumed it since);
+// a try after a failure reads the bookmark again.
+func (t *txn) fire(listed *store.Bookmark) error {
+	b := listed
+	if t.fresh {
+		var err error
+		if b, err = t.tx.BookmarkGet(t.ctx, listed.ID); err != nil {
+			return err
+		}
 	}
 	if b.Consumed() {
 		return store.ErrConflict

@@ -3,6 +3,7 @@ package waymark
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -70,6 +71,51 @@ func TestInTxRetriesAPipelinedFailureInOrdinaryTransaction(t *testing.T) {
 			got, err := s.WorkGet(ctx, items[0].ID)
 			require.NoError(t, err)
 			require.Equal(t, "other-engine", got.LeaseOwner, "the other engine still holds it")
+		})
+	}
+}
+
+// A start of "the latest version" trusts the version this engine knows
+// only as far as its transaction confirms it: a version another engine
+// deployed meanwhile is the one the next start runs.
+func TestStartLatestSeesAnotherEnginesDeploy(t *testing.T) {
+	t.Parallel()
+	for name, open := range map[string]func(t *testing.T) store.Store{
+		"SQLite": func(t *testing.T) store.Store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
+			require.NoError(t, err)
+			return s
+		},
+		"PostgreSQL": func(t *testing.T) store.Store {
+			s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(t), &postgres.Config{AutoMigrate: true})
+			require.NoError(t, err)
+			return s
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s := open(t)
+			t.Cleanup(func() { s.Close() })
+			a, err := New(s, nil)
+			require.NoError(t, err)
+			b, err := New(s, nil)
+			require.NoError(t, err)
+			def := "id: latest\nactivities:\n  - {id: a, type: task, handler: %s}\n"
+			_, _, err = a.Deploy(ctx, []byte(fmt.Sprintf(def, "one")))
+			require.NoError(t, err)
+			first, err := a.StartInstance(ctx, &StartParams{Definition: "latest"})
+			require.NoError(t, err)
+			require.Equal(t, 1, first.DefinitionVersion)
+
+			_, _, err = b.Deploy(ctx, []byte(fmt.Sprintf(def, "two")))
+			require.NoError(t, err)
+			second, err := a.StartInstance(ctx, &StartParams{Definition: "latest"})
+			require.NoError(t, err)
+			require.Equal(t, 2, second.DefinitionVersion, "the version the other engine deployed")
+			again, err := a.StartInstance(ctx, &StartParams{Definition: "latest"})
+			require.NoError(t, err)
+			require.Equal(t, 2, again.DefinitionVersion)
 		})
 	}
 }

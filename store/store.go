@@ -26,6 +26,9 @@ type Executor interface {
 	DefinitionInsert(ctx context.Context, p *DefinitionInsertParams) (*Definition, error)
 	// DefinitionGet returns one version, or the latest when version is 0.
 	DefinitionGet(ctx context.Context, id string, version int) (*Definition, error)
+	// DefinitionCheckLatest succeeds if version is the newest version of
+	// definition id: ErrStale if a newer one exists (or none does).
+	DefinitionCheckLatest(ctx context.Context, id string, version int) error
 	// DefinitionGetByHash returns the version of id whose content hash is
 	// hash, the lowest if several.
 	DefinitionGetByHash(ctx context.Context, id, hash string) (*Definition, error)
@@ -286,7 +289,7 @@ type Store interface {
 // Pipeliner is a Store that can run a transaction with its writes held
 // back and sent together: on PostgreSQL, BEGIN, the writes and COMMIT go
 // in one round trip when the unit reads nothing in between. In such a
-// transaction InstanceUpdate, InstanceCheckVersion, ExecutionInsert,
+// transaction InstanceUpdate, InstanceCheckVersion, BookmarkConsume, ExecutionInsert,
 // ExecutionUpdate, WorkEnqueue, WorkComplete, LogAppend, OutboxInsertBatch
 // and InstanceCountsAdd are queued: they return a nil record and a nil
 // error, and their failure — a version that moved on (ErrStale), a lease
@@ -294,6 +297,8 @@ type Store interface {
 // read or at Commit, with nothing of the transaction applied. A caller that
 // must know which write failed, and why, runs the unit again in an
 // ordinary transaction. Reads see the queued writes (they are sent first).
+// DefinitionCheckLatest is queued too, and so is InstanceInsert without an
+// idempotency key, which returns the record it will insert.
 type Pipeliner interface {
 	BeginPipelined(ctx context.Context) (Tx, error)
 }

@@ -7,6 +7,9 @@ INSERT INTO definitions (id, version, name, source, content_hash, deployed_at)
 VALUES ($1, $2, $3, $4, $5, $6)
 RETURNING id, version, name, source, content_hash, deployed_at;
 
+-- name: DefinitionCheckLatest
+SELECT 1 FROM definitions WHERE id = $1 GROUP BY id HAVING max(version) = $2;
+
 -- name: DefinitionGet
 SELECT id, version, name, source, content_hash, deployed_at
 FROM definitions

@@ -11,6 +11,27 @@ import (
 )
 
 func runDefinition(t *testing.T, h Harness) {
+	t.Run("CheckLatest", func(t *testing.T) {
+		t.Parallel()
+		ctx := ctxFor(t)
+		s := h.Open(t)
+		require.ErrorIs(t, s.DefinitionCheckLatest(ctx, "invoice", 1), store.ErrStale, "none deployed")
+		for v := 1; v <= 2; v++ {
+			_, err := s.DefinitionInsert(ctx, &store.DefinitionInsertParams{
+				ID: "invoice", Version: v, Source: []byte("src"), ContentHash: fmt.Sprint(v), DeployedAt: t0,
+			})
+			require.NoError(t, err)
+		}
+		require.NoError(t, s.DefinitionCheckLatest(ctx, "invoice", 2))
+		require.ErrorIs(t, s.DefinitionCheckLatest(ctx, "invoice", 1), store.ErrStale, "v2 is newer")
+		if p, ok := s.(store.Pipeliner); ok {
+			tx, err := p.BeginPipelined(ctx)
+			require.NoError(t, err)
+			require.NoError(t, tx.DefinitionCheckLatest(ctx, "invoice", 1), "queued")
+			require.ErrorIs(t, tx.Commit(ctx), store.ErrStale)
+			require.NoError(t, tx.Rollback(ctx))
+		}
+	})
 	t.Run("InsertGetList", func(t *testing.T) {
 		t.Parallel()
 		ctx := ctxFor(t)

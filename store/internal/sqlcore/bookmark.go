@@ -30,8 +30,12 @@ func (q *Queries) BookmarkGet(ctx context.Context, id string) (*store.Bookmark, 
 
 // BookmarkConsume implements store.Executor.
 func (q *Queries) BookmarkConsume(ctx context.Context, p *store.BookmarkConsumeParams) (*store.Bookmark, error) {
-	b, err := scanBookmark(q.db.QueryRow(ctx, q.sql("BookmarkConsume"),
-		p.ID, q.t(p.At), p.ConsumedBy, p.ConsumeKey, q.j(p.Result)))
+	args := []any{p.ID, q.t(p.At), p.ConsumedBy, p.ConsumeKey, q.j(p.Result)}
+	if d, ok := q.deferrer(); ok {
+		d.Defer("BookmarkConsume", q.sql("BookmarkConsume"), args, store.ErrConflict)
+		return nil, nil
+	}
+	b, err := scanBookmark(q.db.QueryRow(ctx, q.sql("BookmarkConsume"), args...))
 	if err == nil {
 		return b, nil
 	}

@@ -23,6 +23,23 @@ func (q *Queries) DefinitionGet(ctx context.Context, id string, version int) (*s
 	return one(ctx, q, "get definition", "DefinitionGet", scanDefinition, id, version)
 }
 
+// DefinitionCheckLatest implements store.Executor.
+func (q *Queries) DefinitionCheckLatest(ctx context.Context, id string, version int) error {
+	if d, ok := q.deferrer(); ok {
+		d.Defer("DefinitionCheckLatest", q.sql("DefinitionCheckLatest"), []any{id, version}, store.ErrStale)
+		return nil
+	}
+	var one int
+	err := q.db.QueryRow(ctx, q.sql("DefinitionCheckLatest"), id, version).Scan(&one)
+	if q.noRows(err) {
+		return q.err("check latest definition", store.ErrStale)
+	}
+	if err != nil {
+		return q.err("check latest definition", err)
+	}
+	return nil
+}
+
 // DefinitionGetByHash implements store.Executor.
 func (q *Queries) DefinitionGetByHash(ctx context.Context, id, hash string) (*store.Definition, error) {
 	return one(ctx, q, "get definition by hash", "DefinitionGetByHash", scanDefinition, id, hash)

@@ -18,10 +18,21 @@ func scanInstance(r Row) (*store.Instance, error) {
 
 // InstanceInsert implements store.Executor.
 func (q *Queries) InstanceInsert(ctx context.Context, p *store.InstanceInsertParams) (*store.Instance, error) {
-	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceInsert"),
-		p.ID, p.DefinitionID, p.DefinitionVersion, string(p.Status), q.j(p.Input), q.j(p.Variables),
+	args := []any{p.ID, p.DefinitionID, p.DefinitionVersion, string(p.Status), q.j(p.Input), q.j(p.Variables),
 		p.BusinessKey, p.ParentID, p.ParentExecutionID, nullIfEmpty(p.IdempotencyKey),
-		q.nt(p.Deadline), q.t(p.CreatedAt), p.TraceParent))
+		q.nt(p.Deadline), q.t(p.CreatedAt), p.TraceParent}
+	if d, ok := q.deferrer(); ok && p.IdempotencyKey == "" {
+		// Without an idempotency key nothing can make it insert no row: it
+		// is queued, and the record is what it inserts.
+		d.Defer("InstanceInsert", q.sql("InstanceInsert"), args, nil)
+		return &store.Instance{
+			ID: p.ID, DefinitionID: p.DefinitionID, DefinitionVersion: p.DefinitionVersion, Status: p.Status,
+			Input: p.Input, Variables: p.Variables, BusinessKey: p.BusinessKey, ParentID: p.ParentID,
+			ParentExecutionID: p.ParentExecutionID, Deadline: p.Deadline, Version: 1,
+			CreatedAt: p.CreatedAt, UpdatedAt: p.CreatedAt, TraceParent: p.TraceParent,
+		}, nil
+	}
+	i, err := scanInstance(q.db.QueryRow(ctx, q.sql("InstanceInsert"), args...))
 	if q.noRows(err) {
 		return nil, q.err("insert instance", store.ErrDuplicate)
 	}

@@ -109,7 +109,7 @@ func New(db DB, d *Dialect) *Queries { return &Queries{db: db, d: d} }
 
 // queryNames lists every query a dialect must define.
 var queryNames = []string{
-	"DefinitionInsert", "DefinitionGet", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
+	"DefinitionInsert", "DefinitionGet", "DefinitionCheckLatest", "DefinitionGetByHash", "DefinitionList", "DefinitionListVersions",
 	"InstanceInsert", "InstanceGet", "InstanceGetByIdempotencyKey", "InstanceUpdate", "InstanceCheckVersion", "InstanceExists", "InstanceList",
 	"InstanceListByBusinessKey", "InstanceListByParent", "InstanceCountByStatus", "InstanceCountRecent",
 	"ExecutionInsert", "ExecutionGet", "ExecutionUpdate", "ExecutionExists", "ExecutionListByInstance",
