@@ -317,6 +317,7 @@ func (s *Server) control(ctx context.Context, id, ifMatch string, fn func(versio
 // await waits up to wait for an instance to end or wait, and answers with
 // it as it is then — also when the time ran out or the server is stopping.
 func (s *Server) await(ctx context.Context, id string, wait time.Duration) (*waymark.Instance, error) {
+	s.holdOpen(ctx, wait)
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	done := make(chan struct{})
