@@ -450,7 +450,7 @@ func register[I, O any](s *Server, op huma.Operation, perm permission, h func(ct
 	op.Errors = append(op.Errors, http.StatusServiceUnavailable)
 	op.MaxBodyBytes = s.cfg.MaxBodyBytes + 1 // huma refuses a body of exactly MaxBodyBytes
 	if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
-		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInsufficientStorage)
 	}
 	op.Errors = dedupe(op.Errors)
 	own422 := slices.Contains(op.Errors, http.StatusUnprocessableEntity)
