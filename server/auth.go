@@ -346,6 +346,8 @@ type requestInfo struct {
 	principal *Principal
 	// ifMatch: the request carried If-Match.
 	ifMatch bool
+	// rc reaches the connection's deadlines (nil outside ServeHTTP).
+	rc *http.ResponseController
 }
 
 func withRequestInfo(ctx context.Context, info *requestInfo) context.Context {

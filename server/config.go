@@ -42,6 +42,28 @@ type Config struct {
 	// ShutdownTimeout bounds how long Serve waits for running requests
 	// once its context ends. Defaults to 30s.
 	ShutdownTimeout time.Duration
+	// MaxHeaderBytes is the largest request header block Serve accepts
+	// (431 beyond). Defaults to 64 KiB.
+	MaxHeaderBytes int
+	// ReadHeaderTimeout is how long Serve waits for a request's headers
+	// (the connection is closed beyond). Defaults to 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout is how long Serve waits for a whole request, headers and
+	// body (408, or the connection closed, beyond). Defaults to 60s. It
+	// ends once the request is read: long polls and event streams run on.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds the writing of an answer, from the end of the
+	// request's headers. Defaults to 60s. A long poll's deadline is
+	// extended by its wait; an event stream sets its own for each write.
+	// It also caps GET /debug/pprof/profile?seconds=.
+	WriteTimeout time.Duration
+	// IdleTimeout is how long a kept-alive connection may wait for its next
+	// request. Defaults to 2m.
+	IdleTimeout time.Duration
+	// MaxStreams caps the event streams (GET /events) open at once on this
+	// server; past it a new stream is refused with 503 and Retry-After.
+	// Defaults to 1000; negative: no limit.
+	MaxStreams int
 	// Version is reported in the OpenAPI document. Defaults to "dev".
 	Version string
 	// Dashboard, when set, serves the web dashboard under /ui/ (see
@@ -125,6 +147,24 @@ func (c *Config) WithDefaults() *Config {
 	if out.ShutdownTimeout == 0 {
 		out.ShutdownTimeout = 30 * time.Second
 	}
+	if out.MaxHeaderBytes == 0 {
+		out.MaxHeaderBytes = 64 << 10
+	}
+	if out.ReadHeaderTimeout == 0 {
+		out.ReadHeaderTimeout = 10 * time.Second
+	}
+	if out.ReadTimeout == 0 {
+		out.ReadTimeout = 60 * time.Second
+	}
+	if out.WriteTimeout == 0 {
+		out.WriteTimeout = 60 * time.Second
+	}
+	if out.IdleTimeout == 0 {
+		out.IdleTimeout = 2 * time.Minute
+	}
+	if out.MaxStreams == 0 {
+		out.MaxStreams = 1000
+	}
 	if out.Version == "" {
 		out.Version = "dev"
 	}
@@ -157,6 +197,16 @@ func (c *Config) validate() error {
 		return fmt.Errorf("server: MaxWait %s: must not be negative", c.MaxWait)
 	case c.ShutdownTimeout < 0:
 		return fmt.Errorf("server: ShutdownTimeout %s: must not be negative", c.ShutdownTimeout)
+	case c.MaxHeaderBytes < 0:
+		return fmt.Errorf("server: MaxHeaderBytes %d: must be positive", c.MaxHeaderBytes)
+	case c.ReadHeaderTimeout < 0:
+		return fmt.Errorf("server: ReadHeaderTimeout %s: must be positive", c.ReadHeaderTimeout)
+	case c.ReadTimeout < 0:
+		return fmt.Errorf("server: ReadTimeout %s: must be positive", c.ReadTimeout)
+	case c.WriteTimeout < 0:
+		return fmt.Errorf("server: WriteTimeout %s: must be positive", c.WriteTimeout)
+	case c.IdleTimeout < 0:
+		return fmt.Errorf("server: IdleTimeout %s: must be positive", c.IdleTimeout)
 	case c.StreamKey != "" && len(c.StreamKey) < 32:
 		return errors.New("server: StreamKey: must be at least 32 bytes")
 	case c.StreamTokenTTL < 0:

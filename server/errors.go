@@ -23,21 +23,22 @@ import (
 // Error codes of an error answer, one per kind of failure. Clients branch on
 // the code, never on the message.
 const (
-	CodeInvalid            = "invalid"             // 400
-	CodeUnauthorized       = "unauthorized"        // 401
-	CodeForbidden          = "forbidden"           // 403
-	CodeNotFound           = "not_found"           // 404
-	CodeMethodNotAllowed   = "method_not_allowed"  // 405
-	CodeConflict           = "conflict"            // 409
-	CodePreconditionFailed = "precondition_failed" // 412
-	CodeTooLarge           = "too_large"           // 413
-	CodeUnsupportedMedia   = "unsupported_media"   // 415
-	CodeInvalidDefinition  = "invalid_definition"  // 422
-	CodeInvalidData        = "invalid_data"        // 422: form data a user task's form refuses
-	CodeRateLimited        = "rate_limited"        // 429
-	CodeInternal           = "internal"            // 500
-	CodeUnavailable        = "unavailable"         // 503
-	CodeTimeout            = "timeout"             // 408
+	CodeInvalid            = "invalid"              // 400
+	CodeUnauthorized       = "unauthorized"         // 401
+	CodeForbidden          = "forbidden"            // 403
+	CodeNotFound           = "not_found"            // 404
+	CodeMethodNotAllowed   = "method_not_allowed"   // 405
+	CodeConflict           = "conflict"             // 409
+	CodePreconditionFailed = "precondition_failed"  // 412
+	CodeTooLarge           = "too_large"            // 413
+	CodeUnsupportedMedia   = "unsupported_media"    // 415
+	CodeInvalidDefinition  = "invalid_definition"   // 422
+	CodeInvalidData        = "invalid_data"         // 422: form data a user task's form refuses
+	CodeRateLimited        = "rate_limited"         // 429
+	CodeInternal           = "internal"             // 500
+	CodeUnavailable        = "unavailable"          // 503
+	CodeTimeout            = "timeout"              // 408
+	CodeNoSpace            = "insufficient_storage" // 507: the database's disk is full
 )
 
 // codeForStatus is the code of an error answer with a status but no more
@@ -57,6 +58,7 @@ var codeForStatus = map[int]string{
 	http.StatusTooManyRequests:       CodeRateLimited,
 	http.StatusInternalServerError:   CodeInternal,
 	http.StatusServiceUnavailable:    CodeUnavailable,
+	http.StatusInsufficientStorage:   CodeNoSpace,
 }
 
 // Error is the body of every error answer:
@@ -73,7 +75,7 @@ type Error struct {
 type ErrorBody struct {
 	// Code classifies the error (not_found, conflict, …); see the Code
 	// constants.
-	Code string `json:"code" doc:"what kind of error: invalid, unauthorized, forbidden, not_found, conflict, precondition_failed, too_large, invalid_definition, rate_limited, internal, unavailable"`
+	Code string `json:"code" doc:"what kind of error: invalid, unauthorized, forbidden, not_found, conflict, precondition_failed, too_large, invalid_definition, rate_limited, internal, unavailable, insufficient_storage"`
 	// Message explains it to a person.
 	Message string `json:"message"`
 	// Details lists the individual problems, when there are several (every
@@ -154,6 +156,14 @@ func errorFor(ctx context.Context, log *slog.Logger, err error, ifMatch bool) *E
 		// The caller went away or the server is stopping.
 		log.DebugContext(ctx, "server: request ended early", logErrorAttr(err))
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the request was interrupted; try again").withRetryAfter(1)
+	case errors.Is(err, store.ErrNoSpace):
+		log.ErrorContext(ctx, "server: the database has no space left", logErrorAttr(err))
+		return newError(http.StatusInsufficientStorage, CodeNoSpace,
+			"the database has no space left on its disk; nothing was changed; retry once space is freed").withRetryAfter(noSpaceRetryAfter)
+	case errors.Is(err, store.ErrReadOnly):
+		log.ErrorContext(ctx, "server: the database is read-only", logErrorAttr(err))
+		return newError(http.StatusServiceUnavailable, CodeUnavailable,
+			"the database is read-only; nothing was changed; retry once it takes writes again").withRetryAfter(noSpaceRetryAfter)
 	case unavailable(err):
 		log.ErrorContext(ctx, "server: store unavailable", logErrorAttr(err))
 		return newError(http.StatusServiceUnavailable, CodeUnavailable, "the database is unavailable; try again").withRetryAfter(1)
@@ -161,6 +171,10 @@ func errorFor(ctx context.Context, log *slog.Logger, err error, ifMatch bool) *E
 	log.ErrorContext(ctx, "server: internal error", logErrorAttr(err))
 	return newError(http.StatusInternalServerError, CodeInternal, "internal error; the server log has the details")
 }
+
+// noSpaceRetryAfter is the Retry-After of an answer for a database that
+// cannot take writes, in seconds: freeing space takes a person.
+const noSpaceRetryAfter = 30
 
 // storeSentinels are the sentinels drivers wrap their own errors in: the
 // text after one of them is the driver's and stays in the server.

@@ -151,11 +151,17 @@ func (s *Server) registerEvents() {
 		}
 		filter := newEventFilter(in)
 		filter.allowed = s.streamTypes
-		sub, err := s.hub.subscribe(ctx, cursor)
+		release, err := s.acquireStream()
 		if err != nil {
 			return nil, err
 		}
+		sub, err := s.hub.subscribe(ctx, cursor)
+		if err != nil {
+			release()
+			return nil, err
+		}
 		return &huma.StreamResponse{Body: func(hctx huma.Context) {
+			defer release()
 			_, w := humago.Unwrap(hctx)
 			st := &stream{s: s, sub: sub, filter: filter, out: newSSEWriter(w)}
 			err := st.run(hctx.Context())

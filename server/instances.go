@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -36,7 +37,17 @@ func waitDuration(wait string, maxWait time.Duration) (time.Duration, error) {
 			return 0, newError(http.StatusBadRequest, CodeInvalid, "wait "+strconv.Quote(wait)+": want a duration such as 30s",
 				ErrorDetail{Path: "query.wait", Message: "want a duration such as 30s"})
 		}
-		d = time.Duration(secs * float64(time.Second))
+		switch {
+		case math.IsNaN(secs):
+			return 0, newError(http.StatusBadRequest, CodeInvalid, "wait "+strconv.Quote(wait)+": want a duration such as 30s",
+				ErrorDetail{Path: "query.wait", Message: "want a duration such as 30s"})
+		case secs >= maxWait.Seconds():
+			d = maxWait // checked before converting: no overflow
+		case secs < 0:
+			d = -1
+		default:
+			d = time.Duration(secs * float64(time.Second))
+		}
 	}
 	if d < 0 {
 		return 0, newError(http.StatusBadRequest, CodeInvalid, "wait: must not be negative",
@@ -317,6 +328,7 @@ func (s *Server) control(ctx context.Context, id, ifMatch string, fn func(versio
 // await waits up to wait for an instance to end or wait, and answers with
 // it as it is then — also when the time ran out or the server is stopping.
 func (s *Server) await(ctx context.Context, id string, wait time.Duration) (*waymark.Instance, error) {
+	s.holdOpen(ctx, wait)
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	done := make(chan struct{})

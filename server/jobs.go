@@ -208,6 +208,9 @@ func (s *Server) registerJobs() {
 // engine's own limit. It answers with no jobs, and no error, when the
 // server starts shutting down.
 func (s *Server) pollJobs(ctx context.Context, p *waymark.PollJobsParams, wait time.Duration) ([]*waymark.Job, error) {
+	if wait > 0 {
+		s.holdOpen(ctx, wait)
+	}
 	waitCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/danielgtaylor/huma/v2"
@@ -63,6 +64,8 @@ type Server struct {
 	// hub tails the committed events for the streams of GET /events.
 	hub    *hub
 	tokens *streamTokens
+	// streams counts the open event streams, for Config.MaxStreams.
+	streams atomic.Int64
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -205,7 +208,7 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-	info := &requestInfo{ifMatch: r.Header.Get("If-Match") != ""}
+	info := &requestInfo{ifMatch: r.Header.Get("If-Match") != "", rc: http.NewResponseController(rec)}
 	r, span := s.startRequest(r)
 	routed := r // the request the mux saw: it carries the route's pattern
 	defer func() {
@@ -274,12 +277,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(rec, aerr)
 		return
 	}
+	if !validPrincipal(p) {
+		// A signed token whose claims no store keeps as text.
+		writeError(rec, newError(http.StatusUnauthorized, CodeUnauthorized, "the credentials name a user or role that is not valid UTF-8 text"))
+		return
+	}
 	info.principal = p
 	if s.limiter != nil {
 		if ok, wait := s.limiter.allow(p.key, start); !ok {
 			writeError(rec, rateLimited(wait))
 			return
 		}
+	}
+	if terr := s.checkText(r); terr != nil {
+		writeError(rec, terr)
+		return
 	}
 	switch {
 	case strings.HasPrefix(r.URL.Path, PathPprof):
@@ -362,12 +374,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.cfg.InsecureDev && !IsLoopbackAddr(ln.Addr().String()) {
 		return fmt.Errorf("server: insecure-dev mode serves on loopback addresses only, not %s", ln.Addr())
 	}
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := s.httpServer()
 	if err := s.hub.Start(ctx); err != nil && !errors.Is(err, errHubStopped) {
 		// The first stream tries again.
 		s.log.WarnContext(ctx, "server: event stream not started", logErrorAttr(err))
@@ -397,6 +404,20 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.InfoContext(ctx, "server: stopped")
 	return nil
+}
+
+// httpServer is the http.Server Serve runs: the handler with the
+// configured header limit and timeouts.
+func (s *Server) httpServer() *http.Server {
+	return &http.Server{
+		Handler:           s,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // Close makes long-polling requests answer at once, ends the event
@@ -429,7 +450,7 @@ func register[I, O any](s *Server, op huma.Operation, perm permission, h func(ct
 	op.Errors = append(op.Errors, http.StatusServiceUnavailable)
 	op.MaxBodyBytes = s.cfg.MaxBodyBytes + 1 // huma refuses a body of exactly MaxBodyBytes
 	if op.Method == http.MethodPost || op.Method == http.MethodPut || op.Method == http.MethodPatch {
-		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge)
+		op.Errors = append(op.Errors, http.StatusBadRequest, http.StatusRequestEntityTooLarge, http.StatusInsufficientStorage)
 	}
 	op.Errors = dedupe(op.Errors)
 	own422 := slices.Contains(op.Errors, http.StatusUnprocessableEntity)

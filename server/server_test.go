@@ -248,6 +248,20 @@ func (b *testBundle) another(tweak func(*server.Config)) *testBundle {
 
 func newTestServer(t *testing.T, e *waymark.Engine, s store.Store, tweak func(*server.Config)) *testBundle {
 	t.Helper()
+	srv, err := server.New(e, testConfig(t, tweak))
+	require.NoError(t, err)
+	observedMu.Lock()
+	specDoc = srv.OpenAPI()
+	observedMu.Unlock()
+	hs := httptest.NewServer(observing(srv, srv.OpenAPI()))
+	t.Cleanup(hs.Close)
+	t.Cleanup(srv.Close)
+	return &testBundle{t: t, e: e, s: s, srv: srv, url: hs.URL, ctx: context.Background()}
+}
+
+// testConfig is the configuration of the test servers: an API key per
+// role, JWTs, no rate limit, then tweak.
+func testConfig(t *testing.T, tweak func(*server.Config)) *server.Config {
 	cfg := &server.Config{
 		APIKeys: []server.APIKey{
 			{User: "root", Hash: server.HashAPIKey(adminKey), Roles: []string{server.RoleAdmin}},
@@ -261,15 +275,7 @@ func newTestServer(t *testing.T, e *waymark.Engine, s store.Store, tweak func(*s
 	if tweak != nil {
 		tweak(cfg)
 	}
-	srv, err := server.New(e, cfg)
-	require.NoError(t, err)
-	observedMu.Lock()
-	specDoc = srv.OpenAPI()
-	observedMu.Unlock()
-	hs := httptest.NewServer(observing(srv, srv.OpenAPI()))
-	t.Cleanup(hs.Close)
-	t.Cleanup(srv.Close)
-	return &testBundle{t: t, e: e, s: s, srv: srv, url: hs.URL, ctx: context.Background()}
+	return cfg
 }
 
 // response is an answer, read in full.

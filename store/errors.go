@@ -44,6 +44,19 @@ var (
 // ErrRetryable; a server answers them with 503.
 var ErrUnavailable = errors.New("store: database unavailable")
 
+// Errors of a database that cannot take writes. Nothing of the unit of work
+// that met one is kept, and what was committed before stays; work resumes
+// once the cause is gone. A server answers ErrNoSpace with 507 and
+// ErrReadOnly with 503.
+var (
+	// ErrNoSpace reports that the database has no room for a write: its
+	// disk is full (or it reached a size limit of its own).
+	ErrNoSpace = errors.New("store: no space left for the database")
+	// ErrReadOnly reports a database that refuses writes: a read-only file
+	// or file system.
+	ErrReadOnly = errors.New("store: the database is read-only")
+)
+
 // IsRetryable reports whether err is worth retrying as a whole unit of work:
 // a transient database failure or a lost optimistic-concurrency race.
 func IsRetryable(err error) bool {

@@ -205,12 +205,37 @@ func TestServeCommand(t *testing.T) {
 			map[string]string{"Authorization": "Bearer secret-key"}, nil), "the profiler is for admins")
 	})
 
+	t.Run("Limits", func(t *testing.T) {
+		t.Parallel()
+		cfg := filepath.Join(t.TempDir(), "waymark.yaml")
+		require.NoError(t, os.WriteFile(cfg, []byte("auth:\n  apiKeys:\n    - user: ci\n      hash: "+
+			server.HashAPIKey("secret-key")+"\n      roles: [viewer]\nlogFormat: json\n"+
+			"maxHeaderBytes: 4096\nmaxStreams: 1\nreadHeaderTimeout: 5s\nreadTimeout: 20s\nwriteTimeout: 20s\nidleTimeout: 30s\n"), 0o600))
+		stderr := newWatchWriter(`"msg":"server: listening","addr":"([^"]+)"`)
+		r := start(t, io.Discard, stderr, "serve", "--config", cfg, "--addr", "127.0.0.1:0", "--db", newDB(t))
+		base := "http://" + waitFor(t, stderr, r, "listening line")
+		auth := map[string]string{"Authorization": "Bearer secret-key"}
+		// 20 KiB of headers: under the default limit, over the file's.
+		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, getJSON(t, base+"/api/v1/definitions",
+			map[string]string{"Authorization": "Bearer secret-key", "X-Junk": strings.Repeat("a", 20<<10)}, nil))
+		hr, err := http.NewRequest(http.MethodGet, base+"/api/v1/events", nil)
+		require.NoError(t, err)
+		hr.Header.Set("Authorization", "Bearer secret-key")
+		resp, err := http.DefaultClient.Do(hr)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		require.Equal(t, http.StatusServiceUnavailable, getJSON(t, base+"/api/v1/events", auth, nil), "maxStreams: 1")
+	})
+
 	tests := []struct {
 		name   string
 		args   []string
 		config string
 		stderr string
 	}{
+		{"BadLimits", nil, "maxHeaderBytes: -1\nreadTimeout: -1s\nwriteTimeout: -2s\nidleTimeout: -3s\nreadHeaderTimeout: -4s\n",
+			"idleTimeout: -3s: must not be negative"},
 		{"NoCredentials", []string{"--addr", "127.0.0.1:0"}, "", "no credentials configured"},
 		{"InsecureDevOffLoopback", []string{"--insecure-dev", "--addr", "0.0.0.0:0"}, "", "insecureDev: serves on loopback addresses only"},
 		{"BadAddr", []string{"--addr", "8080"}, "", "addr: \"8080\": want HOST:PORT"},
@@ -271,6 +296,19 @@ func TestServeConfigEnv(t *testing.T) {
 	require.NoError(t, cfg.loadEnv(lookup))
 	require.ErrorContains(t, cfg.validate(), "stopGrace")
 	delete(env, "WAYMARK_STOP_GRACE")
+
+	env["WAYMARK_MAX_STREAMS"], env["WAYMARK_WRITE_TIMEOUT"], env["WAYMARK_MAX_HEADER_BYTES"] = "7", "90s", "8192"
+	env["WAYMARK_READ_TIMEOUT"], env["WAYMARK_READ_HEADER_TIMEOUT"], env["WAYMARK_IDLE_TIMEOUT"] = "1m", "3s", "5m"
+	cfg = defaultServeConfig()
+	require.NoError(t, cfg.loadEnv(lookup))
+	require.Equal(t, 7, cfg.MaxStreams)
+	require.Equal(t, 8192, cfg.MaxHeaderBytes)
+	require.Equal(t, []time.Duration{3 * time.Second, time.Minute, 90 * time.Second, 5 * time.Minute},
+		[]time.Duration{cfg.ReadHeaderTimeout, cfg.ReadTimeout, cfg.WriteTimeout, cfg.IdleTimeout})
+	sc, err := cfg.serverConfig(nil)
+	require.NoError(t, err)
+	require.Equal(t, 7, sc.MaxStreams)
+	require.Equal(t, 90*time.Second, sc.WriteTimeout)
 
 	env["WAYMARK_MAX_WAIT"] = "soon"
 	require.ErrorContains(t, defaultServeConfig().loadEnv(lookup), `WAYMARK_MAX_WAIT (maxWait) "soon"`)

@@ -35,10 +35,17 @@ type serveConfig struct {
 	RateBurst       int           `yaml:"rateBurst"`
 	MaxWait         time.Duration `yaml:"maxWait"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
-	StopGrace       time.Duration `yaml:"stopGrace"`
-	Workers         int           `yaml:"workers"`
-	NodeID          string        `yaml:"nodeId"`
-	Auth            authConfig    `yaml:"auth"`
+	// Limits of the HTTP server (docs/server.md#limits-and-timeouts).
+	MaxHeaderBytes    int           `yaml:"maxHeaderBytes"`
+	ReadHeaderTimeout time.Duration `yaml:"readHeaderTimeout"`
+	ReadTimeout       time.Duration `yaml:"readTimeout"`
+	WriteTimeout      time.Duration `yaml:"writeTimeout"`
+	IdleTimeout       time.Duration `yaml:"idleTimeout"`
+	MaxStreams        int           `yaml:"maxStreams"`
+	StopGrace         time.Duration `yaml:"stopGrace"`
+	Workers           int           `yaml:"workers"`
+	NodeID            string        `yaml:"nodeId"`
+	Auth              authConfig    `yaml:"auth"`
 	// StreamKey signs the event stream's tokens; every server of a cluster
 	// needs the same one for a token to work on any of them.
 	StreamKey     string `yaml:"streamKey"`
@@ -117,6 +124,15 @@ var envVars = []struct {
 		c.ShutdownTimeout, err = time.ParseDuration(v)
 		return
 	}},
+	{"WAYMARK_MAX_HEADER_BYTES", "maxHeaderBytes", func(c *serveConfig, v string) (err error) { c.MaxHeaderBytes, err = strconv.Atoi(v); return }},
+	{"WAYMARK_READ_HEADER_TIMEOUT", "readHeaderTimeout", func(c *serveConfig, v string) (err error) {
+		c.ReadHeaderTimeout, err = time.ParseDuration(v)
+		return
+	}},
+	{"WAYMARK_READ_TIMEOUT", "readTimeout", func(c *serveConfig, v string) (err error) { c.ReadTimeout, err = time.ParseDuration(v); return }},
+	{"WAYMARK_WRITE_TIMEOUT", "writeTimeout", func(c *serveConfig, v string) (err error) { c.WriteTimeout, err = time.ParseDuration(v); return }},
+	{"WAYMARK_IDLE_TIMEOUT", "idleTimeout", func(c *serveConfig, v string) (err error) { c.IdleTimeout, err = time.ParseDuration(v); return }},
+	{"WAYMARK_MAX_STREAMS", "maxStreams", func(c *serveConfig, v string) (err error) { c.MaxStreams, err = strconv.Atoi(v); return }},
 	{"WAYMARK_STOP_GRACE", "stopGrace", func(c *serveConfig, v string) (err error) { c.StopGrace, err = time.ParseDuration(v); return }},
 	{"WAYMARK_WORKERS", "workers", func(c *serveConfig, v string) (err error) { c.Workers, err = strconv.Atoi(v); return }},
 	{"WAYMARK_NODE_ID", "nodeId", func(c *serveConfig, v string) error { c.NodeID = v; return nil }},
@@ -194,7 +210,13 @@ func (c *serveConfig) validate() error {
 	if c.RateBurst < 0 {
 		bad("rateBurst", "%d: must not be negative", c.RateBurst)
 	}
-	for field, d := range map[string]time.Duration{"maxWait": c.MaxWait, "shutdownTimeout": c.ShutdownTimeout, "stopGrace": c.StopGrace, "auth.jwt.leeway": c.Auth.JWT.Leeway} {
+	if c.MaxHeaderBytes < 0 {
+		bad("maxHeaderBytes", "%d: must not be negative", c.MaxHeaderBytes)
+	}
+	for field, d := range map[string]time.Duration{
+		"maxWait": c.MaxWait, "shutdownTimeout": c.ShutdownTimeout, "stopGrace": c.StopGrace, "auth.jwt.leeway": c.Auth.JWT.Leeway,
+		"readHeaderTimeout": c.ReadHeaderTimeout, "readTimeout": c.ReadTimeout, "writeTimeout": c.WriteTimeout, "idleTimeout": c.IdleTimeout,
+	} {
 		if d < 0 {
 			bad(field, "%s: must not be negative", d)
 		}
@@ -261,6 +283,8 @@ func (c *serveConfig) serverConfig(logger *slog.Logger) (*server.Config, error) 
 		Logger: logger, APIKeys: c.Auth.APIKeys, InsecureDev: c.InsecureDev, MaxBodyBytes: c.MaxBodyBytes,
 		RateLimit: c.RateLimit, RateBurst: c.RateBurst, MaxWait: c.MaxWait, ShutdownTimeout: c.ShutdownTimeout,
 		Version: Version, StreamKey: c.StreamKey, MetricsAuth: c.MetricsAuth,
+		MaxHeaderBytes: c.MaxHeaderBytes, ReadHeaderTimeout: c.ReadHeaderTimeout, ReadTimeout: c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout, IdleTimeout: c.IdleTimeout, MaxStreams: c.MaxStreams,
 	}
 	if c.StreamKeyFile != "" {
 		b, err := os.ReadFile(c.StreamKeyFile)

@@ -16,8 +16,10 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/pressly/goose/v3"
@@ -125,12 +127,18 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	db.SetConnMaxLifetime(0)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
+		if ro := readOnly(path); ro != nil {
+			err = ro
+		}
 		return nil, fmt.Errorf("open sqlite %s: %w", path, translateError(err))
 	}
 	s := &Store{db: db, writes: newStmtCache(db), dialect: d, path: path}
 	s.Queries = sqlcore.New(sqlDB{cache: s.writes}, d)
 	if _, err := s.Migrate(ctx); err != nil {
 		db.Close()
+		if ro := readOnly(path); ro != nil {
+			err = ro
+		}
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	// In WAL mode readers do not wait for the writer: reads made outside a
@@ -266,8 +274,29 @@ func translateError(err error) error {
 		return fmt.Errorf("%w: %w", store.ErrNotFound, err)
 	case code&0xff == sqlite3.SQLITE_BUSY || code&0xff == sqlite3.SQLITE_LOCKED:
 		return fmt.Errorf("%w: %w", store.ErrRetryable, err)
+	case code&0xff == sqlite3.SQLITE_FULL:
+		return fmt.Errorf("%w: %w", store.ErrNoSpace, err)
+	case code&0xff == sqlite3.SQLITE_READONLY:
+		return fmt.Errorf("%w: %w", store.ErrReadOnly, err)
 	}
 	return err
+}
+
+// readOnly explains a database that could not be opened for writing when
+// the cause is that the file, or its directory, where SQLite keeps the
+// -wal and -shm files, is read-only (permissions or the file system).
+func readOnly(path string) error {
+	for _, p := range []string{path, path + "-wal"} {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o644)
+		if err == nil {
+			f.Close()
+			continue
+		}
+		if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+			return fmt.Errorf("%w: %w (Waymark writes the file, and its -wal and -shm files beside it)", store.ErrReadOnly, err)
+		}
+	}
+	return nil
 }
 
 // stmtCache prepares each query once per database handle: SQLite would
