@@ -36,6 +36,7 @@ type serveConfig struct {
 	MaxWait         time.Duration `yaml:"maxWait"`
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	StopGrace       time.Duration `yaml:"stopGrace"`
+	LeaseDuration   time.Duration `yaml:"leaseDuration"`
 	Workers         int           `yaml:"workers"`
 	NodeID          string        `yaml:"nodeId"`
 	Auth            authConfig    `yaml:"auth"`
@@ -118,6 +119,10 @@ var envVars = []struct {
 		return
 	}},
 	{"WAYMARK_STOP_GRACE", "stopGrace", func(c *serveConfig, v string) (err error) { c.StopGrace, err = time.ParseDuration(v); return }},
+	{"WAYMARK_LEASE_DURATION", "leaseDuration", func(c *serveConfig, v string) (err error) {
+		c.LeaseDuration, err = time.ParseDuration(v)
+		return
+	}},
 	{"WAYMARK_WORKERS", "workers", func(c *serveConfig, v string) (err error) { c.Workers, err = strconv.Atoi(v); return }},
 	{"WAYMARK_NODE_ID", "nodeId", func(c *serveConfig, v string) error { c.NodeID = v; return nil }},
 	{"WAYMARK_JWT_HS256_SECRET", "auth.jwt.hs256Secret", func(c *serveConfig, v string) error { c.Auth.JWT.HS256Secret = v; return nil }},
@@ -198,6 +203,9 @@ func (c *serveConfig) validate() error {
 		if d < 0 {
 			bad(field, "%s: must not be negative", d)
 		}
+	}
+	if c.LeaseDuration != 0 && c.LeaseDuration < time.Second {
+		bad("leaseDuration", "%s: must be at least 1s (or 0 for the default, 30s)", c.LeaseDuration)
 	}
 	if c.Workers < 0 {
 		bad("workers", "%d: must not be negative", c.Workers)
