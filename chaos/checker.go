@@ -88,16 +88,20 @@ type Call struct {
 	InstanceID, ExecutionID, Key, Status string
 }
 
-// OutboxEvent is one outbox row; Seq is its commit order.
+// OutboxEvent is one outbox row; Seq is its place in the outbox's
+// delivery order (on PostgreSQL: transaction id, then seq).
 type OutboxEvent struct {
-	Seq            int64
-	ID, InstanceID string
+	Seq                  int64
+	ID, InstanceID, Type string
 }
 
-// Delivery is one request the webhook receiver got.
+// Delivery is one request the webhook receiver got. Refused ones (the
+// receiver answered 503 on purpose) do not count as arrivals.
 type Delivery struct {
 	EventID string
 	At      time.Time
+	Attempt string // the X-Waymark-Attempt header
+	Refused bool
 }
 
 // Timer is one Timer bookmark: when it was due and when it fired.
@@ -364,9 +368,16 @@ func checkCalls(h *History, r *Report, violate violateFunc) {
 // and each instance's events first arrived in their commit order.
 func checkDeliveries(h *History, r *Report, violate violateFunc) {
 	r.Events = len(h.Outbox)
-	r.Deliveries = len(h.Deliveries)
 	first := map[string]int{} // event id → index of its first arrival
+	tried := map[string]int{} // event id → index of its first attempt
 	for i, d := range h.Deliveries {
+		if _, ok := tried[d.EventID]; !ok {
+			tried[d.EventID] = i
+		}
+		if d.Refused {
+			continue
+		}
+		r.Deliveries++
 		if _, ok := first[d.EventID]; ok {
 			r.Redeliveries++
 			continue
@@ -379,17 +390,19 @@ func checkDeliveries(h *History, r *Report, violate violateFunc) {
 	}
 	for inst, events := range byInstance {
 		sort.Slice(events, func(i, j int) bool { return events[i].Seq < events[j].Seq })
-		last, lastID := -1, ""
+		last, prev := -1, OutboxEvent{}
 		for _, e := range events {
 			at, ok := first[e.ID]
 			if !ok {
-				violate("webhook", "instance %s: event %s (seq %d) never reached the webhook", inst, e.ID, e.Seq)
+				violate("webhook", "instance %s: event %s %s (seq %d) never reached the webhook", inst, e.ID, e.Type, e.Seq)
 				continue
 			}
 			if at < last {
-				violate("webhook", "instance %s: event %s (seq %d) first arrived before the earlier event %s", inst, e.ID, e.Seq, lastID)
+				violate("webhook", "instance %s: event %s %s (seq %d, delivery %d at %s, first tried %s) first arrived before the earlier event %s %s (seq %d, delivery %d at %s, first tried %s)",
+					inst, e.ID, e.Type, e.Seq, at, h.Deliveries[at].At.Format("15:04:05.000"), h.Deliveries[tried[e.ID]].At.Format("15:04:05.000"),
+					prev.ID, prev.Type, prev.Seq, last, h.Deliveries[last].At.Format("15:04:05.000"), h.Deliveries[tried[prev.ID]].At.Format("15:04:05.000"))
 			}
-			last, lastID = at, e.ID
+			last, prev = at, e
 		}
 	}
 }

@@ -212,17 +212,29 @@ func (c *Cluster) Restart(ctx context.Context, mode RestartMode) error {
 // StopFor stops the server in mode, waits d, and starts it again: an outage
 // of a known length.
 func (c *Cluster) StopFor(ctx context.Context, mode RestartMode, d time.Duration) error {
-	if mode != Immediate && mode != Fast {
-		return fmt.Errorf("pgcluster: stop mode %q: want immediate or fast", mode)
-	}
-	if err := c.pgctl(ctx, "stop", "-m", string(mode)); err != nil {
+	if err := c.StopServer(ctx, mode); err != nil {
 		return err
 	}
 	select {
 	case <-time.After(d):
 	case <-ctx.Done():
 	}
-	return c.pgctl(context.WithoutCancel(ctx), "start")
+	return c.StartServer(context.WithoutCancel(ctx))
+}
+
+// StopServer stops the server in mode and leaves it down, until
+// StartServer.
+func (c *Cluster) StopServer(ctx context.Context, mode RestartMode) error {
+	if mode != Immediate && mode != Fast {
+		return fmt.Errorf("pgcluster: stop mode %q: want immediate or fast", mode)
+	}
+	return c.pgctl(ctx, "stop", "-m", string(mode))
+}
+
+// StartServer starts the stopped server and returns once it accepts
+// connections.
+func (c *Cluster) StartServer(ctx context.Context) error {
+	return c.pgctl(ctx, "start")
 }
 
 // TerminateBackends ends every client connection to the cluster but the

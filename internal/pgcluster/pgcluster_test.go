@@ -54,8 +54,19 @@ func TestCluster(t *testing.T) {
 		conn.Close(ctx)
 	})
 
+	t.Run("StopServerStartServer", func(t *testing.T) {
+		require.NoError(t, c.StopServer(ctx, pgcluster.Immediate))
+		_, err := pgx.Connect(ctx, c.URL("app"))
+		require.Error(t, err, "the server is down")
+		require.NoError(t, c.StartServer(ctx))
+		conn, err := pgx.Connect(ctx, c.URL("app"))
+		require.NoError(t, err)
+		conn.Close(ctx)
+	})
+
 	t.Run("BadMode", func(t *testing.T) {
 		require.ErrorContains(t, c.Restart(ctx, "slow"), `restart mode "slow": want immediate or fast`)
 		require.ErrorContains(t, c.StopFor(ctx, "", time.Second), `stop mode "": want immediate or fast`)
+		require.ErrorContains(t, c.StopServer(ctx, "x"), `stop mode "x": want immediate or fast`)
 	})
 }
