@@ -88,11 +88,14 @@ type Call struct {
 	InstanceID, ExecutionID, Key, Status string
 }
 
-// OutboxEvent is one outbox row; Seq is its place in the outbox's
-// delivery order (on PostgreSQL: transaction id, then seq).
+// OutboxEvent is one outbox row; Seq is its seq, the commit order of one
+// instance's events.
 type OutboxEvent struct {
 	Seq                  int64
 	ID, InstanceID, Type string
+	// Detail describes the event in a violation (its transaction, activity,
+	// time).
+	Detail string
 }
 
 // Delivery is one request the webhook receiver got. Refused ones (the
@@ -101,6 +104,7 @@ type Delivery struct {
 	EventID string
 	At      time.Time
 	Attempt string // the X-Waymark-Attempt header
+	Node    string // the server that sent it
 	Refused bool
 }
 
@@ -365,7 +369,7 @@ func checkCalls(h *History, r *Report, violate violateFunc) {
 }
 
 // checkDeliveries: every outbox event reached the webhook at least once,
-// and each instance's events first arrived in their commit order.
+// and each instance's events first arrived in their commit order (seq).
 func checkDeliveries(h *History, r *Report, violate violateFunc) {
 	r.Events = len(h.Outbox)
 	first := map[string]int{} // event id → index of its first arrival
@@ -398,9 +402,11 @@ func checkDeliveries(h *History, r *Report, violate violateFunc) {
 				continue
 			}
 			if at < last {
-				violate("webhook", "instance %s: event %s %s (seq %d, delivery %d at %s, first tried %s) first arrived before the earlier event %s %s (seq %d, delivery %d at %s, first tried %s)",
-					inst, e.ID, e.Type, e.Seq, at, h.Deliveries[at].At.Format("15:04:05.000"), h.Deliveries[tried[e.ID]].At.Format("15:04:05.000"),
-					prev.ID, prev.Type, prev.Seq, last, h.Deliveries[last].At.Format("15:04:05.000"), h.Deliveries[tried[prev.ID]].At.Format("15:04:05.000"))
+				violate("webhook", "instance %s: event %s %s%s (seq %d, delivery %d at %s by %s, first tried %s) first arrived before the earlier event %s %s%s (seq %d, delivery %d at %s by %s, first tried %s)",
+					inst, e.ID, e.Type, e.Detail, e.Seq, at, h.Deliveries[at].At.Format("15:04:05.000"), h.Deliveries[at].Node,
+					h.Deliveries[tried[e.ID]].At.Format("15:04:05.000"),
+					prev.ID, prev.Type, prev.Detail, prev.Seq, last, h.Deliveries[last].At.Format("15:04:05.000"), h.Deliveries[last].Node,
+					h.Deliveries[tried[prev.ID]].At.Format("15:04:05.000"))
 			}
 			last, prev = at, e
 		}

@@ -110,7 +110,7 @@ func TestCheck(t *testing.T) {
 		}, "webhook: instance i1: event i1-e0  (seq 0) never reached the webhook"},
 		{"EventsOutOfOrder", func(h *History) {
 			h.Deliveries[0], h.Deliveries[1] = h.Deliveries[1], h.Deliveries[0]
-		}, "webhook: instance i1: event i1-e1  (seq 1, delivery 0 at 00:00:00.000, first tried 00:00:00.000) first arrived before the earlier event i1-e0  (seq 0"},
+		}, "webhook: instance i1: event i1-e1  (seq 1, delivery 0 at 00:00:00.000 by , first tried 00:00:00.000) first arrived before the earlier event i1-e0  (seq 0"},
 		{"EarlyTimer", func(h *History) { h.Timers[1].FiredAt = at(9_990) }, "timer: instance i2: timer nap fired 10ms early"},
 		{"TimerNeverFired", func(h *History) { h.Timers[0].FiredAt = time.Time{} }, "timer: instance i1: timer nap due"},
 	}

@@ -104,16 +104,18 @@ func collect(ctx context.Context, db string, started map[string]string, h *Histo
 		return err
 	}
 
-	// The outbox's order is that of the transactions that wrote the events,
-	// then of their seq (see docs/events.md): Seq is the place in it.
-	rows, err = conn.Query(ctx, `SELECT row_number() OVER (ORDER BY xid, seq), id, instance_id, type FROM outbox
-		WHERE instance_id = ANY($1) ORDER BY xid, seq`, ids)
+	// An instance's events are in commit order by seq: a step takes its
+	// seqs while it holds the instance's row. (Not by transaction id: a
+	// step that took its id early and committed late has the lower one.)
+	rows, err = conn.Query(ctx, `SELECT seq, id, instance_id, type,
+		format(' [xid %s activity %s at %s]', xid, coalesce(payload->>'activityId', ''), to_char(occurred_at, 'HH24:MI:SS.MS'))
+		FROM outbox WHERE instance_id = ANY($1) ORDER BY seq`, ids)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	for rows.Next() {
 		var e OutboxEvent
-		if err := rows.Scan(&e.Seq, &e.ID, &e.InstanceID, &e.Type); err != nil {
+		if err := rows.Scan(&e.Seq, &e.ID, &e.InstanceID, &e.Type, &e.Detail); err != nil {
 			return err
 		}
 		h.Outbox = append(h.Outbox, e)

@@ -141,7 +141,8 @@ func (wr *webhookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
 		return
 	}
-	d := Delivery{EventID: r.Header.Get(outbox.HeaderEventID), At: time.Now(), Attempt: r.Header.Get(outbox.HeaderAttempt)}
+	d := Delivery{EventID: r.Header.Get(outbox.HeaderEventID), At: time.Now(), Attempt: r.Header.Get(outbox.HeaderAttempt),
+		Node: r.Header.Get("X-Chaos-Node")}
 	if rand.IntN(10) == 0 {
 		d.Refused = true
 		wr.mu.Lock()

@@ -69,8 +69,8 @@ type server struct {
 // serverConfig is the --config file of every server: the database, a short
 // lease (so that a stop of a few seconds outlasts it), the flaky service
 // reachable (insecure-dev mode allows calls to loopback), and the webhook
-// receiver as an outbox sink.
-func serverConfig(db, addr string, lease time.Duration, webhook, secret string, o outboxOpts) string {
+// receiver as an outbox sink (whose deliveries name the server).
+func serverConfig(node, db, addr string, lease time.Duration, webhook, secret string, o outboxOpts) string {
 	return fmt.Sprintf(`db: %q
 addr: %q
 insecureDev: true
@@ -89,8 +89,8 @@ outbox:
   maxBackoff: 1s
   attemptTimeout: 2s
   sinks:
-    - {name: hook, type: webhook, url: %q, secret: %q}
-`, db, addr, lease, o.disabled, cmp.Or(o.pollInterval, 200*time.Millisecond), lease, webhook, secret)
+    - {name: hook, type: webhook, url: %q, secret: %q, headers: {X-Chaos-Node: %q}}
+`, db, addr, lease, o.disabled, cmp.Or(o.pollInterval, 200*time.Millisecond), lease, webhook, secret, node)
 }
 
 // outboxOpts change a server's outbox settings.
@@ -107,7 +107,7 @@ func newServer(t *testing.T, dir, bin, node, db string, lease time.Duration, web
 	s := &server{t: t, bin: bin, node: node, addr: addr,
 		config: filepath.Join(dir, node+".yaml"), runs: filepath.Join(dir, "runs-"+node+".log"),
 		logPath: filepath.Join(dir, node+".log")}
-	require.NoError(t, os.WriteFile(s.config, []byte(serverConfig(db, addr, lease, webhook, secret, o)), 0o600))
+	require.NoError(t, os.WriteFile(s.config, []byte(serverConfig(node, db, addr, lease, webhook, secret, o)), 0o600))
 	return s
 }
 
