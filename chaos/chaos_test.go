@@ -164,6 +164,9 @@ func TestChaos(t *testing.T) {
 		missing := hook.has(events)
 		return err == nil && missing == 0, fmt.Sprintf("%d of %d events missing (%v)", missing, len(events), err)
 	})
+	if t.Failed() {
+		t.Logf("chaos: parked deliveries of undelivered events:\n%s", parkedReport(ctx, db, ids, hook))
+	}
 	t.Logf("chaos: drained %s after the load, events delivered %s after that",
 		drained.Sub(loadEnded).Round(time.Second), time.Since(drained).Round(time.Second))
 

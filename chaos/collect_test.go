@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -225,4 +226,66 @@ func cmpOr(a, b string) string {
 		return a
 	}
 	return b
+}
+
+// parkedReport describes, for a failed run, the parked deliveries of the
+// instances with an event the webhook never got: what holds them up.
+func parkedReport(ctx context.Context, db string, ids []string, hook *webhookReceiver) string {
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	rows, err := conn.Query(ctx, `SELECT o.id, o.instance_id, o.seq, o.xid::text, o.type, o.part FROM outbox o
+		WHERE o.instance_id = ANY($1) ORDER BY o.seq`, ids)
+	if err != nil {
+		return err.Error()
+	}
+	var stuck []string
+	var b strings.Builder
+	for rows.Next() {
+		var id, inst, xid, typ string
+		var seq int64
+		var part int
+		if err := rows.Scan(&id, &inst, &seq, &xid, &typ, &part); err != nil {
+			return err.Error()
+		}
+		if hook.has([]string{id}) == 1 && !slices.Contains(stuck, inst) {
+			stuck = append(stuck, inst)
+			fmt.Fprintf(&b, "first undelivered: %s %s seq %d xid %s part %d of %s\n", id, typ, seq, xid, part, inst)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err.Error()
+	}
+	rows, err = conn.Query(ctx, `SELECT p.ordering_key, p.seq, p.state, p.attempts, p.next_attempt_at, p.last_error, o.type
+		FROM sink_parked p JOIN outbox o ON o.seq = p.seq WHERE o.instance_id = ANY($1) ORDER BY p.ordering_key, p.seq`, stuck)
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	for rows.Next() {
+		var key, state, lastErr, typ string
+		var seq int64
+		var attempts int
+		var next time.Time
+		if err := rows.Scan(&key, &seq, &state, &attempts, &next, &lastErr, &typ); err != nil {
+			return b.String() + err.Error()
+		}
+		fmt.Fprintf(&b, "parked: %s seq %d %s %s attempts %d next %s: %s\n", key, seq, typ, state, attempts, next.Format("15:04:05.000"), lastErr)
+	}
+	rows, err = conn.Query(ctx, `SELECT sink, part, owner, fence, pos_xid::text, pos_seq, lease_expires_at FROM sink_cursors ORDER BY part`)
+	if err != nil {
+		return b.String() + err.Error()
+	}
+	for rows.Next() {
+		var sink, owner, xid string
+		var part int
+		var fence, seq int64
+		var until *time.Time
+		if err := rows.Scan(&sink, &part, &owner, &fence, &xid, &seq, &until); err != nil {
+			return b.String() + err.Error()
+		}
+		fmt.Fprintf(&b, "cursor: %s/%d owner %q fence %d at (%s, %d) until %v\n", sink, part, owner, fence, xid, seq, until)
+	}
+	return b.String()
 }
