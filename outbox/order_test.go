@@ -51,3 +51,42 @@ func TestInstanceEventsGoInCommitOrderNotTransactionOrder(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Equal(t, []string{first.ID, second.ID}, r.firstOrder("inst-a"), "commit order, not transaction-id order")
 }
+
+// A held event with nothing parked ahead of it is attempted: nothing else
+// would ever release it. It happens when the commit that removed the event
+// ahead was cut off after it took effect (the database restarted, or the
+// connection was dropped, at the commit): the dispatcher, not knowing,
+// kept the instance held and parked its later events behind nothing. The
+// chaos suite found an instance whose last 15 events never went out.
+func TestHeldEventWithNothingAheadIsDelivered(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		ctx := context.Background()
+		ids := emit(t, s, 1, 2, "activity.completed")["inst-00"]
+		events := make([]*store.OutboxEvent, len(ids))
+		for i, id := range ids {
+			e, err := s.OutboxGet(ctx, id)
+			require.NoError(t, err)
+			events[i] = e
+		}
+		// The sink starts after both events; both are parked held, as an
+		// orphaned key leaves them.
+		r := newReceiver(t)
+		head, err := s.EventHead(ctx)
+		require.NoError(t, err)
+		_, err = s.SinkCursorClaim(ctx, &store.SinkCursorClaimParams{Sink: "hook", Owner: "setup", Now: time.Now().UTC(),
+			LeaseFor: time.Millisecond, Max: 0, Start: head})
+		require.NoError(t, err)
+		now := time.Now().UTC()
+		var parks []*store.SinkParkParams
+		for _, e := range events {
+			parks = append(parks, &store.SinkParkParams{Sink: "hook", Event: e, State: store.DeliveryHeld, NextAttemptAt: now, Now: now})
+		}
+		require.NoError(t, s.SinkPark(ctx, parks))
+
+		startDispatcher(t, fast(outbox.Options{Store: s, Routes: []outbox.Route{{Name: "hook", Sink: r.webhook()}}}))
+		require.Eventually(t, func() bool { return r.received(ids[0]) == 1 && r.received(ids[1]) == 1 },
+			10*time.Second, 10*time.Millisecond)
+		require.Equal(t, ids, r.firstOrder("inst-00"), "in order")
+	})
+}
