@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -44,17 +45,33 @@ type txn struct {
 	fresh bool
 }
 
+// outageWaitKey is the context key of WithOutageWait.
+type outageWaitKey struct{}
+
+// WithOutageWait returns a copy of ctx under which the engine's calls wait
+// at most d for an unreachable database (retrying, as they always do,
+// through a restart or dropped connections) before they give up with an
+// error that wraps store.ErrUnavailable. Without it a call keeps retrying
+// for about a minute, or until ctx ends: right for background work, too
+// long for a caller that had better be told to come back (the server gives
+// each API request 5s, then answers 503 with Retry-After).
+func WithOutageWait(ctx context.Context, d time.Duration) context.Context {
+	return context.WithValue(ctx, outageWaitKey{}, d)
+}
+
 // inTx runs fn in a transaction, retrying the whole unit when it loses an
 // optimistic-concurrency race or the database reports a transient failure
 // (a busy lock, a serialization failure, a dropped connection). Races are
 // retried at once with a little jitter; a database that stays unreachable
-// is retried with growing pauses, for about a minute in all, or until ctx
-// ends. Events reach Config.OnEvent only after the commit.
+// is retried with growing pauses, for about a minute in all, or for the
+// context's WithOutageWait, or until ctx ends. Events reach Config.OnEvent
+// only after the commit.
 func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) error {
 	const maxTries = 60
 	start := time.Now()
 	_, pipelines := e.store.(store.Pipeliner)
 	pipelines = pipelines && !e.cfg.noPipeline
+	outageWait, bounded := ctx.Value(outageWaitKey{}).(time.Duration)
 	for try := 1; ; try++ {
 		txStart := time.Now()
 		t, err := e.runTx(ctx, actor, fn, try > 1)
@@ -83,10 +100,14 @@ func (e *Engine) inTx(ctx context.Context, actor string, fn func(t *txn) error) 
 		if !store.IsRetryable(err) || try >= maxTries || ctx.Err() != nil {
 			return err
 		}
+		pause := retryPause(try)
+		if bounded && errors.Is(err, store.ErrUnavailable) && time.Since(start)+pause > outageWait {
+			return err
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(retryPause(try)):
+		case <-time.After(pause):
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -657,6 +659,13 @@ func (w *partWorker) deliverBatch() (int, error) {
 			keys = append(keys, e.OrderingKey)
 		}
 		byKey[e.OrderingKey] = append(byKey[e.OrderingKey], e)
+	}
+	// The tail is in (xid, seq) order, which is not commit order: a step
+	// that took its transaction id early and committed late comes first.
+	// One key's events go in seq order, their commit order (a step takes
+	// its seqs while it holds its instance), as parked ones do.
+	for _, list := range byKey {
+		slices.SortStableFunc(list, func(a, b *store.OutboxEvent) int { return cmp.Compare(a.Position.Seq, b.Position.Seq) })
 	}
 	blocked := w.parked
 	var mu sync.Mutex

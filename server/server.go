@@ -203,6 +203,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	s.cfg.Metrics.ServeHTTP(w, r)
 }
 
+// outageWait is how long an API request waits for an unreachable database
+// (the engine retrying) before the answer is 503 with Retry-After.
+const outageWait = 5 * time.Second
+
 // ServeHTTP implements http.Handler: it authenticates and rate-limits API
 // requests, then routes them.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -309,7 +313,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveMetrics(rec, r)
 		return
 	}
-	routed = r.WithContext(withRequestInfo(r.Context(), info))
+	routed = r.WithContext(withRequestInfo(waymark.WithOutageWait(r.Context(), outageWait), info))
 	s.mux.ServeHTTP(rec, routed)
 }
 

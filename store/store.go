@@ -120,7 +120,8 @@ type Executor interface {
 	// partition part.
 	SinkParkedKeys(ctx context.Context, sink string, part int) ([]string, error)
 	// SinkParkedDue returns retry heads of a sink's partition whose next
-	// attempt is due, earliest first.
+	// attempt is due, earliest first, and held events with nothing parked
+	// ahead of them on their key (which nothing else would release).
 	SinkParkedDue(ctx context.Context, p *SinkParkedDueParams) ([]*ParkedEvent, error)
 	// SinkParkedNext returns the earliest event of key parked on sink, or
 	// ErrNotFound.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/bench"
 )
 
@@ -65,6 +66,9 @@ type env struct {
 	// isTerminal reports whether w is a terminal: long operations draw
 	// their progress on stderr only then.
 	isTerminal func(w io.Writer) bool
+	// handlers are in-process task handlers serve gives its engine (see
+	// RunWithHandlers).
+	handlers map[string]waymark.TaskHandler
 	// transports are those of the clients commands made; run closes their
 	// idle connections when the command ends.
 	transports []*http.Transport
@@ -80,6 +84,18 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		stdin = bytes.NewReader(nil)
 	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv, isTerminal: isTerminal}
+	return e.run(ctx, args)
+}
+
+// RunWithHandlers is Run for a program that embeds the server with Go task
+// handlers of its own: waymark serve then runs them in its engine, as a
+// library user's engine would. Other commands ignore them.
+func RunWithHandlers(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer,
+	handlers map[string]waymark.TaskHandler) int {
+	if stdin == nil {
+		stdin = bytes.NewReader(nil)
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, lookupEnv: os.LookupEnv, isTerminal: isTerminal, handlers: handlers}
 	return e.run(ctx, args)
 }
 

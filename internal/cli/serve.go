@@ -48,7 +48,7 @@ docs/server.md for every setting.`,
 			if err != nil {
 				return err
 			}
-			return runServe(cmd.Context(), e, cfg, nil)
+			return runServe(cmd.Context(), e, cfg, &serveHooks{handlers: e.handlers})
 		},
 	}
 	f := cmd.Flags()
@@ -191,7 +191,7 @@ func runServe(ctx context.Context, e *env, cfg *serveConfig, hooks *serveHooks) 
 	}()
 	engine, err := waymark.New(s, &waymark.Config{
 		Logger: logger, Workers: cfg.Workers, NodeID: cfg.NodeID, Handlers: hooks.handlers, StopGrace: cfg.StopGrace,
-		SecretFunc: envSecret, TracerProvider: tel.tracer, MeterProvider: tel.meter,
+		LeaseDuration: cfg.LeaseDuration, SecretFunc: envSecret, TracerProvider: tel.tracer, MeterProvider: tel.meter,
 		Alerts: waymark.AlertsConfig{Rules: cfg.Alerts, Every: cfg.AlertsEvery},
 		// Insecure-dev (waymark dev) may call services on this machine.
 		HTTP: waymark.HTTPConfig{AllowPrivate: cfg.InsecureDev},

@@ -16,6 +16,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/waymarkdev/waymark"
 	"github.com/waymarkdev/waymark/server"
 	"github.com/waymarkdev/waymark/store/storetest"
 )
@@ -243,6 +244,7 @@ func TestServeCommand(t *testing.T) {
 		{"BadFields", nil, "logLevel: loud\nauth:\n  apiKeys:\n    - user: ci\n      hash: abc\n",
 			"logLevel: \"loud\": want debug, info, warn or error\n  auth.apiKeys[0].hash: want sha256:"},
 		{"BadDB", []string{"--db", "mysql://x"}, "", "db: \"mysql://x\": unknown database"},
+		{"BadLease", nil, "leaseDuration: 100ms\n", "leaseDuration: 100ms: must be at least 1s"},
 		{"BadAlerts", nil, "alertsEvery: 1ms\nalerts:\n  - {name: a, condition: cpu}\n  - {condition: dead_events, for: -1s}\n",
 			"alerts[0].condition: \"cpu\": want one of suspended_instances, failed_instances"},
 	}
@@ -261,6 +263,54 @@ func TestServeCommand(t *testing.T) {
 			require.Contains(t, stderr.String(), tt.stderr)
 		})
 	}
+}
+
+// RunWithHandlers gives serve's engine in-process task handlers: an
+// instance started through the API runs one.
+func TestServeWithHandlers(t *testing.T) {
+	t.Parallel()
+	ran := make(chan string, 1)
+	handlers := map[string]waymark.TaskHandler{"greet": func(_ context.Context, task *waymark.Task) (any, error) {
+		ran <- task.IdempotencyKey
+		return map[string]string{"hello": "world"}, nil
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	stderr := newWatchWriter(`msg="server: listening" addr=(\S+)`)
+	code := make(chan int, 1)
+	db := "sqlite://" + filepath.Join(t.TempDir(), "serve.db")
+	go func() {
+		code <- RunWithHandlers(ctx, []string{"serve", "--insecure-dev", "--addr", "127.0.0.1:0", "--db", db}, nil, io.Discard, stderr, handlers)
+	}()
+	defer func() {
+		cancel()
+		require.Zero(t, <-code, stderr.String())
+	}()
+	var addr string
+	select {
+	case addr = <-stderr.found:
+	case c := <-code:
+		t.Fatalf("serve ended (%d): %s", c, stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("serve did not listen within 60s")
+	}
+	post := func(path, contentType, body string) *http.Response {
+		resp, err := http.Post("http://"+addr+path, contentType, strings.NewReader(body))
+		require.NoError(t, err)
+		return resp
+	}
+	resp := post("/api/v1/definitions", "application/yaml", "id: hi\nactivities:\n  - {id: greet, type: task, handler: greet, output: greeting}\n")
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	resp = post("/api/v1/instances?wait=30s", "application/json", `{"definition":"hi"}`)
+	defer resp.Body.Close()
+	var inst struct {
+		Status string
+		Output map[string]any
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&inst))
+	require.Equal(t, "completed", inst.Status)
+	require.Equal(t, "world", inst.Output["greeting"].(map[string]any)["hello"], "the handler's output")
+	require.NotEmpty(t, <-ran)
 }
 
 func TestServeUsage(t *testing.T) {
@@ -309,6 +359,18 @@ func TestServeConfigEnv(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, 7, sc.MaxStreams)
 	require.Equal(t, 90*time.Second, sc.WriteTimeout)
+	env["WAYMARK_LEASE_DURATION"] = "3s"
+	cfg = defaultServeConfig()
+	require.NoError(t, cfg.loadEnv(lookup))
+	require.Equal(t, 3*time.Second, cfg.LeaseDuration)
+	require.NoError(t, cfg.validate())
+	env["WAYMARK_LEASE_DURATION"] = "500ms"
+	cfg = defaultServeConfig()
+	require.NoError(t, cfg.loadEnv(lookup))
+	require.ErrorContains(t, cfg.validate(), "leaseDuration: 500ms: must be at least 1s")
+	env["WAYMARK_LEASE_DURATION"] = "long"
+	require.ErrorContains(t, defaultServeConfig().loadEnv(lookup), `WAYMARK_LEASE_DURATION (leaseDuration) "long"`)
+	delete(env, "WAYMARK_LEASE_DURATION")
 
 	env["WAYMARK_MAX_WAIT"] = "soon"
 	require.ErrorContains(t, defaultServeConfig().loadEnv(lookup), `WAYMARK_MAX_WAIT (maxWait) "soon"`)

@@ -43,6 +43,7 @@ type serveConfig struct {
 	IdleTimeout       time.Duration `yaml:"idleTimeout"`
 	MaxStreams        int           `yaml:"maxStreams"`
 	StopGrace         time.Duration `yaml:"stopGrace"`
+	LeaseDuration     time.Duration `yaml:"leaseDuration"`
 	Workers           int           `yaml:"workers"`
 	NodeID            string        `yaml:"nodeId"`
 	Auth              authConfig    `yaml:"auth"`
@@ -134,6 +135,10 @@ var envVars = []struct {
 	{"WAYMARK_IDLE_TIMEOUT", "idleTimeout", func(c *serveConfig, v string) (err error) { c.IdleTimeout, err = time.ParseDuration(v); return }},
 	{"WAYMARK_MAX_STREAMS", "maxStreams", func(c *serveConfig, v string) (err error) { c.MaxStreams, err = strconv.Atoi(v); return }},
 	{"WAYMARK_STOP_GRACE", "stopGrace", func(c *serveConfig, v string) (err error) { c.StopGrace, err = time.ParseDuration(v); return }},
+	{"WAYMARK_LEASE_DURATION", "leaseDuration", func(c *serveConfig, v string) (err error) {
+		c.LeaseDuration, err = time.ParseDuration(v)
+		return
+	}},
 	{"WAYMARK_WORKERS", "workers", func(c *serveConfig, v string) (err error) { c.Workers, err = strconv.Atoi(v); return }},
 	{"WAYMARK_NODE_ID", "nodeId", func(c *serveConfig, v string) error { c.NodeID = v; return nil }},
 	{"WAYMARK_JWT_HS256_SECRET", "auth.jwt.hs256Secret", func(c *serveConfig, v string) error { c.Auth.JWT.HS256Secret = v; return nil }},
@@ -220,6 +225,9 @@ func (c *serveConfig) validate() error {
 		if d < 0 {
 			bad(field, "%s: must not be negative", d)
 		}
+	}
+	if c.LeaseDuration != 0 && c.LeaseDuration < time.Second {
+		bad("leaseDuration", "%s: must be at least 1s (or 0 for the default, 30s)", c.LeaseDuration)
 	}
 	if c.Workers < 0 {
 		bad("workers", "%d: must not be negative", c.Workers)

@@ -312,10 +312,15 @@ WHERE sink = $1 AND ordering_key IN (SELECT jsonb_array_elements_text($2::jsonb)
 SELECT DISTINCT ordering_key FROM sink_parked WHERE sink = $1 AND part = $2;
 
 -- name: SinkParkedDue
+-- Due retries, and held events with nothing parked ahead of them (orphaned
+-- when the commit that removed the one ahead was cut off after it took
+-- effect): nothing else would release those.
 SELECT p.sink, p.state, p.attempts, p.next_attempt_at, p.last_error, p.history, p.parked_at, p.updated_at,
     o.xid::text::bigint, o.seq, o.id, o.ordering_key, o.instance_id, o.type, o.part, o.payload, o.headers, o.occurred_at
 FROM sink_parked p JOIN outbox o ON o.seq = p.seq
-WHERE p.sink = $1 AND p.part = $2 AND p.state = 'retry' AND p.next_attempt_at <= $3
+WHERE p.sink = $1 AND p.part = $2 AND p.next_attempt_at <= $3
+  AND (p.state = 'retry' OR (p.state = 'held' AND NOT EXISTS (
+      SELECT 1 FROM sink_parked q WHERE q.sink = p.sink AND q.ordering_key = p.ordering_key AND q.seq < p.seq)))
 ORDER BY p.next_attempt_at
 LIMIT $4;
 

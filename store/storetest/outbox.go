@@ -262,6 +262,12 @@ func runOutbox(t *testing.T, h Harness) {
 
 		// Delivered now: the head goes, the held one is next.
 		require.NoError(t, f.s.SinkParkedDelete(f.ctx, "hook", a, a1.Position.Seq))
+		// A held event with nothing parked ahead is due as well: nothing
+		// else would release it.
+		d = due(a1.Part, t0.Add(time.Minute))
+		require.Len(t, d, 1)
+		require.Equal(t, a2.ID, d[0].Event.ID)
+		require.Equal(t, store.DeliveryHeld, d[0].State)
 		next, err := f.s.SinkParkedNext(f.ctx, "hook", a)
 		require.NoError(t, err)
 		require.Equal(t, a2.ID, next.Event.ID)
