@@ -85,8 +85,11 @@ func TestHeldEventWithNothingAheadIsDelivered(t *testing.T) {
 		require.NoError(t, s.SinkPark(ctx, parks))
 
 		startDispatcher(t, fast(outbox.Options{Store: s, Routes: []outbox.Route{{Name: "hook", Sink: r.webhook()}}}))
+		// 30s: under a loaded go test ./... the dispatcher's partitions
+		// take a few lease periods to be shared out (as the other
+		// dispatcher tests allow).
 		require.Eventually(t, func() bool { return r.received(ids[0]) == 1 && r.received(ids[1]) == 1 },
-			10*time.Second, 10*time.Millisecond)
+			30*time.Second, 10*time.Millisecond)
 		require.Equal(t, ids, r.firstOrder("inst-00"), "in order")
 	})
 }
