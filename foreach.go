@@ -232,6 +232,12 @@ func (s *instState) cancelIterations(lx *execution) error {
 			}
 		}
 	}
+	return s.closeBookmarksOfAll(cancelled)
+}
+
+// closeBookmarksOfAll consumes the open bookmarks of the cancelled executions
+// (one listing for them all).
+func (s *instState) closeBookmarksOfAll(cancelled map[string]bool) error {
 	if len(cancelled) == 0 {
 		return nil
 	}

@@ -189,21 +189,8 @@ func (s *instState) cancelScope(x *execution, st *scopeState) error {
 			}
 		}
 	}
-	if len(cancelled) > 0 {
-		open, err := s.t.tx.BookmarkListOpen(s.t.ctx, &store.BookmarkListParams{InstanceID: s.inst.ID, Limit: 100000})
-		if err != nil {
-			return err
-		}
-		for _, b := range open {
-			if !cancelled[b.ExecutionID] {
-				continue
-			}
-			if _, err := s.t.tx.BookmarkConsume(s.t.ctx, &store.BookmarkConsumeParams{
-				ID: b.ID, ConsumedBy: "engine", ConsumeKey: consumeClosed, At: s.t.now,
-			}); err != nil {
-				return raced(err)
-			}
-		}
+	if err := s.closeBookmarksOfAll(cancelled); err != nil {
+		return err
 	}
 	st.Phase = scopeCompensating
 	x.rec.Input = mustJSON(st)
