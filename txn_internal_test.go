@@ -22,19 +22,7 @@ import (
 // lease another engine holds) and decides what it means.
 func TestInTxRetriesAPipelinedFailureInOrdinaryTransaction(t *testing.T) {
 	t.Parallel()
-	stores := map[string]func(t *testing.T) store.Store{
-		"SQLite": func(t *testing.T) store.Store {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
-			require.NoError(t, err)
-			return s
-		},
-		"PostgreSQL": func(t *testing.T) store.Store {
-			s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(t), &postgres.Config{AutoMigrate: true})
-			require.NoError(t, err)
-			return s
-		},
-	}
-	for name, open := range stores {
+	for name, open := range bothStores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -80,18 +68,7 @@ func TestInTxRetriesAPipelinedFailureInOrdinaryTransaction(t *testing.T) {
 // deployed meanwhile is the one the next start runs.
 func TestStartLatestSeesAnotherEnginesDeploy(t *testing.T) {
 	t.Parallel()
-	for name, open := range map[string]func(t *testing.T) store.Store{
-		"SQLite": func(t *testing.T) store.Store {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
-			require.NoError(t, err)
-			return s
-		},
-		"PostgreSQL": func(t *testing.T) store.Store {
-			s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(t), &postgres.Config{AutoMigrate: true})
-			require.NoError(t, err)
-			return s
-		},
-	} {
+	for name, open := range bothStores() {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -117,5 +94,21 @@ func TestStartLatestSeesAnotherEnginesDeploy(t *testing.T) {
 			require.NoError(t, err)
 			require.Equal(t, 2, again.DefinitionVersion)
 		})
+	}
+}
+
+// bothStores opens a fresh store of each driver.
+func bothStores() map[string]func(t *testing.T) store.Store {
+	return map[string]func(t *testing.T) store.Store{
+		"SQLite": func(t *testing.T) store.Store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "w.db"), nil)
+			require.NoError(t, err)
+			return s
+		},
+		"PostgreSQL": func(t *testing.T) store.Store {
+			s, err := postgres.Open(context.Background(), storetest.PostgresSchemaURL(t), &postgres.Config{AutoMigrate: true})
+			require.NoError(t, err)
+			return s
+		},
 	}
 }
