@@ -160,11 +160,24 @@ func killThenFinish(t *testing.T, child func(final bool) *exec.Cmd, rng *rand.Ra
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case err := <-exited:
-		require.NoError(t, err, "the last child must "+plan.what)
+		require.NoError(t, err, "the last child must %s; its output ends:\n%s", plan.what, outputTail(cmd))
 	case <-time.After(plan.finishWithin):
 		_ = cmd.Process.Kill()
-		t.Fatalf("the last child did not %s in %s", plan.what, plan.finishWithin)
+		t.Fatalf("the last child did not %s in %s; its output ends:\n%s", plan.what, plan.finishWithin, outputTail(cmd))
 	}
+}
+
+// outputTail is the end of what a child wrote to its log file.
+func outputTail(cmd *exec.Cmd) string {
+	f, ok := cmd.Stdout.(*os.File)
+	if !ok {
+		return "(no log file)"
+	}
+	data, err := os.ReadFile(f.Name())
+	if err != nil {
+		return err.Error()
+	}
+	return string(data[max(0, len(data)-4000):])
 }
 
 func verifyCrashRun(t *testing.T, s store.Store, callsPath string, svc *chargeService) {

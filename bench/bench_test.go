@@ -192,6 +192,10 @@ func TestConfigValidate(t *testing.T) {
 		{"UnknownWorkload", &Config{Workloads: []string{"latency", "speed"}},
 			`unknown workload "speed" (known: baseline, throughput, latency, timers, tasks, fanout)`},
 		{"BadDB", &Config{DB: "mysql://x"}, `DB: "mysql://x": unknown database "mysql"`},
+		{"NegativeEngines", &Config{Engines: -1}, "Engines -1: must be positive"},
+		{"TooManyEngines", &Config{Engines: MaxEngines + 1}, "Engines 17: at most 16"},
+		{"NegativePrefill", &Config{PrefillFinished: -5}, "PrefillFinished -5: must be between 0 and 10000000"},
+		{"HugePrefill", &Config{PrefillWaiting: MaxPrefill + 1}, "PrefillWaiting 10000001"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -261,6 +265,7 @@ func TestDefinitionsParse(t *testing.T) {
 	for name, src := range map[string]string{
 		"throughput": throughputYAML(5), "latency": latencyYAML(), "timer": timerYAML(1500 * time.Millisecond),
 		"tasks": tasksYAML(), "fanout": fanoutYAML(3), "fanoutMax": fanoutYAML(MaxFanoutBranches),
+		"prefillFinished": prefillFinishedYAML(), "prefillWaiting": prefillWaitingYAML(),
 	} {
 		_, err := definition.Parse([]byte(src))
 		require.NoError(t, err, "%s:\n%s", name, src)

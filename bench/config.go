@@ -19,6 +19,12 @@ const (
 	WorkloadFanout     = "fanout"
 )
 
+// MaxEngines and MaxPrefill bound Config.Engines and the prefill sizes.
+const (
+	MaxEngines = 16
+	MaxPrefill = 10_000_000
+)
+
 // Workloads returns the name of every workload, in the order Run runs them.
 func Workloads() []string {
 	return []string{WorkloadBaseline, WorkloadThroughput, WorkloadLatency, WorkloadTimers, WorkloadTasks, WorkloadFanout}
@@ -78,6 +84,18 @@ type Config struct {
 	// BaselineCommits is how many plain transactions baseline commits.
 	// Defaults to 5,000.
 	BaselineCommits int
+	// Engines is how many engines throughput runs on the database, each
+	// with its own connection pool and workers, the starts spread among
+	// them: several servers on one database. Defaults to 1.
+	Engines int
+	// PrefillFinished and PrefillWaiting fill every workload's fresh
+	// database (not baseline's) before it is measured: that many copies
+	// of a finished three-task instance, and of an instance waiting on a
+	// timer due in a year and a user task. Defaults to 0.
+	PrefillFinished, PrefillWaiting int
+	// prefillChunk overrides how many copies one prefill transaction
+	// inserts (tests).
+	prefillChunk int
 	// WaitTimeout bounds every wait for the engine to finish a phase.
 	// Defaults to 10m.
 	WaitTimeout time.Duration
@@ -112,6 +130,7 @@ func (c *Config) WithDefaults() *Config {
 	out.FanoutBranches = cmp.Or(out.FanoutBranches, 500)
 	out.BaselineCommits = cmp.Or(out.BaselineCommits, 5_000)
 	out.WaitTimeout = cmp.Or(out.WaitTimeout, 10*time.Minute)
+	out.Engines = cmp.Or(out.Engines, 1)
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -125,10 +144,21 @@ func (c *Config) validate() error {
 	}{
 		{"Instances", c.Instances}, {"Steps", c.Steps}, {"Concurrency", c.Concurrency}, {"Runs", c.Runs},
 		{"LatencyInstances", c.LatencyInstances}, {"TimerInstances", c.TimerInstances}, {"Tasks", c.Tasks},
-		{"FanoutBranches", c.FanoutBranches}, {"BaselineCommits", c.BaselineCommits},
+		{"FanoutBranches", c.FanoutBranches}, {"BaselineCommits", c.BaselineCommits}, {"Engines", c.Engines},
 	} {
 		if f.v <= 0 {
 			return fmt.Errorf("bench config: %s %d: must be positive", f.name, f.v)
+		}
+	}
+	if c.Engines > MaxEngines {
+		return fmt.Errorf("bench config: Engines %d: at most %d", c.Engines, MaxEngines)
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"PrefillFinished", c.PrefillFinished}, {"PrefillWaiting", c.PrefillWaiting}} {
+		if f.v < 0 || f.v > MaxPrefill {
+			return fmt.Errorf("bench config: %s %d: must be between 0 and %d", f.name, f.v, MaxPrefill)
 		}
 	}
 	for _, f := range []struct {

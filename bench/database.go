@@ -114,6 +114,13 @@ type freshStore struct {
 	// location is the file or schema the store lives in.
 	location string
 	drop     func(ctx context.Context) error
+	// sqlitePath or (admin, schema) reach the database beneath the store,
+	// for Config.PrefillFinished and PrefillWaiting.
+	sqlitePath string
+	admin      *pgxpool.Pool
+	schema     string
+	// open opens another store on the same database (Config.Engines).
+	open func(ctx context.Context) (store.Store, error)
 }
 
 // fresh opens a store on a new database named after name.
@@ -126,7 +133,8 @@ func (d *database) fresh(ctx context.Context, name string) (*freshStore, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &freshStore{Store: s, location: d.spec.path, drop: func(context.Context) error { return nil }}, nil
+		return &freshStore{Store: s, location: d.spec.path, sqlitePath: d.spec.path, open: d.openSQLite(d.spec.path),
+			drop: func(context.Context) error { return nil }}, nil
 	default:
 		dir, err := os.MkdirTemp(d.tempDir, name+"-")
 		if err != nil {
@@ -137,7 +145,7 @@ func (d *database) fresh(ctx context.Context, name string) (*freshStore, error) 
 		if err != nil {
 			return nil, errors.Join(err, os.RemoveAll(dir))
 		}
-		return &freshStore{Store: s, location: path, drop: func(context.Context) error {
+		return &freshStore{Store: s, location: path, sqlitePath: path, open: d.openSQLite(path), drop: func(context.Context) error {
 			if d.keep {
 				return nil
 			}
@@ -171,7 +179,14 @@ func (d *database) freshSchema(ctx context.Context, name string) (*freshStore, e
 	if err != nil {
 		return nil, errors.Join(err, drop(context.WithoutCancel(ctx)))
 	}
-	return &freshStore{Store: s, location: "schema " + schema, drop: drop}, nil
+	open := func(ctx context.Context) (store.Store, error) {
+		return postgres.Open(ctx, u.String(), &postgres.Config{MaxConns: d.maxConns})
+	}
+	return &freshStore{Store: s, location: "schema " + schema, admin: d.admin, schema: schema, open: open, drop: drop}, nil
+}
+
+func (d *database) openSQLite(path string) func(ctx context.Context) (store.Store, error) {
+	return func(ctx context.Context) (store.Store, error) { return sqlite.Open(ctx, path, &d.spec.sqlite) }
 }
 
 // release closes the store and removes its database unless keep.

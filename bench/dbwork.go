@@ -20,7 +20,7 @@ var postgresOnly = map[string]bool{metricTripsPerStep: true, metricTxPerStep: tr
 // dbWork is the database's counters at the start of a run.
 type dbWork struct {
 	d       *database
-	s       store.Store
+	stores  []store.Store
 	trips   int64
 	commits int64
 	wal     int64
@@ -31,15 +31,17 @@ type dbWork struct {
 // database's committed transactions (pg_stat_database: every client of
 // the database counts) and the server's WAL position (every database of
 // the server counts). On SQLite it reads nothing.
-func (d *database) work(ctx context.Context, s store.Store) *dbWork {
-	if fs, ok := s.(*freshStore); ok {
-		s = fs.Store
+func (d *database) work(ctx context.Context, stores ...store.Store) *dbWork {
+	for i, s := range stores {
+		if fs, ok := s.(*freshStore); ok {
+			stores[i] = fs.Store
+		}
 	}
-	w := &dbWork{d: d, s: s}
+	w := &dbWork{d: d, stores: stores}
 	if d.admin == nil {
 		return w
 	}
-	w.trips = roundTrips(s)
+	w.trips = roundTrips(stores...)
 	w.commits, w.wal, w.ok = d.counters(ctx)
 	return w
 }
@@ -57,7 +59,7 @@ func (w *dbWork) perStep(ctx context.Context, sample *Sample, steps int64) {
 	if !w.ok || steps == 0 {
 		return
 	}
-	trips := roundTrips(w.s) - w.trips
+	trips := roundTrips(w.stores...) - w.trips
 	if sleep(ctx, 1100*time.Millisecond) != nil {
 		return
 	}
@@ -70,10 +72,12 @@ func (w *dbWork) perStep(ctx context.Context, sample *Sample, steps int64) {
 	sample.Values[metricWALPerStep] = float64(wal-w.wal) / float64(steps)
 }
 
-// roundTrips reads a PostgreSQL store's round-trip counter.
-func roundTrips(s store.Store) int64 {
-	if c, ok := s.(interface{ RoundTrips() int64 }); ok {
-		return c.RoundTrips()
+// roundTrips sums the round-trip counters of PostgreSQL stores.
+func roundTrips(stores ...store.Store) (n int64) {
+	for _, s := range stores {
+		if c, ok := s.(interface{ RoundTrips() int64 }); ok {
+			n += c.RoundTrips()
+		}
 	}
-	return 0
+	return n
 }

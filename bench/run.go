@@ -144,6 +144,11 @@ func onFreshStore(fn func(r *runner, ctx context.Context, s *freshStore) (*Sampl
 	return func(ctx context.Context, r *runner) (*Sample, error) {
 		var sample *Sample
 		err := r.withStore(ctx, func(s *freshStore) (err error) {
+			if r.workload != WorkloadBaseline {
+				if err := r.prefill(ctx, s); err != nil {
+					return err
+				}
+			}
 			sample, err = fn(r, ctx, s)
 			return err
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -64,7 +65,11 @@ func throughputWorkload() *workload {
 		},
 		rate: "steps/s",
 		params: func(c *Config) map[string]any {
-			return map[string]any{"instances": c.Instances, "steps": c.Steps, "workers": max(c.Concurrency, 16)}
+			p := map[string]any{"instances": c.Instances, "steps": c.Steps, "workers": max(c.Concurrency, 16)}
+			if c.Engines > 1 {
+				p["engines"] = c.Engines // workers each
+			}
+			return p
 		},
 		run: onFreshStore((*runner).throughput),
 	}
@@ -74,32 +79,64 @@ func (r *runner) throughput(ctx context.Context, s *freshStore) (_ *Sample, err 
 	n := r.cfg.Instances
 	var steps, completed atomic.Int64
 	var lastAt time.Time
+	var lastMu sync.Mutex
 	done, w := make(chan struct{}), newWatch()
-	e, err := r.newEngine(s, max(r.cfg.Concurrency, 16), []string{noopHandler}, func(ev waymark.Event) {
+	onEvent := func(ev waymark.Event) {
 		w.observe(ev)
 		switch ev.Type {
 		case waymark.EventActivityCompleted:
 			steps.Add(1)
 		case waymark.EventInstanceCompleted:
 			if completed.Add(1) == int64(n) {
+				lastMu.Lock()
 				lastAt = time.Now()
+				lastMu.Unlock()
 				close(done)
 			}
 		}
-	})
-	if err != nil {
-		return nil, err
 	}
-	if err := deployAndStart(ctx, e, throughputYAML(r.cfg.Steps)); err != nil {
-		return nil, err
+	// Config.Engines engines, the first on s, the others on stores of
+	// their own on the same database: several servers.
+	stores := []store.Store{s.Store}
+	defer func() {
+		for _, st := range stores[1:] {
+			err = errors.Join(err, st.Close())
+		}
+	}()
+	var engines []*waymark.Engine
+	defer func() {
+		for _, e := range engines {
+			err = errors.Join(err, stopEngine(ctx, e))
+		}
+	}()
+	for i := range r.cfg.Engines {
+		st := s.Store
+		if i > 0 {
+			if st, err = s.open(ctx); err != nil {
+				return nil, fmt.Errorf("open store %d: %w", i+1, err)
+			}
+			stores = append(stores, st)
+		}
+		e, err := r.newEngine(&freshStore{Store: st}, max(r.cfg.Concurrency, 16), []string{noopHandler}, onEvent)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			err = deployAndStart(ctx, e, throughputYAML(r.cfg.Steps))
+		} else {
+			err = e.Start(ctx)
+		}
+		if err != nil {
+			return nil, err
+		}
+		engines = append(engines, e)
 	}
-	defer func() { err = errors.Join(err, stopEngine(ctx, e)) }()
 
-	work := r.db.work(ctx, s)
+	work := r.db.work(ctx, stores...)
 	stop := r.track("complete", int64(n), completed.Load)
 	began := time.Now()
-	err = parallel(ctx, n, r.cfg.Concurrency, func(ctx context.Context, _ int) error {
-		if _, err := e.StartInstance(ctx, &waymark.StartParams{Definition: throughputDef}); err != nil {
+	err = parallel(ctx, n, r.cfg.Concurrency, func(ctx context.Context, i int) error {
+		if _, err := engines[i%len(engines)].StartInstance(ctx, &waymark.StartParams{Definition: throughputDef}); err != nil {
 			return fmt.Errorf("start instance: %w", err)
 		}
 		return nil
@@ -112,7 +149,9 @@ func (r *runner) throughput(ctx context.Context, s *freshStore) (_ *Sample, err 
 	if err != nil {
 		return nil, err
 	}
+	lastMu.Lock()
 	wall := lastAt.Sub(began)
+	lastMu.Unlock()
 	sample := &Sample{
 		Wall: wall, Databases: []string{s.location},
 		Counts: map[string]int64{"instances": completed.Load(), "steps": steps.Load()},

@@ -23,6 +23,7 @@ type benchFlags struct {
 	instances, steps, concurrency, runs      int
 	latencyInstances, timerInstances, tasks  int
 	branches, commits                        int
+	engines, prefillFinished, prefillWaiting int
 	timerDuration, timerOverdue, waitTimeout time.Duration
 	scale                                    float64
 	json, keep, quiet                        bool
@@ -110,6 +111,9 @@ one.`,
 	fl.IntVar(&f.tasks, "tasks", 5_000, "tasks: user tasks to complete")
 	fl.IntVar(&f.branches, "branches", 500, "fanout: branches of the parallel")
 	fl.IntVar(&f.commits, "commits", 5_000, "baseline: transactions to commit")
+	fl.IntVar(&f.engines, "engines", 1, "throughput: engines on the database, each with its own connection pool (several servers)")
+	fl.IntVar(&f.prefillFinished, "prefill-finished", 0, "fill every workload's database first with this many finished three-task instances")
+	fl.IntVar(&f.prefillWaiting, "prefill-waiting", 0, "fill every workload's database first with this many instances waiting on a timer and a user task")
 	fl.DurationVar(&f.waitTimeout, "timeout", 10*time.Minute, "limit of every wait for the engine")
 	fl.Float64Var(&f.scale, "scale", 1, "multiply the default of every size flag not given (the counts, --timer-duration, --timer-overdue)")
 	fl.BoolVar(&f.json, "json", false, "print one JSON object per workload per line instead of tables")
@@ -136,10 +140,21 @@ func (f *benchFlags) config(changed func(flag string) bool) (*bench.Config, erro
 	}{
 		{"--instances", f.instances}, {"--steps", f.steps}, {"--concurrency", f.concurrency}, {"--runs", f.runs},
 		{"--latency-instances", f.latencyInstances}, {"--timer-instances", f.timerInstances}, {"--tasks", f.tasks},
-		{"--branches", f.branches}, {"--commits", f.commits},
+		{"--branches", f.branches}, {"--commits", f.commits}, {"--engines", f.engines},
 	} {
 		if n.v <= 0 {
 			return nil, fmt.Errorf("%s %d: must be positive", n.flag, n.v)
+		}
+	}
+	if f.engines > bench.MaxEngines {
+		return nil, fmt.Errorf("--engines %d: at most %d", f.engines, bench.MaxEngines)
+	}
+	for _, n := range []struct {
+		flag string
+		v    int
+	}{{"--prefill-finished", f.prefillFinished}, {"--prefill-waiting", f.prefillWaiting}} {
+		if n.v < 0 || n.v > bench.MaxPrefill {
+			return nil, fmt.Errorf("%s %d: must be between 0 and %d", n.flag, n.v, bench.MaxPrefill)
 		}
 	}
 	if f.branches > bench.MaxFanoutBranches {
@@ -161,6 +176,7 @@ func (f *benchFlags) config(changed func(flag string) bool) (*bench.Config, erro
 		Runs: f.runs, LatencyInstances: f.latencyInstances, TimerInstances: f.timerInstances,
 		TimerDuration: f.timerDuration, TimerOverdue: f.timerOverdue, Tasks: f.tasks, FanoutBranches: f.branches,
 		BaselineCommits: f.commits, WaitTimeout: f.waitTimeout, Keep: f.keep,
+		Engines: f.engines, PrefillFinished: f.prefillFinished, PrefillWaiting: f.prefillWaiting,
 	}, nil
 }
 

@@ -130,6 +130,10 @@ func TestBenchCommand(t *testing.T) {
 			{"NegativeConcurrency", []string{"--concurrency", "-1"}, "--concurrency -1: must be positive"},
 			{"ZeroRuns", []string{"--runs", "0"}, "--runs 0: must be positive"},
 			{"ZeroSteps", []string{"--steps", "0"}, "--steps 0: must be positive"},
+			{"ZeroEngines", []string{"--engines", "0"}, "--engines 0: must be positive"},
+			{"TooManyEngines", []string{"--engines", "17"}, "--engines 17: at most 16"},
+			{"NegativePrefill", []string{"--prefill-finished", "-1"}, "--prefill-finished -1: must be between 0 and 10000000"},
+			{"HugePrefill", []string{"--prefill-waiting", "20000000"}, "--prefill-waiting 20000000: must be between 0 and 10000000"},
 			{"ZeroTimerDuration", []string{"--timer-duration", "0s"}, "--timer-duration 0s: must be positive"},
 			{"TooManyBranches", []string{"--branches", "100000"}, "--branches 100000: at most 9000"},
 			{"ZeroScale", []string{"--scale", "0"}, "--scale 0: want a factor above 0, at most 1000"},
@@ -204,7 +208,7 @@ func TestBenchCommandConfig(t *testing.T) {
 	defaults := bench.Config{
 		Instances: 10_000, Steps: 3, Concurrency: 8, Runs: 1, LatencyInstances: 500, TimerInstances: 2_000,
 		TimerDuration: 2 * time.Second, TimerOverdue: 10 * time.Second, Tasks: 5_000, FanoutBranches: 500,
-		BaselineCommits: 5_000, WaitTimeout: 10 * time.Minute,
+		BaselineCommits: 5_000, WaitTimeout: 10 * time.Minute, Engines: 1,
 	}
 	with := func(change func(c *bench.Config)) bench.Config {
 		c := defaults
@@ -221,11 +225,13 @@ func TestBenchCommandConfig(t *testing.T) {
 			name: "EveryFlag",
 			args: []string{"--workloads", "tasks,fanout", "--instances", "11", "--steps", "2", "--concurrency", "3",
 				"--runs", "4", "--latency-instances", "12", "--timer-instances", "13", "--timer-duration", "150ms",
-				"--timer-overdue", "1s", "--tasks", "14", "--branches", "15", "--commits", "16", "--timeout", "1m", "--keep"},
+				"--timer-overdue", "1s", "--tasks", "14", "--branches", "15", "--commits", "16", "--timeout", "1m", "--keep",
+				"--engines", "3", "--prefill-finished", "1000", "--prefill-waiting", "200"},
 			want: bench.Config{
 				Workloads: []string{"tasks", "fanout"}, Instances: 11, Steps: 2, Concurrency: 3, Runs: 4,
 				LatencyInstances: 12, TimerInstances: 13, TimerDuration: 150 * time.Millisecond, TimerOverdue: time.Second,
 				Tasks: 14, FanoutBranches: 15, BaselineCommits: 16, WaitTimeout: time.Minute, Keep: true,
+				Engines: 3, PrefillFinished: 1000, PrefillWaiting: 200,
 			},
 		},
 		{
