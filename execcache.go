@@ -97,6 +97,16 @@ func (c *stateCache) put(states []*instState) {
 	}
 }
 
+// forgetOlder forgets instance id if the cache holds it at a version
+// below version: another engine (or process) has moved it on since.
+func (c *stateCache) forgetOlder(id string, version int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cs, ok := c.m[id]; ok && cs.inst.Version < version {
+		c.dropLocked(id)
+	}
+}
+
 // drop forgets instances (their step failed: what it read may be stale).
 func (c *stateCache) drop(states []*instState) {
 	c.mu.Lock()

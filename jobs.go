@@ -147,6 +147,7 @@ func (e *Engine) claimJobs(ctx context.Context, p *PollJobsParams, limit int, le
 // jobFor describes a claimed item, or drops it (nil) when nothing is left
 // to run: the instance ended, is suspended, or the activity was cancelled.
 func (e *Engine) jobFor(ctx context.Context, item *store.WorkItem, owner string) (*Job, error) {
+	e.states.forgetOlder(item.InstanceID, item.InstanceVersion)
 	w, err := e.loadClaimed(ctx, item)
 	if err != nil {
 		return nil, err

@@ -101,6 +101,9 @@ func (e *Engine) realTime(t time.Time) time.Time {
 // runWork runs one claimed work item; errors are logged, and the item is
 // retried after its lease expires.
 func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
+	// The claim read the instance's version: a cached state older than it
+	// would only cost the step a failed first try.
+	e.states.forgetOlder(item.InstanceID, item.InstanceVersion)
 	var err error
 	switch item.Kind {
 	case workTask:

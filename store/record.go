@@ -235,6 +235,11 @@ type WorkItem struct {
 	LeaseOwner     string
 	LeaseExpiresAt *time.Time
 	CreatedAt      time.Time
+	// InstanceVersion is the version the item's instance had when WorkClaim
+	// claimed the item (0 from the other calls, or when the instance is
+	// gone): an engine whose cached state of the instance is older knows
+	// at once that it is stale.
+	InstanceVersion int64
 }
 
 // Message is a message delivered before any bookmark waited for it, kept

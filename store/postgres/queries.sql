@@ -478,7 +478,8 @@ FROM (
 ) c
 WHERE w.id = c.id
 RETURNING w.id, w.instance_id, w.execution_id, w.kind, w.handler, w.run_at, w.attempts,
-    w.lease_owner, w.lease_expires_at, w.created_at;
+    w.lease_owner, w.lease_expires_at, w.created_at,
+    coalesce((SELECT i.version FROM instances i WHERE i.id = w.instance_id), 0);
 
 -- name: WorkClaimAny
 UPDATE work_items w
@@ -492,7 +493,8 @@ FROM (
 ) c
 WHERE w.id = c.id
 RETURNING w.id, w.instance_id, w.execution_id, w.kind, w.handler, w.run_at, w.attempts,
-    w.lease_owner, w.lease_expires_at, w.created_at;
+    w.lease_owner, w.lease_expires_at, w.created_at,
+    coalesce((SELECT i.version FROM instances i WHERE i.id = w.instance_id), 0);
 
 -- name: WorkExtend
 UPDATE work_items

@@ -464,7 +464,8 @@ WHERE id IN (
     ORDER BY run_at, id
     LIMIT ?4)
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
-    lease_expires_at, created_at;
+    lease_expires_at, created_at,
+    coalesce((SELECT i.version FROM instances i WHERE i.id = work_items.instance_id), 0);
 
 -- name: WorkClaimAny
 UPDATE work_items
@@ -475,7 +476,8 @@ WHERE id IN (
     ORDER BY run_at, id
     LIMIT ?4)
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
-    lease_expires_at, created_at;
+    lease_expires_at, created_at,
+    coalesce((SELECT i.version FROM instances i WHERE i.id = work_items.instance_id), 0);
 
 -- name: WorkExtend
 UPDATE work_items

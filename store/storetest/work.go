@@ -117,6 +117,30 @@ func runWork(t *testing.T, h Harness) {
 		require.Nil(t, next)
 	})
 
+	t.Run("ClaimTellsTheInstanceVersion", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		f.enqueue(t, "task", "h", t0)
+		f.enqueue(t, "step", "", t0)
+		upd := &store.InstanceUpdateParams{ID: f.inst.ID, Version: 1, Status: store.InstanceRunning, UpdatedAt: t0}
+		_, err := f.s.InstanceUpdate(f.ctx, upd)
+		require.NoError(t, err)
+		upd.Version = 2
+		_, err = f.s.InstanceUpdate(f.ctx, upd)
+		require.NoError(t, err)
+		got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: "a", Now: t0, LeaseFor: time.Minute, Limit: 1, Handlers: []string{"h"}})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.EqualValues(t, 3, got[0].InstanceVersion, "the version when claimed (handler claim)")
+		got, err = f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: "a", Now: t0, LeaseFor: time.Minute, Limit: 1})
+		require.NoError(t, err)
+		require.Len(t, got, 1)
+		require.EqualValues(t, 3, got[0].InstanceVersion, "the version when claimed (any claim)")
+		again, err := f.s.WorkGet(f.ctx, got[0].ID)
+		require.NoError(t, err)
+		require.Zero(t, again.InstanceVersion, "only a claim reads it")
+	})
+
 	t.Run("OneItemPerExecution", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, h)

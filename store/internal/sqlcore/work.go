@@ -18,6 +18,14 @@ func scanWork(r Row) (*store.WorkItem, error) {
 	return w, err
 }
 
+// scanClaimed scans a claimed item and its instance's version.
+func scanClaimed(r Row) (*store.WorkItem, error) {
+	w := &store.WorkItem{}
+	err := r.Scan(&w.ID, &w.InstanceID, &w.ExecutionID, &w.Kind, &w.Handler, timeDest{&w.RunAt},
+		&w.Attempts, &w.LeaseOwner, nullTimeDest{&w.LeaseExpiresAt}, timeDest{&w.CreatedAt}, &w.InstanceVersion)
+	return w, err
+}
+
 // WorkEnqueue implements store.Executor.
 func (q *Queries) WorkEnqueue(ctx context.Context, p *store.WorkEnqueueParams) (*store.WorkItem, error) {
 	args := []any{p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt)}
@@ -50,7 +58,7 @@ func (q *Queries) WorkClaim(ctx context.Context, p *store.WorkClaimParams) ([]*s
 	if handlers != nil {
 		query, args = "WorkClaim", append(args, handlers)
 	}
-	items, err := list(ctx, q, "claim work", query, scanWork, args...)
+	items, err := list(ctx, q, "claim work", query, scanClaimed, args...)
 	if err != nil {
 		return nil, err
 	}
