@@ -14,6 +14,9 @@ import (
 // read (see instState.write). So a cached state that another engine (or
 // process) has moved on from costs a retry, never a wrong result: the
 // step fails with store.ErrStale and runs again on what the database says.
+// A claim returns the version its instance had (WorkItem.InstanceVersion),
+// so an engine forgets a cached state older than that before running the
+// item, rather than spending a try on it (see forgetOlder).
 //
 // A forEach over 10,000 items would otherwise read all its executions in
 // every one of its steps; a three-task workflow would read its instance
