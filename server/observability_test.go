@@ -277,9 +277,7 @@ func TestDiagnostics(t *testing.T) {
 		b := setup(t, setupOpts{store: s})
 		b.do(req{method: http.MethodGet, path: server.Prefix + "/diagnostics", token: operatorKey}).
 			requireError(t, http.StatusForbidden, server.CodeForbidden)
-		resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/diagnostics", token: adminKey})
-		require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
-		var d struct {
+		type diagnostics struct {
 			NodeID        string `json:"nodeId"`
 			Database      string `json:"database"`
 			SchemaVersion int64  `json:"schemaVersion"`
@@ -295,7 +293,24 @@ func TestDiagnostics(t *testing.T) {
 				Open int `json:"open"`
 			} `json:"pool"`
 		}
-		resp.decode(t, &d)
+		// A service is listed once it has run a round; right after the
+		// engine starts one of them may not have yet.
+		var d diagnostics
+		hasRun := func(name string) bool {
+			for _, svc := range d.Services {
+				if svc.Name == name {
+					return true
+				}
+			}
+			return false
+		}
+		require.Eventually(t, func() bool {
+			resp := b.do(req{method: http.MethodGet, path: server.Prefix + "/diagnostics", token: adminKey})
+			require.Equal(t, http.StatusOK, resp.status, "body: %s", resp.body)
+			d = diagnostics{}
+			resp.decode(t, &d)
+			return hasRun("work") && hasRun("timer")
+		}, 10*time.Second, 20*time.Millisecond, "the work and timer services never reported a round")
 		require.NotEmpty(t, d.NodeID)
 		require.Contains(t, []string{"sqlite", "postgres"}, d.Database)
 		require.Equal(t, d.SchemaLatest, d.SchemaVersion)
