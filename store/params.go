@@ -249,6 +249,12 @@ type WorkEnqueueParams struct {
 	Handler     string
 	RunAt       time.Time
 	CreatedAt   time.Time
+	// LeaseOwner, when set, enqueues the item already claimed by that
+	// owner until LeaseExpiresAt, as if it had claimed it (attempts 1):
+	// the engine whose step scheduled the work runs it at once, without
+	// a claim, and any engine may claim it once the lease has run out.
+	LeaseOwner     string
+	LeaseExpiresAt time.Time
 }
 
 // WorkClaimParams lease up to Limit due items to Owner until Now+LeaseFor.

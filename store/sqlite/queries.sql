@@ -445,8 +445,9 @@ RETURNING source, message_id, received_at, result;
 SELECT source, message_id, received_at, result FROM inbox WHERE source = ?1 AND message_id = ?2;
 
 -- name: WorkEnqueue
-INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at)
-VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+INSERT INTO work_items (id, instance_id, execution_id, kind, handler, run_at, created_at,
+    attempts, lease_owner, lease_expires_at)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 ON CONFLICT (execution_id) DO NOTHING
 RETURNING id, instance_id, execution_id, kind, handler, run_at, attempts, lease_owner,
     lease_expires_at, created_at;

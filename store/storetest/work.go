@@ -117,6 +117,73 @@ func runWork(t *testing.T, h Harness) {
 		require.Nil(t, next)
 	})
 
+	t.Run("EnqueueClaimed", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		lease := t0.Add(10 * time.Second)
+		item, err := f.s.WorkEnqueue(f.ctx, &store.WorkEnqueueParams{
+			ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: store.NewID(), Kind: "task", Handler: "h",
+			RunAt: t0, CreatedAt: t0, LeaseOwner: "a", LeaseExpiresAt: lease,
+		})
+		require.NoError(t, err)
+		require.Equal(t, "a", item.LeaseOwner)
+		require.Equal(t, 1, item.Attempts, "enqueued claimed counts as the first attempt")
+		require.Equal(t, lease, *item.LeaseExpiresAt)
+		got, err := f.s.WorkGet(f.ctx, item.ID)
+		require.NoError(t, err)
+		require.Equal(t, item, got)
+
+		claim := func(owner string, now time.Time) []*store.WorkItem {
+			got, err := f.s.WorkClaim(f.ctx, &store.WorkClaimParams{Owner: owner, Now: now, LeaseFor: 10 * time.Second, Limit: 10})
+			require.NoError(t, err)
+			return got
+		}
+		require.Empty(t, claim("b", t0.Add(9*time.Second)), "held by a until its lease ends")
+		next, err := f.s.WorkNextRunAt(f.ctx, []string{"h"})
+		require.NoError(t, err)
+		require.Equal(t, lease, *next, "claimable when the lease ends")
+		ext, err := f.s.WorkExtend(f.ctx, &store.WorkExtendParams{ID: item.ID, Owner: "a", Until: t0.Add(20 * time.Second)})
+		require.NoError(t, err, "its owner holds the lease as if it had claimed the item")
+		require.Equal(t, t0.Add(20*time.Second), *ext.LeaseExpiresAt)
+
+		// a crashes: b takes the item over once the lease has run out.
+		got2 := claim("b", t0.Add(20*time.Second))
+		require.Len(t, got2, 1)
+		require.Equal(t, item.ID, got2[0].ID)
+		require.Equal(t, 2, got2[0].Attempts)
+		require.ErrorIs(t, f.s.WorkComplete(f.ctx, item.ID, "a"), store.ErrConflict)
+		require.NoError(t, f.s.WorkComplete(f.ctx, item.ID, "b"))
+
+		// Enqueued claimed and released unattempted: claimable at once.
+		rel, err := f.s.WorkEnqueue(f.ctx, &store.WorkEnqueueParams{
+			ID: store.NewID(), InstanceID: f.inst.ID, ExecutionID: store.NewID(), Kind: "task", Handler: "h",
+			RunAt: t0, CreatedAt: t0, LeaseOwner: "a", LeaseExpiresAt: lease,
+		})
+		require.NoError(t, err)
+		require.NoError(t, f.s.WorkRelease(f.ctx, &store.WorkReleaseParams{ID: rel.ID, Owner: "a", RunAt: t0}))
+		got2 = claim("b", t0)
+		require.Len(t, got2, 1)
+		require.Equal(t, 1, got2[0].Attempts, "the release gave the attempt back")
+	})
+
+	t.Run("EnqueueClaimedRefusesABadLease", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t, h)
+		for name, p := range map[string]*store.WorkEnqueueParams{
+			"a lease that ends at creation": {LeaseOwner: "a", LeaseExpiresAt: t0},
+			"no lease end":                  {LeaseOwner: "a"},
+			"a lease end without an owner":  {LeaseExpiresAt: t0.Add(time.Minute)},
+		} {
+			p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, p.RunAt, p.CreatedAt =
+				store.NewID(), f.inst.ID, store.NewID(), "task", "h", t0, t0
+			_, err := f.s.WorkEnqueue(f.ctx, p)
+			require.Error(t, err, name)
+			require.Contains(t, err.Error(), "lease", name)
+			_, err = f.s.WorkGet(f.ctx, p.ID)
+			require.ErrorIs(t, err, store.ErrNotFound, "%s: nothing enqueued", name)
+		}
+	})
+
 	t.Run("ClaimTellsTheInstanceVersion", func(t *testing.T) {
 		t.Parallel()
 		f := newFixture(t, h)

@@ -28,7 +28,16 @@ func scanClaimed(r Row) (*store.WorkItem, error) {
 
 // WorkEnqueue implements store.Executor.
 func (q *Queries) WorkEnqueue(ctx context.Context, p *store.WorkEnqueueParams) (*store.WorkItem, error) {
-	args := []any{p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt)}
+	args := []any{p.ID, p.InstanceID, p.ExecutionID, p.Kind, p.Handler, q.t(p.RunAt), q.t(p.CreatedAt), 0, "", nil}
+	if p.LeaseOwner != "" {
+		if !p.LeaseExpiresAt.After(p.CreatedAt) {
+			return nil, fmt.Errorf("enqueue work: a lease of %s must end after the item's creation (%s)", p.LeaseOwner, p.CreatedAt.Format(time.RFC3339Nano))
+		}
+		// Claimed: as WorkClaim leaves an item (run_at is the lease's end).
+		args[5], args[7], args[8], args[9] = q.t(p.LeaseExpiresAt), 1, p.LeaseOwner, q.t(p.LeaseExpiresAt)
+	} else if !p.LeaseExpiresAt.IsZero() {
+		return nil, fmt.Errorf("enqueue work: a lease end without a lease owner")
+	}
 	if d, ok := q.deferrer(); ok {
 		d.Defer("WorkEnqueue", q.sql("WorkEnqueue"), args, nil) // a duplicate changes nothing
 		return nil, nil
