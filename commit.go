@@ -29,7 +29,15 @@ type taskResult struct {
 	lost bool
 	// step is set for a deferred step (runStep), not a handler's result.
 	step bool
+	// next is the instance's next task, which the commit enqueued claimed
+	// by this engine for the run that handed in this result to go on with
+	// (see txn.inlineSlot); nil unless the commit succeeded with one.
+	next *store.WorkItem
 }
+
+// carries says the run that handed in r can go on with a next task: a
+// handler this engine ran in one of its slots.
+func (r *taskResult) carries() bool { return r.owner == "" && !r.step && r.call == nil }
 
 func (r *taskResult) leaseOwner(e *Engine) string {
 	if r.owner != "" {
@@ -81,7 +89,7 @@ func (e *Engine) commitLoop(ctx context.Context) {
 func (e *Engine) commitBatch(ctx context.Context, batch []*taskResult) {
 	err := e.inTx(ctx, "", func(t *txn) error {
 		for _, r := range batch {
-			if err := e.applyResult(t, r); err != nil {
+			if err := t.applyCarried(r); err != nil {
 				return err
 			}
 		}
@@ -91,13 +99,24 @@ func (e *Engine) commitBatch(ctx context.Context, batch []*taskResult) {
 		// One result spoiled the batch: commit them one by one, so that
 		// only that one fails.
 		for _, r := range batch {
-			r.done <- e.inTx(ctx, "", func(t *txn) error { return e.applyResult(t, r) })
+			r.done <- e.inTx(ctx, "", func(t *txn) error { return t.applyCarried(r) })
 		}
 		return
 	}
 	for _, r := range batch {
 		r.done <- err
 	}
+}
+
+// applyCarried applies r with r's run as the carrier of the next task it
+// schedules.
+func (t *txn) applyCarried(r *taskResult) error {
+	r.next = nil // what an earlier try of the unit chose
+	if r.carries() {
+		t.carrier = r
+		defer func() { t.carrier = nil }()
+	}
+	return t.e.applyResult(t, r)
 }
 
 // applyResult records one task result and advances its instance inside t.

@@ -136,6 +136,9 @@ type Config struct {
 	// noPipeline makes every step an ordinary transaction even on a store
 	// that pipelines (benchmarks measure what pipelining buys).
 	noPipeline bool
+	// noInline makes every task go through a claim, even one this engine
+	// could run at once in the slot of the step that scheduled it.
+	noInline bool
 }
 
 // WithDefaults returns a copy of c with every unset field defaulted.

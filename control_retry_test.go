@@ -21,13 +21,21 @@ func TestRetryRevivesCancelledBranches(t *testing.T) {
 	t.Parallel()
 	eachStore(t, func(t *testing.T, s store.Store) {
 		var flaky, slow, fast atomic.Int32
+		shipping := make(chan struct{}) // the first ship run has begun
 		b := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{
 			"flaky": func(ctx context.Context, task *waymark.Task) (any, error) {
 				if flaky.Add(1) == 1 {
-					// Fail once note waits at the join and ship runs.
+					// Fail once note waits at the join and ship runs (its
+					// handler may start late: the failure must cancel it,
+					// not the revived run's).
 					tick := time.NewTicker(5 * time.Millisecond)
 					defer tick.Stop()
 					deadline := time.After(10 * time.Second)
+					select {
+					case <-shipping:
+					case <-deadline:
+						return nil, errors.New("ship never ran")
+					}
 					for !joinWaits(ctx, s, task.InstanceID) {
 						select {
 						case <-tick.C:
@@ -41,6 +49,7 @@ func TestRetryRevivesCancelledBranches(t *testing.T) {
 			},
 			"slow": func(ctx context.Context, _ *waymark.Task) (any, error) {
 				if slow.Add(1) == 1 {
+					close(shipping)
 					<-ctx.Done() // runs until the failure cancels it
 					return nil, ctx.Err()
 				}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -49,6 +50,9 @@ type Engine struct {
 	httpClient *http.Client
 	calls      *resilience.Runner
 	announcer  *announcer // nil when the store cannot tell other processes
+
+	// pool runs work between Start and Stop (nil or closed otherwise).
+	pool atomic.Pointer[workPool]
 
 	runMu   sync.Mutex
 	started *run // set between Start and Stop

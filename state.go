@@ -511,16 +511,40 @@ func (s *instState) enqueue(x *execution, handler string, runAt time.Time) error
 
 // enqueueKind queues work of kind for an execution.
 func (s *instState) enqueueKind(x *execution, kind, handler string, runAt time.Time) error {
-	_, err := s.t.tx.WorkEnqueue(s.t.ctx, &store.WorkEnqueueParams{
+	t := s.t
+	p := &store.WorkEnqueueParams{
 		ID: newID(), InstanceID: s.inst.ID, ExecutionID: x.rec.ID, Kind: kind, Handler: handler,
-		RunAt: runAt, CreatedAt: s.t.now,
-	})
+		RunAt: runAt, CreatedAt: t.now,
+	}
+	carrier, inline := t.inlineSlot(x, kind, handler, runAt)
+	if inline {
+		p.LeaseOwner, p.LeaseExpiresAt = t.e.cfg.NodeID, t.now.Add(t.e.cfg.LeaseDuration)
+	}
+	_, err := t.tx.WorkEnqueue(t.ctx, p)
+	if err != nil && inline && carrier == nil {
+		t.pool.release(false)
+	}
 	if errors.Is(err, store.ErrDuplicate) {
 		return nil // it has its work item already
 	}
 	if err != nil {
 		return fmt.Errorf("enqueue %s: %w", x.rec.ActivityID, err)
 	}
-	s.t.wakeWork = true
+	if !inline {
+		t.wakeWork = true
+		return nil
+	}
+	// The item as the claim would have returned it; the run starts once
+	// the step commits.
+	lease := p.LeaseExpiresAt
+	item := &store.WorkItem{
+		ID: p.ID, InstanceID: p.InstanceID, ExecutionID: p.ExecutionID, Kind: kind, Handler: handler,
+		RunAt: lease, Attempts: 1, LeaseOwner: p.LeaseOwner, LeaseExpiresAt: &lease, CreatedAt: p.CreatedAt,
+	}
+	if carrier != nil {
+		carrier.next = item
+	} else {
+		t.inline = append(t.inline, item)
+	}
 	return nil
 }

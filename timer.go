@@ -192,6 +192,10 @@ func (e *Engine) Start(ctx context.Context) error {
 	commitCtx, stopCommits := context.WithCancel(base)
 	r := &run{stopLoops: stopLoops, stopHandlers: stopHandlers, workersDone: make(chan struct{}), done: make(chan struct{})}
 	e.started = r
+	// The pool is there before Start returns: a step committed right after
+	// may hand it a task.
+	pool := newWorkPool(e, handlerCtx)
+	e.pool.Store(pool)
 	go func() {
 		defer close(r.done)
 		var loops, commits sync.WaitGroup
@@ -208,7 +212,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		if c, ok := e.clock.(*dbClock); ok {
 			loops.Go(func() { c.syncLoop(loopCtx, e.cfg.Logger) })
 		}
-		e.workLoop(loopCtx, handlerCtx) // returns when its handlers have
+		e.workLoop(loopCtx, pool) // returns when its handlers have
 		close(r.workersDone)
 		loops.Wait()
 		stopCommits()

@@ -43,6 +43,44 @@ type txn struct {
 	// fresh makes the step read every instance from the database instead
 	// of the state cache (a try after one that failed).
 	fresh bool
+	// carrier is the result being applied whose run may go on with the
+	// next task the step schedules; inline lists the tasks enqueued
+	// claimed in slots the step reserved, to run once it commits.
+	carrier *taskResult
+	pool    *workPool
+	inline  []*store.WorkItem
+}
+
+// inlineSlot finds a slot for a task this step schedules and this engine
+// runs, so that it can be enqueued already claimed and run the moment the
+// step commits: no claim, no wake-up, and the instance's state still in
+// the cache. The slot is the carrier's (the run whose result scheduled
+// it), or one reserved in the pool. It reports false when the task should
+// go through a claim: another engine's handler, work not due yet, an
+// execution that may have its item already, or no free slot.
+func (t *txn) inlineSlot(x *execution, kind, handler string, runAt time.Time) (carrier *taskResult, ok bool) {
+	e := t.e
+	if e.cfg.noInline || kind != workTask || !x.isNew || runAt.After(t.now) || e.cfg.Handlers[handler] == nil {
+		return nil, false
+	}
+	if t.carrier != nil && t.carrier.next == nil {
+		return t.carrier, true
+	}
+	if t.pool == nil {
+		t.pool = e.pool.Load()
+	}
+	if t.pool != nil && t.pool.reserve() {
+		return nil, true
+	}
+	return nil, false
+}
+
+// releaseInline frees the slots reserved for a step that did not commit.
+func (t *txn) releaseInline() {
+	for range t.inline {
+		t.pool.release(false)
+	}
+	t.inline = nil
 }
 
 // outageWaitKey is the context key of WithOutageWait.
@@ -143,6 +181,7 @@ func (e *Engine) runTx(ctx context.Context, actor string, fn func(t *txn) error,
 	defer func() {
 		if err != nil {
 			e.states.drop(t.order) // what the step read may be stale
+			t.releaseInline()
 		}
 	}()
 	if err := fn(t); err != nil {
@@ -180,6 +219,9 @@ func (e *Engine) afterCommit(t *txn) {
 	}
 	for _, id := range t.cancelled {
 		e.running.cancel(id)
+	}
+	for _, item := range t.inline {
+		t.pool.run(item, viaInline)
 	}
 	for _, ev := range t.events {
 		e.cfg.Logger.LogAttrs(t.ctx, levelFor(ev.Type), "engine: "+ev.Type, eventAttrs(ev)...)

@@ -19,18 +19,122 @@ import (
 	"github.com/waymarkdev/waymark/store"
 )
 
-// workLoop claims runnable work while ctx lasts and runs it, up to
-// Config.Workers at once, handlers under handlerCtx. It returns once every
-// piece of work it started has finished.
-func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
+// workPool runs work items, at most Config.Workers at once, handlers
+// under its ctx. A slot is reserved before an item is claimed — by the
+// work loop, or by a step that schedules a task this engine runs and
+// enqueues it already claimed (txn.inlineSlot) — and freed when the
+// item's run ends. A run that commits the next task of its instance,
+// claimed for this engine, goes on with it in the same slot.
+type workPool struct {
+	e     *Engine
+	ctx   context.Context
+	slots chan struct{}
+	freed chan struct{} // a run ended: the work loop may claim again
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	open  bool
+}
+
+func newWorkPool(e *Engine, ctx context.Context) *workPool {
+	return &workPool{e: e, ctx: ctx, slots: make(chan struct{}, e.cfg.Workers), freed: make(chan struct{}, 1), open: true}
+}
+
+// reserve takes a slot if one is free and the pool is open.
+func (p *workPool) reserve() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.open {
+		return false
+	}
+	select {
+	case p.slots <- struct{}{}:
+		p.wg.Add(1)
+		return true
+	default:
+		return false
+	}
+}
+
+// release frees a slot; ran says a run ended in it (not a reservation
+// left unused), which lets the work loop look for more.
+func (p *workPool) release(ran bool) {
+	<-p.slots
+	p.wg.Done()
+	if ran {
+		select {
+		case p.freed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (p *workPool) free() int { return cap(p.slots) - len(p.slots) }
+
+// run runs item in a slot reserved for it, then every next task its
+// commits hand on; via says how the engine got item (claim, inline).
+// Once the pool is closing, a handed-on task is given back unattempted
+// for whoever claims it next.
+func (p *workPool) run(item *store.WorkItem, via string) {
+	go func() {
+		defer p.release(true)
+		for item != nil {
+			if p.closing() {
+				p.e.giveBackUnrun(item)
+				return
+			}
+			telemetry.Add(p.ctx, p.e.tel.WorkStarted, 1,
+				attribute.String(telemetry.LabelKind, item.Kind), attribute.String(telemetry.LabelVia, via))
+			item, via = p.e.runWork(p.ctx, item), viaInline
+		}
+	}()
+}
+
+// How a pool got the work it runs (the via label of WorkStarted).
+const (
+	viaClaim  = "claim"
+	viaInline = "inline"
+)
+
+func (p *workPool) closing() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return !p.open
+}
+
+// close stops reservations and waits for every reserved slot: each run
+// ends, each reservation is used or released.
+func (p *workPool) close() {
+	p.mu.Lock()
+	p.open = false
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
+// giveBackUnrun releases the lease on an item this engine will not run
+// after all (it is stopping), so that another engine need not wait for
+// the lease to run out.
+func (e *Engine) giveBackUnrun(item *store.WorkItem) {
+	ctx := context.Background()
+	err := e.store.WorkRelease(ctx, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC()})
+	if err != nil && !errors.Is(err, store.ErrConflict) && !isNotFound(err) {
+		e.cfg.Logger.WarnContext(ctx, "engine: give back work", slog.String("work_id", item.ID), slog.Any("error", err))
+	}
+}
+
+// workLoop claims runnable work while ctx lasts and runs it in pool. It
+// returns once every piece of work the pool started has finished.
+//
+// It claims as many items as the pool has free slots and reserves a slot
+// for each as it starts it; an item whose slot a step took meanwhile (for
+// a task it handed to this engine at once) is given back unattempted.
+// Reserving first instead would hold every free slot for the claim's round
+// trip, and send those steps' tasks through a claim.
+func (e *Engine) workLoop(ctx context.Context, pool *workPool) {
 	handlers := e.handlerNames()
-	slots := make(chan struct{}, e.cfg.Workers)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	freed := make(chan struct{}, 1)
+	defer pool.close()
 	for {
-		free := e.cfg.Workers - len(slots)
-		claimed := 0
+		free := pool.free()
+		claimed, gaveBack := 0, 0
 		if free > 0 {
 			items, err := e.store.WorkClaim(ctx, &store.WorkClaimParams{
 				Owner: e.cfg.NodeID, Now: e.clock.Now().UTC(), LeaseFor: e.cfg.LeaseDuration,
@@ -41,24 +145,19 @@ func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
 			}
 			claimed = len(items)
 			for _, item := range items {
-				slots <- struct{}{}
-				wg.Go(func() {
-					defer func() {
-						<-slots
-						select {
-						case freed <- struct{}{}:
-						default:
-						}
-					}()
-					e.runWork(handlerCtx, item)
-				})
+				if pool.reserve() {
+					pool.run(item, viaClaim)
+					continue
+				}
+				e.giveBackUnrun(item)
+				gaveBack++
 			}
 		}
 		e.services.ran("work")
 		if ctx.Err() != nil {
 			return
 		}
-		if claimed > 0 && claimed == free {
+		if claimed > 0 && claimed == free && gaveBack == 0 {
 			continue // there may be more
 		}
 		wait := e.cfg.PollInterval
@@ -66,6 +165,13 @@ func (e *Engine) workLoop(ctx, handlerCtx context.Context) {
 			if next, err := e.store.WorkNextRunAt(ctx, handlers); err == nil && next != nil {
 				wait = min(wait, max(time.Until(e.realTime(*next)), time.Millisecond))
 			}
+		}
+		// A freed slot matters only when the slots, not the work, ran
+		// out; otherwise the end of a run (most of them inline) is no
+		// reason to claim again.
+		var freed <-chan struct{}
+		if free == 0 || gaveBack > 0 {
+			freed = pool.freed
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -100,14 +206,14 @@ func (e *Engine) realTime(t time.Time) time.Time {
 
 // runWork runs one claimed work item; errors are logged, and the item is
 // retried after its lease expires.
-func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
+func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) (next *store.WorkItem) {
 	// The claim read the instance's version: a cached state older than it
 	// would only cost the step a failed first try.
 	e.states.forgetOlder(item.InstanceID, item.InstanceVersion)
 	var err error
 	switch item.Kind {
 	case workTask:
-		err = e.runTask(ctx, item)
+		next, err = e.runTask(ctx, item)
 	case workStep:
 		err = e.runStep(context.WithoutCancel(ctx), item)
 	case workHTTP:
@@ -120,7 +226,9 @@ func (e *Engine) runWork(ctx context.Context, item *store.WorkItem) {
 		e.cfg.Logger.WarnContext(ctx, "engine: work failed; it will be retried",
 			slog.String(logInstanceID, item.InstanceID), slog.String("execution_id", item.ExecutionID),
 			slog.Any("error", err))
+		return nil
 	}
+	return next
 }
 
 // runStep runs a deferred (non-task) execution inside the engine.
@@ -170,15 +278,15 @@ var (
 // (after Config.StopGrace): the handler sees it, and a handler that then
 // fails gives its lease back so another engine runs it at once. A finished
 // result is committed even while the engine stops.
-func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
+func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) (next *store.WorkItem, err error) {
 	db := context.WithoutCancel(ctx)
 	w, err := e.loadClaimed(db, item)
 	if err != nil {
-		return e.giveBack(db, item, err)
+		return nil, e.giveBack(db, item, err)
 	}
 	handler := e.cfg.Handlers[item.Handler]
 	if w == nil || handler == nil { // handler: claimed by mistake; the claim filters by handler
-		return e.dropWork(db, item)
+		return nil, e.dropWork(db, item)
 	}
 	inst, x, a := w.inst, w.exec, w.activity
 	task := &Task{
@@ -202,15 +310,15 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 		e.cfg.Logger.InfoContext(db, "engine: handler result discarded",
 			slog.String(logInstanceID, item.InstanceID), slog.String(logActivityID, x.ActivityID),
 			slog.String("reason", cause.Error()))
-		return nil
+		return nil, nil
 	case ctx.Err() != nil && runErr != nil:
 		// Stopping: give the work back unattempted rather than count the
 		// interrupted attempt as a failure.
 		err := e.store.WorkRelease(db, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC()})
 		if errors.Is(err, store.ErrConflict) || isNotFound(err) {
-			return nil
+			return nil, nil
 		}
-		return err
+		return nil, err
 	}
 	r := &taskResult{item: item, activity: a, output: raw, err: runErr, timedOut: timedOut}
 	// Hold the result until it is committed: through a database outage
@@ -218,8 +326,11 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) error {
 	for try := 1; ; try++ {
 		r.done = make(chan error, 1)
 		err = e.commitResult(db, r)
-		if err == nil || !store.IsRetryable(err) || errors.Is(context.Cause(hctx), errLeaseLost) {
-			return err
+		if err == nil {
+			return r.next, nil // the next task of the instance, if it runs here
+		}
+		if !store.IsRetryable(err) || errors.Is(context.Cause(hctx), errLeaseLost) {
+			return nil, err
 		}
 		e.cfg.Logger.WarnContext(db, "engine: commit task result; retrying",
 			slog.String(logInstanceID, item.InstanceID), slog.Any("error", err))

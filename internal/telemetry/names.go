@@ -12,6 +12,7 @@ const (
 	MetricStepDuration       = "waymark_step_duration_seconds"             // histogram: kind
 	MetricStepTxDuration     = "waymark_step_transaction_duration_seconds" // histogram: outcome
 	MetricStepErrors         = "waymark_step_errors_total"                 // counter: kind
+	MetricWorkStarted        = "waymark_work_started_total"                // counter: kind, via
 	MetricHandlerDuration    = "waymark_handler_duration_seconds"          // histogram: handler, outcome
 	MetricHTTPCallDuration   = "waymark_http_call_duration_seconds"        // histogram: host, outcome
 	MetricActivityFaults     = "waymark_activity_faults_total"             // counter: definition, type, class
@@ -51,6 +52,7 @@ const (
 	LabelRoute      = "route"
 	LabelAlert      = "alert"
 	LabelVersion    = "version"
+	LabelVia        = "via"
 )
 
 // Span names.

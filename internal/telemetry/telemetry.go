@@ -28,6 +28,7 @@ type Telemetry struct {
 	StepDuration       metric.Float64Histogram
 	StepTxDuration     metric.Float64Histogram
 	StepErrors         metric.Int64Counter
+	WorkStarted        metric.Int64Counter
 	HandlerDuration    metric.Float64Histogram
 	HTTPCallDuration   metric.Float64Histogram
 	ActivityFaults     metric.Int64Counter
@@ -71,6 +72,7 @@ func New(tp trace.TracerProvider, mp metric.MeterProvider) (*Telemetry, error) {
 	t.StepDuration = hist(MetricStepDuration, "Time of one step, from its first transaction's begin to its commit, retries included, by kind.", LatencyBuckets)
 	t.StepTxDuration = hist(MetricStepTxDuration, "Time of one step transaction attempt, begin to commit or rollback, by outcome.", LatencyBuckets)
 	t.StepErrors = counter(MetricStepErrors, "Work items whose run failed (they are retried after their lease), by work kind: task, step, http.")
+	t.WorkStarted = counter(MetricWorkStarted, "Work items this engine started to run, by work kind and how it got them: via claim (the work loop claimed them) or inline (the step that scheduled them enqueued them claimed for this engine).")
 	t.HandlerDuration = hist(MetricHandlerDuration, "Run time of task handlers, by handler and outcome.", LatencyBuckets)
 	t.HTTPCallDuration = hist(MetricHTTPCallDuration, "Time of http activity calls, by target host and outcome (a status class or a fault class).", LatencyBuckets)
 	t.ActivityFaults = counter(MetricActivityFaults, "Failed activity attempts, by definition, activity type and fault class.")
