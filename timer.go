@@ -12,24 +12,55 @@ import (
 	"github.com/waymarkdev/waymark/store"
 )
 
+// timerLookahead is how far ahead of its due time the timer service
+// lists a bookmark. It keeps what it listed and fires each at its due
+// time, so a timer costs the transaction that fires it and not a listing
+// and a look at the next due time as well; a bookmark committed meanwhile
+// (timerWake) makes it list again.
+const timerLookahead = 200 * time.Millisecond
+
 // timerLoop fires due timers, user-task due dates, receive timeouts and
 // instance deadlines, never before they are due.
 func (e *Engine) timerLoop(ctx context.Context) {
+	var ahead []*store.Bookmark // listed and not yet fired, by due time
+	relist, full := true, false
 	for {
-		fired, err := e.FireDueTimers(ctx)
+		now := e.clock.Now().UTC()
+		var err error
+		if relist {
+			ahead, err = e.store.BookmarkListDue(ctx, &store.BookmarkListDueParams{Now: now.Add(timerLookahead), Limit: e.cfg.TimerBatch})
+			relist, full = false, len(ahead) >= e.cfg.TimerBatch
+		}
+		if err == nil {
+			n := 0
+			for n < len(ahead) && !ahead[n].DueAt.After(now) {
+				n++
+			}
+			if n > 0 {
+				_, err = e.fireListed(ctx, ahead[:n])
+				ahead = ahead[n:]
+			}
+		}
 		e.services.ran("timer")
 		if ctx.Err() != nil {
 			return
 		}
-		if err != nil {
-			e.cfg.Logger.WarnContext(ctx, "timer: fire due timers", slog.Any("error", err))
-		}
-		if fired >= e.cfg.TimerBatch && err == nil {
-			continue
-		}
 		wait := e.cfg.PollInterval
-		if next, nerr := e.store.BookmarkNextDue(ctx); nerr == nil && next != nil && err == nil {
-			wait = min(wait, max(time.Until(e.realTime(*next)), 0))
+		switch {
+		case err != nil:
+			e.cfg.Logger.WarnContext(ctx, "timer: fire due timers", slog.Any("error", err))
+			ahead, relist = nil, true // what failed is listed again after the pause
+		case len(ahead) > 0:
+			// A wake a hair early (clock mapping) sleeps again briefly.
+			wait = min(wait, max(time.Until(e.realTime(*ahead[0].DueAt)), 500*time.Microsecond))
+		case full:
+			relist = true
+			continue // there may be more due
+		default:
+			relist = true
+			if next, nerr := e.store.BookmarkNextDue(ctx); nerr == nil && next != nil {
+				wait = min(wait, max(time.Until(e.realTime(*next)), 0))
+			}
 		}
 		timer := time.NewTimer(wait)
 		select {
@@ -37,6 +68,7 @@ func (e *Engine) timerLoop(ctx context.Context) {
 			timer.Stop()
 			return
 		case <-e.timerWake:
+			relist = true
 		case <-timer.C:
 		}
 		timer.Stop()
@@ -52,13 +84,20 @@ func (e *Engine) FireDueTimers(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	return e.fireListed(ctx, due)
+}
+
+// fireListed fires bookmarks listed as due, each its own step, and returns
+// how many it fired; one consumed meanwhile (by another engine, or by the
+// completion it was the due date of) is skipped.
+func (e *Engine) fireListed(ctx context.Context, due []*store.Bookmark) (int, error) {
 	if len(due) == 0 {
 		return 0, nil
 	}
 	// Fire the whole batch in one transaction, each bookmark its own step;
 	// if that fails, fire them one by one so that only the bad one fails.
 	fired := 0
-	err = e.inTx(ctx, "timer", func(t *txn) error {
+	err := e.inTx(ctx, "timer", func(t *txn) error {
 		fired = 0
 		for _, b := range due {
 			err := t.fire(b)
