@@ -6,6 +6,12 @@
 // synchronous setting: "full" (the default) syncs the WAL on every commit and
 // survives power loss; "normal" survives a process crash but may lose the
 // last commits on power loss.
+//
+// Commits do not copy the WAL back into the database file themselves
+// (SQLite's automatic checkpoint, which stalls the commit that runs it):
+// a connection of its own does, every checkpointEvery, in PASSIVE mode,
+// which neither waits for the writer nor makes it wait. The automatic
+// checkpoint stays as a backstop at a larger WAL.
 package sqlite
 
 import (
@@ -76,12 +82,17 @@ func (c *Config) validate() error {
 // Store is a store.Store on one SQLite file.
 type Store struct {
 	*sqlcore.Queries
-	db      *sql.DB // the one writer connection
-	reader  *sql.DB // read-only connections for reads outside transactions
-	writes  *stmtCache
-	reads   *stmtCache
-	dialect *sqlcore.Dialect
-	path    string
+	db     *sql.DB // the one writer connection
+	reader *sql.DB // read-only connections for reads outside transactions
+	// checkpointer copies the WAL into the database file in the
+	// background until stopCheckpoints; checkpointsDone closes then.
+	checkpointer    *sql.DB
+	stopCheckpoints context.CancelFunc
+	checkpointsDone chan struct{}
+	writes          *stmtCache
+	reads           *stmtCache
+	dialect         *sqlcore.Dialect
+	path            string
 }
 
 var _ store.Store = (*Store)(nil)
@@ -115,6 +126,7 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
 	q.Add("_pragma", "synchronous("+strings.ToUpper(cfg.Synchronous)+")")
 	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", backstopCheckpointPages))
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {
@@ -161,7 +173,44 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 	}
 	s.reader, s.reads = reader, newStmtCache(reader)
 	s.Queries = sqlcore.New(routedDB{write: sqlDB{cache: s.writes}, read: sqlDB{cache: s.reads}}, d)
+	cq := url.Values{}
+	cq.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", cfg.BusyTimeout.Milliseconds()))
+	if s.checkpointer, err = sql.Open("sqlite", "file:"+path+"?"+cq.Encode()); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	s.checkpointer.SetMaxOpenConns(1)
+	cctx, stop := context.WithCancel(context.Background())
+	s.stopCheckpoints, s.checkpointsDone = stop, make(chan struct{})
+	go s.checkpointLoop(cctx)
 	return s, nil
+}
+
+// checkpointEvery is how often the background connection checkpoints the
+// WAL; backstopCheckpointPages is the WAL size (in 4 KiB pages, 64 MiB)
+// at which a commit checkpoints by itself, should the background one fall
+// behind (SQLite's default is 1,000 pages, at every commit past them).
+const (
+	checkpointEvery         = 200 * time.Millisecond
+	backstopCheckpointPages = 16384
+)
+
+// checkpointLoop runs PASSIVE checkpoints until ctx ends. A checkpoint
+// copies what no reader still needs; once all of the WAL is copied, the
+// next commit starts it again from the beginning, so it stays small.
+// Failures (a full disk) are left to the next round and to the backstop.
+func (s *Store) checkpointLoop(ctx context.Context) {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(checkpointEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, _ = s.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+	}
 }
 
 // Migrate applies every migration not yet applied and returns how many it
@@ -219,7 +268,21 @@ func (s *Store) Begin(ctx context.Context) (store.Tx, error) {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
-	return errors.Join(s.reads.close(), s.writes.close(), s.reader.Close(), s.db.Close())
+	var errs []error
+	if s.stopCheckpoints != nil {
+		s.stopCheckpoints()
+		<-s.checkpointsDone
+		errs = append(errs, s.checkpointer.Close())
+	} else if s.checkpointer != nil {
+		errs = append(errs, s.checkpointer.Close())
+	}
+	if s.reads != nil {
+		errs = append(errs, s.reads.close())
+	}
+	if s.reader != nil {
+		errs = append(errs, s.reader.Close())
+	}
+	return errors.Join(append(errs, s.writes.close(), s.db.Close())...)
 }
 
 // ClockNow implements store.Clock. A SQLite database is a file on this

@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +81,39 @@ func TestReopenKeepsData(t *testing.T) {
 	n, err := again.Migrate(ctx)
 	require.NoError(t, err)
 	require.Zero(t, n)
+}
+
+// Commits leave the WAL to the background checkpoint: what they write
+// reaches the database file within moments, without any commit paying for
+// the copy (SQLite's automatic checkpoint is only a backstop at 64 MiB,
+// far above what this test writes).
+func TestBackgroundCheckpoint(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "waymark.db")
+	s := openAt(t, path, nil)
+	size := func() int64 {
+		fi, err := os.Stat(path)
+		require.NoError(t, err)
+		return fi.Size()
+	}
+	require.Eventually(t, func() bool { // the migrations are copied first
+		before := size()
+		time.Sleep(500 * time.Millisecond)
+		return size() == before
+	}, 10*time.Second, time.Millisecond)
+	before := size()
+	payload := []byte(`{"pad":"` + strings.Repeat("x", 8000) + `"}`)
+	for range 200 { // about 1.6 MB, 200 commits
+		_, err := s.OutboxInsert(ctx, &store.OutboxInsertParams{ID: store.NewID(), InstanceID: "i", Type: "t",
+			Payload: payload, OccurredAt: time.Now().UTC()})
+		require.NoError(t, err)
+	}
+	require.Eventually(t, func() bool { return size() >= before+1_000_000 }, 5*time.Second, 20*time.Millisecond,
+		"the database file has what was committed (it has %d bytes, had %d)", size(), before)
+	wal, err := os.Stat(path + "-wal")
+	require.NoError(t, err)
+	require.Less(t, wal.Size(), int64(16384*4096), "the WAL stayed below the backstop")
 }
 
 func BenchmarkStep(b *testing.B) {
