@@ -10,8 +10,9 @@
 // Commits do not copy the WAL back into the database file themselves
 // (SQLite's automatic checkpoint, which stalls the commit that runs it):
 // a connection of its own does, every checkpointEvery, in PASSIVE mode,
-// which neither waits for the writer nor makes it wait. The automatic
-// checkpoint stays as a backstop at a larger WAL.
+// which neither waits for the writer nor makes it wait, and restarts the
+// WAL once it is large. The automatic checkpoint stays as a backstop at a
+// larger WAL.
 package sqlite
 
 import (
@@ -187,18 +188,20 @@ func Open(ctx context.Context, path string, cfg *Config) (*Store, error) {
 }
 
 // checkpointEvery is how often the background connection checkpoints the
-// WAL; backstopCheckpointPages is the WAL size (in 4 KiB pages, 64 MiB)
-// at which a commit checkpoints by itself, should the background one fall
+// WAL; rewindCheckpointPages is the WAL size (in 4 KiB pages) from which it
+// also restarts the WAL; backstopCheckpointPages (64 MiB) is the size at
+// which a commit checkpoints by itself, should the background one fall
 // behind (SQLite's default is 1,000 pages, at every commit past them).
 const (
 	checkpointEvery         = 200 * time.Millisecond
+	rewindCheckpointPages   = 1000
 	backstopCheckpointPages = 16384
 )
 
-// checkpointLoop runs PASSIVE checkpoints until ctx ends. A checkpoint
-// copies what no reader still needs; once all of the WAL is copied, the
-// next commit starts it again from the beginning, so it stays small.
-// Failures (a full disk) are left to the next round and to the backstop.
+// checkpointLoop runs checkpoints until ctx ends. A checkpoint copies what
+// no reader still needs; once all of the WAL is copied, the next commit
+// starts it again from the beginning, so it stays small. Failures (a full
+// disk) are left to the next round and to the backstop.
 func (s *Store) checkpointLoop(ctx context.Context) {
 	defer close(s.checkpointsDone)
 	t := time.NewTicker(checkpointEvery)
@@ -209,7 +212,15 @@ func (s *Store) checkpointLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		_, _ = s.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)")
+		var busy, frames, copied int
+		err := s.checkpointer.QueryRowContext(ctx, "PRAGMA wal_checkpoint(PASSIVE)").Scan(&busy, &frames, &copied)
+		if err == nil && frames >= rewindCheckpointPages {
+			// Under a steady stream of commits a PASSIVE checkpoint never
+			// catches up with the last frame, and the WAL only starts again
+			// from the beginning once one has: copy the few frames left
+			// while holding the writer back for that moment.
+			_, _ = s.checkpointer.ExecContext(ctx, "PRAGMA wal_checkpoint(RESTART)")
+		}
 	}
 }
 
