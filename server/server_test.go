@@ -371,13 +371,22 @@ func TestHealth(t *testing.T) {
 		require.JSONEq(t, `{"status":"ok"}`, string(resp.body))
 
 		// Ready reads the database within 2s: a loaded machine may need a
-		// second try.
+		// second try. A service is listed once it has run a round, which
+		// right after the engine starts one may not have yet.
+		var ready server.HealthStatus
 		require.Eventually(t, func() bool {
 			resp = b.do(req{method: http.MethodGet, path: server.PathReady})
-			return resp.status == http.StatusOK
-		}, 30*time.Second, 50*time.Millisecond, "readyz")
-		var ready server.HealthStatus
-		resp.decode(t, &ready)
+			if resp.status != http.StatusOK {
+				return false
+			}
+			ready = server.HealthStatus{}
+			resp.decode(t, &ready)
+			listed := map[string]bool{}
+			for _, h := range ready.Services {
+				listed[h.Name] = true
+			}
+			return listed["work"] && listed["timer"]
+		}, 30*time.Second, 50*time.Millisecond, "readyz, with the work and timer services")
 		require.Equal(t, "ready", ready.Status)
 		names := map[string]bool{}
 		for _, h := range ready.Services {
