@@ -134,3 +134,71 @@ activities:
 		require.Equal(t, "b", ranOn)
 	})
 }
+
+// A task handed on inline whose lease runs out before it starts (its
+// engine was paused after the commit that scheduled it, say) is not run
+// there: another engine has taken it over by then, and runs it once.
+func TestInlineTaskNotRunOnceItsLeaseRanOut(t *testing.T) {
+	t.Parallel()
+	eachStore(t, func(t *testing.T, s store.Store) {
+		clock := waymark.NewManualClock(time.Date(2026, 5, 1, 9, 0, 0, 0, time.UTC))
+		var mu sync.Mutex
+		ranOn := map[string]int{}
+		second := func(node string) waymark.TaskHandler {
+			return func(context.Context, *waymark.Task) (any, error) {
+				mu.Lock()
+				ranOn[node]++
+				mu.Unlock()
+				return node, nil
+			}
+		}
+		b := setup(t, s, setupOpts{handlers: map[string]waymark.TaskHandler{"second": second("b")},
+			tweak: func(c *waymark.Config) { c.Clock, c.NodeID = clock, "b" }})
+		paused := make(chan struct{})
+		var once sync.Once
+		a := setup(t, s, setupOpts{
+			handlers: map[string]waymark.TaskHandler{
+				"first":  func(context.Context, *waymark.Task) (any, error) { return "a", nil },
+				"second": second("a"),
+			},
+			tweak: func(c *waymark.Config) {
+				// One worker: while the run of "one" waits, a has no slot
+				// to claim "two" with itself.
+				c.Clock, c.NodeID, c.LeaseDuration, c.Workers = clock, "a", 30*time.Second, 1
+				// The commit that hands "two" on to the run of "one" is done:
+				// before that run goes on, the lease runs out and b takes the
+				// work over and finishes it.
+				c.OnEvent = func(ev waymark.Event) {
+					if ev.Type != waymark.EventActivityStarted || ev.ActivityID != "two" {
+						return
+					}
+					once.Do(func() {
+						clock.Advance(31 * time.Second)
+						deadline := time.Now().Add(20 * time.Second)
+						for time.Now().Before(deadline) {
+							if got, err := s.InstanceGet(context.Background(), ev.InstanceID); err == nil && got.Status == store.InstanceCompleted {
+								break
+							}
+							time.Sleep(10 * time.Millisecond)
+						}
+						close(paused)
+					})
+				}
+			},
+		})
+		a.deploy(`
+id: handover
+activities:
+  - {id: one, type: task, handler: first, next: two}
+  - {id: two, type: task, handler: second, output: two}
+`)
+		inst := a.start("handover", `{}`)
+		<-paused
+		done := b.waitStatus(inst.ID, store.InstanceCompleted)
+		require.Equal(t, "b", vars(t, done)["two"], "b's result is the one committed")
+		time.Sleep(200 * time.Millisecond) // time for a to run it, if it would
+		mu.Lock()
+		defer mu.Unlock()
+		require.Equal(t, map[string]int{"b": 1}, ranOn, "the handler ran once, on b; a did not run it after its lease ran out")
+	})
+}

@@ -294,6 +294,12 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) (next *store
 		Attempt: item.Attempts, IdempotencyKey: x.ID, Input: x.Input, BusinessKey: inst.BusinessKey,
 	}
 
+	// A lease taken a while ago — by a step whose commit took long, or by
+	// a process that was paused since — is renewed before the handler
+	// starts: once it has run out, another engine may be running the work.
+	if ok, err := e.renewIfOld(db, item); !ok {
+		return nil, err
+	}
 	// The lease is kept alive from here until the result is committed.
 	hctx, release := e.holdLease(ctx, item, x.ID)
 	defer release()
@@ -406,13 +412,42 @@ func (e *Engine) holdLease(ctx context.Context, item *store.WorkItem, executionI
 	}
 }
 
+// renewIfOld extends the lease on item when less than two-thirds of it
+// is left, and reports whether the lease is still this engine's: false
+// with a nil error when another engine has the work (or none is left).
+func (e *Engine) renewIfOld(ctx context.Context, item *store.WorkItem) (bool, error) {
+	if item.LeaseExpiresAt == nil || item.LeaseExpiresAt.Sub(e.clock.Now()) >= e.cfg.LeaseDuration*2/3 {
+		return true, nil
+	}
+	ext, err := e.store.WorkExtend(ctx, &store.WorkExtendParams{
+		ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
+	})
+	switch {
+	case errors.Is(err, store.ErrConflict) || isNotFound(err):
+		e.cfg.Logger.InfoContext(ctx, "engine: work not run: its lease ran out before it started",
+			slog.String(logInstanceID, item.InstanceID), slog.String("work_id", item.ID))
+		return false, nil
+	case err != nil:
+		return false, err // the lease runs out; whoever claims the item then runs it
+	}
+	item.LeaseExpiresAt = ext.LeaseExpiresAt
+	return true, nil
+}
+
 // heartbeat extends the lease on item every third of the lease until ctx
 // ends. When the lease is lost (another engine took the work over, or the
 // activity was cancelled and its work deleted), or cannot be extended for a
 // whole lease, it cancels the handler: another engine may be running it.
 func (e *Engine) heartbeat(ctx context.Context, item *store.WorkItem, cancelHandler context.CancelCauseFunc) {
 	every := e.cfg.LeaseDuration / 3
-	lastOK := time.Now() // the claim; monotonic, so immune to clock steps
+	// When the lease was last made sure of: its start, on this process's
+	// monotonic clock, so immune to clock steps.
+	lastOK := time.Now()
+	if item.LeaseExpiresAt != nil {
+		if age := e.cfg.LeaseDuration - item.LeaseExpiresAt.Sub(e.clock.Now()); age > 0 {
+			lastOK = lastOK.Add(-age)
+		}
+	}
 	t := time.NewTimer(every)
 	defer t.Stop()
 	for {
