@@ -115,10 +115,26 @@ func (p *workPool) close() {
 // the lease to run out.
 func (e *Engine) giveBackUnrun(item *store.WorkItem) {
 	ctx := context.Background()
-	err := e.store.WorkRelease(ctx, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC()})
-	if err != nil && !errors.Is(err, store.ErrConflict) && !isNotFound(err) {
+	if err := e.release(ctx, item, 0); err != nil {
 		e.cfg.Logger.WarnContext(ctx, "engine: give back work", slog.String("work_id", item.ID), slog.Any("error", err))
 	}
+}
+
+// release gives the lease on item back unattempted, claimable again after
+// the delay. A lease already lost (or work already gone) is no error.
+func (e *Engine) release(ctx context.Context, item *store.WorkItem, after time.Duration) error {
+	err := e.store.WorkRelease(ctx, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC().Add(after)})
+	if errors.Is(err, store.ErrConflict) || isNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// extendLease prolongs this engine's lease on item by a whole lease.
+func (e *Engine) extendLease(ctx context.Context, item *store.WorkItem) (*store.WorkItem, error) {
+	return e.store.WorkExtend(ctx, &store.WorkExtendParams{
+		ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
+	})
 }
 
 // workLoop claims runnable work while ctx lasts and runs it in pool. It
@@ -320,11 +336,7 @@ func (e *Engine) runTask(ctx context.Context, item *store.WorkItem) (next *store
 	case ctx.Err() != nil && runErr != nil:
 		// Stopping: give the work back unattempted rather than count the
 		// interrupted attempt as a failure.
-		err := e.store.WorkRelease(db, &store.WorkReleaseParams{ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC()})
-		if errors.Is(err, store.ErrConflict) || isNotFound(err) {
-			return nil, nil
-		}
-		return nil, err
+		return nil, e.release(db, item, 0)
 	}
 	r := &taskResult{item: item, activity: a, output: raw, err: runErr, timedOut: timedOut}
 	// Hold the result until it is committed: through a database outage
@@ -419,9 +431,7 @@ func (e *Engine) renewIfOld(ctx context.Context, item *store.WorkItem) (bool, er
 	if item.LeaseExpiresAt == nil || item.LeaseExpiresAt.Sub(e.clock.Now()) >= e.cfg.LeaseDuration*2/3 {
 		return true, nil
 	}
-	ext, err := e.store.WorkExtend(ctx, &store.WorkExtendParams{
-		ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
-	})
+	ext, err := e.extendLease(ctx, item)
 	switch {
 	case errors.Is(err, store.ErrConflict) || isNotFound(err):
 		e.cfg.Logger.InfoContext(ctx, "engine: work not run: its lease ran out before it started",
@@ -456,9 +466,7 @@ func (e *Engine) heartbeat(ctx context.Context, item *store.WorkItem, cancelHand
 			return
 		case <-t.C:
 		}
-		_, err := e.store.WorkExtend(ctx, &store.WorkExtendParams{
-			ID: item.ID, Owner: e.cfg.NodeID, Until: e.clock.Now().UTC().Add(e.cfg.LeaseDuration),
-		})
+		_, err := e.extendLease(ctx, item)
 		switch {
 		case err == nil:
 			lastOK = time.Now()
@@ -512,9 +520,7 @@ func (r *runningHandlers) cancel(executionID string) {
 // database hiccuped) to be claimed again in a second, instead of after its
 // lease, and reports why.
 func (e *Engine) giveBack(ctx context.Context, item *store.WorkItem, cause error) error {
-	_ = e.store.WorkRelease(ctx, &store.WorkReleaseParams{
-		ID: item.ID, Owner: e.cfg.NodeID, RunAt: e.clock.Now().UTC().Add(time.Second),
-	})
+	_ = e.release(ctx, item, time.Second)
 	return cause
 }
 
